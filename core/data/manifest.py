@@ -1,0 +1,563 @@
+"""Dataset folders described by ``manifest.csv`` / ``manifest.jsonl``: parsing, validation, splits.
+
+A dataset is a folder holding a manifest with one row per sample:
+
+- ``label`` (required): the class name.
+- ``split`` (optional): ``train``, ``val`` or ``test``. Rows without one get a seeded,
+  stratified 70/15/15 split.
+- ``image``, ``audio``: paths relative to the folder; ``text``: the text itself.
+  An empty cell, a missing key or a JSON ``null`` is a missing modality.
+- ``id`` (optional) and any other column, kept per record as ``extras``.
+
+Validation reports every bad row at once and never raises for bad content, so a user
+fixes a manifest in one pass. File bytes are only ever read and decoded through
+:mod:`core.io`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import posixpath
+import re
+import zlib
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from core.io import (
+    AUDIO_EXTENSIONS,
+    DEFAULT_LIMITS,
+    IMAGE_EXTENSIONS,
+    InputError,
+    Limits,
+    decode_audio,
+    decode_image,
+    decode_text,
+    read_file,
+)
+from core.sample import MODALITIES, DecodedSample, Sample
+
+MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")
+"""Looked up in this order: a folder holding both uses the CSV."""
+
+SPLITS = ("train", "val", "test")
+AUTO_SPLIT_FRACTIONS = {"val": 0.15, "test": 0.15}
+"""Share of each class sent to val and test when the manifest gives no split; the rest is train."""
+
+FILE_MODALITIES = ("audio", "image")
+RESERVED_COLUMNS = ("id", "label", "split", "image", "audio", "text")
+_EXTENSIONS = {"image": IMAGE_EXTENSIONS, "audio": AUDIO_EXTENSIONS}
+_DECODERS = {"image": decode_image, "audio": decode_audio}
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass
+class Record:
+    """One manifest row that passed validation.
+
+    Attributes
+    ----------
+    row : int
+        1-based data-row number as the user sees it (CSV: rows after the header;
+        JSONL: line number).
+    id : str
+        The ``id`` cell, or ``f"row{row}"`` when the manifest has none.
+    label, split : str
+        Class name and one of ``train``/``val``/``test``.
+    image, audio : Path or None
+        Absolute resolved paths, or ``None`` when the modality is missing.
+    text : str or None
+        Inline text, or ``None`` when missing.
+    extras : dict[str, str]
+        Every non-reserved column of the row.
+    """
+
+    row: int
+    id: str
+    label: str
+    split: str
+    image: Path | None = None
+    audio: Path | None = None
+    text: str | None = None
+    extras: dict[str, str] = field(default_factory=dict)
+    _hashes: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def present(self) -> list[str]:
+        """Names of the modalities this record has, sorted."""
+        return [m for m in MODALITIES if getattr(self, m) is not None]
+
+    def content_hash(self, modality: str) -> str:
+        """SHA-256 hex of a modality's content (file bytes, or UTF-8 text); memoised.
+
+        Used as the embedding-cache key, so it depends on content only, never on paths.
+        """
+        if modality not in self._hashes:
+            value = getattr(self, modality, None) if modality in MODALITIES else None
+            if value is None:
+                raise ValueError(f"Record {self.id} has no {modality}.")
+            data = value.encode("utf-8") if modality == "text" else read_file(value, _NO_SIZE_LIMIT)
+            self._hashes[modality] = hashlib.sha256(data).hexdigest()
+        return self._hashes[modality]
+
+
+# Hashing an already validated file must not fail on a limit the caller chose for decoding.
+_NO_SIZE_LIMIT = Limits(max_bytes=2**62)
+
+
+@dataclass
+class RowIssue:
+    """One problem in a manifest. ``row`` 0 means the manifest as a whole."""
+
+    row: int
+    column: str
+    reason: str
+
+    def format(self) -> str:
+        where = f"row {self.row}" if self.row > 0 else "manifest"
+        column = f", column {self.column}" if self.column else ""
+        return f"{where}{column}: {self.reason}"
+
+
+@dataclass
+class ValidationReport:
+    """Every problem found in a dataset, in row order."""
+
+    issues: list[RowIssue]
+    n_rows: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.issues
+
+    @property
+    def bad_rows(self) -> set[int]:
+        """Data rows with at least one issue (row 0, the manifest itself, excluded)."""
+        return {issue.row for issue in self.issues if issue.row > 0}
+
+    @property
+    def fatal(self) -> bool:
+        """Whether a manifest-level problem makes every row unusable."""
+        return any(issue.row == 0 for issue in self.issues)
+
+    def format(self, max_lines: int = 50) -> str:
+        """Human-readable summary, one line per issue, cut after ``max_lines`` issues."""
+        if self.ok:
+            return f"No problems in {self.n_rows} rows."
+        lines = [f"{len(self.issues)} problem(s) in {len(self.bad_rows)} of {self.n_rows} rows:"]
+        lines += [f"  {issue.format()}" for issue in self.issues[:max_lines]]
+        if len(self.issues) > max_lines:
+            lines.append(f"  ... and {len(self.issues) - max_lines} more")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+class DatasetError(InputError):
+    """A dataset that cannot be loaded as it is; ``.report`` lists every problem."""
+
+    def __init__(self, message: str, report: ValidationReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class Dataset:
+    """A validated dataset: records with their split assigned, and the class list."""
+
+    root: Path
+    records: list[Record]
+    classes: list[str]
+    fingerprint: str
+    skipped: ValidationReport | None = None
+
+    def split(self, name: str) -> list[Record]:
+        """Records of one split (``train``, ``val`` or ``test``), in manifest order."""
+        if name not in SPLITS:
+            raise ValueError(f"Unknown split {name!r}; expected one of {', '.join(SPLITS)}.")
+        return [r for r in self.records if r.split == name]
+
+    def modalities(self) -> list[str]:
+        """Modalities present in at least one record, sorted."""
+        return sorted({m for r in self.records for m in r.present()})
+
+    def split_sizes(self) -> dict[str, int]:
+        counts = Counter(r.split for r in self.records)
+        return {name: counts[name] for name in SPLITS}
+
+    def class_counts(self, split: str | None = None) -> dict[str, int]:
+        """Records per class (every class listed, zeros included), optionally for one split."""
+        counts = Counter(r.label for r in self._records_of(split))
+        return {label: counts[label] for label in self.classes}
+
+    def modality_coverage(self, split: str | None = None) -> dict[str, float]:
+        """Fraction of records that have each modality, optionally for one split."""
+        records = self._records_of(split)
+        return {m: sum(getattr(r, m) is not None for r in records) / max(len(records), 1) for m in MODALITIES}
+
+    def _records_of(self, split: str | None) -> list[Record]:
+        return self.records if split is None else self.split(split)
+
+
+def natural_sort_key(text: str) -> tuple:
+    """Sort key that orders digit runs numerically, so ``"2" < "10"``."""
+    parts = re.split(r"(\d+)", text)
+    return tuple((int(p) if i % 2 else p.lower()) for i, p in enumerate(parts)), text
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+@dataclass
+class _Row:
+    """A manifest row as parsed: cells are stripped strings, ``None`` for missing."""
+
+    number: int
+    cells: dict[str, str | None]
+
+
+@dataclass
+class _Scan:
+    report: ValidationReport
+    rows: list[_Row]
+    manifest_bytes: bytes
+    file_hashes: dict[tuple[int, str], str]
+    resolved: dict[tuple[int, str], Path]
+    extra_columns: list[str]
+
+
+def _find_manifest(root: Path) -> Path | None:
+    for name in MANIFEST_NAMES:
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
+def _parse_csv(text: str) -> tuple[list[str], list[_Row], list[RowIssue]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        return [], [], [RowIssue(0, "", "the manifest is empty")]
+    columns = [name.strip() for name in header]
+    issues = [
+        RowIssue(0, name, "the column appears more than once")
+        for name, count in Counter(columns).items()
+        if count > 1 and name
+    ]
+    rows = []
+    for number, cells in enumerate(reader, start=1):
+        if not any(cell.strip() for cell in cells):
+            continue  # blank lines are not rows
+        if len(cells) > len(columns):
+            issues.append(RowIssue(number, "", f"the row has {len(cells)} cells but the header has {len(columns)}"))
+        values = {name: (cells[i].strip() or None) if i < len(cells) else None for i, name in enumerate(columns)}
+        rows.append(_Row(number, values))
+    return columns, rows, issues
+
+
+def _json_cell(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    return json.dumps(value)  # numbers, booleans, nested values: kept as their JSON text
+
+
+def _parse_jsonl(text: str) -> tuple[list[str], list[_Row], list[RowIssue]]:
+    columns: dict[str, None] = {}  # insertion-ordered set
+    rows, issues = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as err:
+            issues.append(RowIssue(number, "", f"invalid JSON ({err})"))
+            continue
+        if not isinstance(obj, dict):
+            issues.append(RowIssue(number, "", f"expected a JSON object, got {type(obj).__name__}"))
+            continue
+        cells = {}
+        for key, value in obj.items():
+            name = str(key).strip()
+            columns.setdefault(name)
+            if name in RESERVED_COLUMNS and isinstance(value, (dict, list)):
+                issues.append(RowIssue(number, name, f"expected a string, got a JSON {type(value).__name__}"))
+                value = None
+            cells[name] = _json_cell(value)
+        rows.append(_Row(number, cells))
+    return list(columns), rows, issues
+
+
+def _read_manifest(root: Path, limits: Limits) -> tuple[list[str], list[_Row], bytes, list[RowIssue]]:
+    path = _find_manifest(root)
+    if path is None:
+        where = "it does not exist" if not root.exists() else "not a folder" if not root.is_dir() else ""
+        reason = f"no {' or '.join(MANIFEST_NAMES)} in {root}" + (f" ({where})" if where else "")
+        return [], [], b"", [RowIssue(0, "", reason)]
+    try:
+        data = read_file(path, limits)
+        text = data.decode("utf-8-sig")
+    except InputError as err:
+        return [], [], b"", [RowIssue(0, "", f"{path.name}: {err}")]
+    except UnicodeDecodeError:
+        return [], [], b"", [RowIssue(0, "", f"{path.name} is not UTF-8 text")]
+    parse = _parse_csv if path.suffix == ".csv" else _parse_jsonl
+    try:
+        columns, rows, issues = parse(text)
+    except csv.Error as err:  # NUL bytes, oversized fields, unterminated quotes
+        return [], [], data, [RowIssue(0, "", f"{path.name} is not valid CSV ({err})")]
+    return columns, rows, data, issues
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _resolve_inside(root: Path, cell: str, modality: str) -> tuple[Path | None, str | None]:
+    """The resolved path of a file cell, or why it is refused (escapes, wrong extension)."""
+    relative = cell.replace("\\", "/")  # manifests written on Windows
+    if PurePosixPath(relative).is_absolute() or re.match(r"^[A-Za-z]:", relative):
+        return None, f"absolute paths are not allowed, give a path relative to the dataset folder: {cell}"
+    if posixpath.normpath(relative).split("/")[0] == "..":
+        return None, f"the path leaves the dataset folder: {cell}"
+    suffix = PurePosixPath(relative).suffix.lower()
+    if suffix not in _EXTENSIONS[modality]:
+        expected = ", ".join(_EXTENSIONS[modality])
+        return None, f"unsupported {modality} file type {suffix or '(none)'!r} (expected {expected}): {cell}"
+    resolved = (root / relative).resolve()
+    if not resolved.is_relative_to(root):
+        return None, f"the path is a link that leads outside the dataset folder: {cell}"
+    return resolved, None
+
+
+def _check_file(path: Path, cell: str, modality: str, limits: Limits) -> tuple[str | None, str | None]:
+    """Read and decode one file; returns (content hash, None) or (None, reason)."""
+    if not path.exists():
+        return None, f"file not found: {cell}"
+    try:
+        data = read_file(path, limits)
+        _DECODERS[modality](data, limits)
+    except InputError as err:
+        return None, f"{err} ({cell})"
+    return hashlib.sha256(data).hexdigest(), None
+
+
+def _scan(root: str | Path, limits: Limits) -> _Scan:
+    root = Path(root).resolve()
+    columns, rows, manifest_bytes, issues = _read_manifest(root, limits)
+    if columns and "label" not in columns:
+        found = ", ".join(repr(c) for c in columns[:10])
+        issues.append(RowIssue(0, "label", f"the manifest has no 'label' column (columns found: {found})"))
+    extra_columns = [c for c in columns if c and c not in RESERVED_COLUMNS]
+
+    first_row_of_id: dict[str, int] = {}
+    file_jobs: list[tuple[int, str, str, Path]] = []
+    resolved: dict[tuple[int, str], Path] = {}
+    for row in rows:
+        cells = row.cells
+        if "label" in columns and cells.get("label") is None:
+            issues.append(RowIssue(row.number, "label", "the label is empty"))
+        split = cells.get("split")
+        if split is not None and split.lower() not in SPLITS:
+            issues.append(
+                RowIssue(row.number, "split", f"unknown split {split!r} (expected train, val, test or empty)")
+            )
+        record_id = cells.get("id")
+        if record_id is not None:
+            if record_id in first_row_of_id:
+                issues.append(
+                    RowIssue(
+                        row.number, "id", f"duplicate id {record_id!r} (first used in row {first_row_of_id[record_id]})"
+                    )
+                )
+            first_row_of_id.setdefault(record_id, row.number)
+        if all(cells.get(m) is None for m in MODALITIES):
+            issues.append(RowIssue(row.number, "", "the row has no image, audio or text"))
+        text = cells.get("text")
+        if text is not None:
+            try:
+                decode_text(text, limits)
+            except InputError as err:
+                issues.append(RowIssue(row.number, "text", str(err)))
+        for modality in FILE_MODALITIES:
+            cell = cells.get(modality)
+            if cell is None:
+                continue
+            path, reason = _resolve_inside(root, cell, modality)
+            if reason is not None:
+                issues.append(RowIssue(row.number, modality, reason))
+            else:
+                file_jobs.append((row.number, modality, cell, path))
+                resolved[(row.number, modality)] = path
+
+    # Decoding dominates validation time; PIL and libsndfile release the GIL.
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        checks = list(pool.map(lambda job: _check_file(job[3], job[2], job[1], limits), file_jobs))
+    file_hashes = {}
+    for (number, modality, _, _), (digest, reason) in zip(file_jobs, checks, strict=True):
+        if reason is not None:
+            issues.append(RowIssue(number, modality, reason))
+        else:
+            file_hashes[(number, modality)] = digest
+
+    issues.sort(
+        key=lambda issue: (issue.row, RESERVED_COLUMNS.index(issue.column) if issue.column in RESERVED_COLUMNS else -1)
+    )
+    report = ValidationReport(issues=issues, n_rows=len(rows))
+    return _Scan(report, rows, manifest_bytes, file_hashes, resolved, extra_columns)
+
+
+def validate_dataset(root: str | Path, limits: Limits = DEFAULT_LIMITS) -> ValidationReport:
+    """Check a dataset folder and report every problem at once; never raises for bad content.
+
+    Parameters
+    ----------
+    root : str or Path
+        The dataset folder (holding ``manifest.csv`` or ``manifest.jsonl``).
+    limits : Limits
+        Size limits applied to the manifest and to every file and text.
+
+    Returns
+    -------
+    ValidationReport
+        ``report.ok`` is True when the dataset loads as it is.
+    """
+    return _scan(root, limits).report
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _assign_splits(records: list[Record], unassigned: list[Record], seed: int) -> None:
+    """Seeded stratified 70/15/15 split of ``unassigned``, class by class."""
+    by_label: dict[str, list[Record]] = {}
+    for record in unassigned:
+        by_label.setdefault(record.label, []).append(record)
+    for label, members in by_label.items():
+        # Seeding per class keeps a class's split unchanged when other classes are added.
+        rng = np.random.default_rng([seed, zlib.crc32(label.encode("utf-8"))])
+        order = rng.permutation(len(members))
+        n = len(members)
+        sizes = {name: round(frac * n) for name, frac in AUTO_SPLIT_FRACTIONS.items()}
+        if n >= 3:  # every split gets at least one sample of a class that can afford it
+            sizes = {name: max(1, size) for name, size in sizes.items()}
+        n_val, n_test = sizes["val"], sizes["test"]
+        for rank, index in enumerate(order):
+            members[index].split = "val" if rank < n_val else "test" if rank < n_val + n_test else "train"
+
+
+def _fingerprint(manifest_bytes: bytes, records: list[Record]) -> str:
+    """Content hash of the dataset as loaded: manifest bytes, file contents and splits, no paths."""
+    digest = hashlib.sha256(manifest_bytes)
+    for record in records:
+        hashes = " ".join(f"{m}={record.content_hash(m)}" for m in record.present() if m in FILE_MODALITIES)
+        digest.update(f"{record.row}\t{record.split}\t{hashes}\n".encode())
+    return digest.hexdigest()
+
+
+def load_dataset(
+    root: str | Path,
+    *,
+    seed: int = 0,
+    skip_invalid: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Dataset:
+    """Validate and load a dataset folder.
+
+    Parameters
+    ----------
+    root : str or Path
+        The dataset folder.
+    seed : int
+        Seed of the stratified split given to rows without a ``split``.
+    skip_invalid : bool
+        Drop bad rows (kept in ``Dataset.skipped``) instead of refusing the dataset.
+    limits : Limits
+        Size limits for the manifest, files and texts.
+
+    Raises
+    ------
+    DatasetError
+        Listing every problem, when there are problems and ``skip_invalid`` is False, when the
+        manifest itself is unusable, or when no valid row remains.
+
+    Examples
+    --------
+    >>> dataset = load_dataset("demo_data")  # doctest: +SKIP
+    >>> dataset.split_sizes()  # doctest: +SKIP
+    {'train': 2156, 'val': 360, 'test': 359}
+    """
+    scan = _scan(root, limits)
+    report = scan.report
+    manifest = _find_manifest(Path(root)) or Path(root) / MANIFEST_NAMES[0]
+    if report.fatal or (not report.ok and not skip_invalid):
+        hint = "" if report.fatal else ", or pass --skip-invalid to leave the bad rows out"
+        raise DatasetError(
+            f"Cannot load the dataset in {manifest.parent}.\n{report.format()}\nFix {manifest.name}{hint}.", report
+        )
+
+    bad_rows = report.bad_rows
+    records, unassigned = [], []
+    for row in scan.rows:
+        if row.number in bad_rows:
+            continue
+        cells = row.cells
+        record = Record(
+            row=row.number,
+            id=cells.get("id") or f"row{row.number}",
+            label=cells["label"],
+            split=(cells.get("split") or "").lower(),
+            image=scan.resolved.get((row.number, "image")),
+            audio=scan.resolved.get((row.number, "audio")),
+            text=cells.get("text"),
+            extras={name: cells.get(name) or "" for name in scan.extra_columns},
+        )
+        for modality in FILE_MODALITIES:
+            if (row.number, modality) in scan.file_hashes:
+                record._hashes[modality] = scan.file_hashes[(row.number, modality)]
+        records.append(record)
+        if not record.split:
+            unassigned.append(record)
+    if not records:
+        raise DatasetError(f"No valid row left in {manifest}.\n{report.format()}", report)
+    _assign_splits(records, unassigned, seed)
+    classes = sorted({r.label for r in records}, key=natural_sort_key)
+    return Dataset(
+        root=Path(root).resolve(),
+        records=records,
+        classes=classes,
+        fingerprint=_fingerprint(scan.manifest_bytes, records),
+        skipped=report if not report.ok else None,
+    )
+
+
+def load_sample(record: Record, limits: Limits = DEFAULT_LIMITS) -> DecodedSample:
+    """Decode a record's modalities through :mod:`core.io`; ``meta`` holds its extras."""
+    return DecodedSample(
+        image=decode_image(read_file(record.image, limits), limits) if record.image else None,
+        text=decode_text(record.text, limits) if record.text is not None else None,
+        audio=decode_audio(read_file(record.audio, limits), limits) if record.audio else None,
+        label=record.label,
+        id=record.id,
+        meta=dict(record.extras),
+    )
+
+
+def record_to_sample(record: Record, limits: Limits = DEFAULT_LIMITS) -> Sample:
+    """The record as raw bytes and text, the form uploads take in the dashboard."""
+    return Sample(
+        image=read_file(record.image, limits) if record.image else None,
+        text=record.text,
+        audio=read_file(record.audio, limits) if record.audio else None,
+        label=record.label,
+        id=record.id,
+    )

@@ -179,6 +179,7 @@ class Dataset:
     classes: list[str]
     fingerprint: str
     skipped: ValidationReport | None = None
+    limits: Limits = DEFAULT_LIMITS
 
     def split(self, name: str) -> list[Record]:
         """Records of one split (``train``, ``val`` or ``test``), in manifest order."""
@@ -537,6 +538,7 @@ def load_dataset(
         classes=classes,
         fingerprint=_fingerprint(scan.manifest_bytes, records),
         skipped=report if not report.ok else None,
+        limits=limits,
     )
 
 

@@ -1,0 +1,323 @@
+"""Save, load and list checkpoints: a folder with ``model.safetensors`` + ``card.json``.
+
+Nothing here ever unpickles. The card is validated before the weights are
+touched, the weights file is checked against the SHA-256 recorded in the card,
+and every tensor is checked against the architecture the card describes, so a
+hostile or mismatched checkpoint is refused with a message naming the problem.
+Writes are atomic: a temporary folder is filled, then renamed into place.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.encoders import EncoderLoadError, build_encoder
+from core.fusion import FUSIONS, build_fusion
+from core.model import MultimodalClassifier
+from core.sample import MODALITIES
+
+CARD_FORMAT = "fusion-checkpoint"
+CARD_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "card.json"
+MAX_CARD_BYTES = 5 * 1024 * 1024
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_checkpoint_dir() -> Path:
+    """``$FUSION_CHECKPOINTS`` or ``checkpoints/`` at the project root."""
+    return Path(os.environ.get("FUSION_CHECKPOINTS", PROJECT_ROOT / "checkpoints"))
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be loaded; ``str(err)`` says why in user terms."""
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: MultimodalClassifier
+    card: dict[str, Any]
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.card.get("name", self.path.name)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checkpoint_state(model: MultimodalClassifier) -> dict[str, torch.Tensor]:
+    """The tensors a checkpoint stores: everything except frozen pretrained encoders,
+    whose weights come from their own package or directory (named in the card)."""
+    frozen = tuple(f"encoders.{m}." for m in model.modalities if not model.encoders[m].trainable)
+    return {
+        k: v.detach().cpu().contiguous()
+        for k, v in model.state_dict().items()
+        if not k.startswith(frozen)
+    }
+
+
+def build_model_from_card(card: dict[str, Any]) -> MultimodalClassifier:
+    """The architecture a card describes, with freshly initialised weights."""
+    encoders = {m: build_encoder(m, spec) for m, spec in sorted(card["encoders"].items())}
+    fusion = build_fusion(card["fusion"], **card["fusion_config"])
+    return MultimodalClassifier(encoders, fusion, card["classes"])
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import safetensors
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "safetensors": safetensors.__version__,
+    }
+
+
+def save_checkpoint(model: MultimodalClassifier, path: str | Path, card: dict[str, Any]) -> Path:
+    """Write ``model`` and its card to folder ``path`` atomically; returns ``path``.
+
+    ``card`` holds the run's facts (name, dataset, training, metrics); the
+    architecture fields (fusion, encoders, classes, weights hash) are filled in here
+    from the model itself so they can never disagree with the weights.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = checkpoint_state(model)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": CARD_FORMAT})
+        full_card = {
+            "format": CARD_FORMAT,
+            "format_version": CARD_VERSION,
+            **card,
+            "fusion": model.fusion.name,
+            "fusion_config": model.fusion.config(),
+            "modalities": model.modalities,
+            "encoders": {m: model.encoders[m].spec() for m in model.modalities},
+            "classes": model.classes,
+            "parameters": {
+                "total": model.parameter_count(),
+                "stored": int(sum(v.numel() for v in state.values())),
+            },
+            "weights": {
+                "file": WEIGHTS_FILE,
+                "sha256": sha256_file(tmp / WEIGHTS_FILE),
+                "tensors": {k: list(v.shape) for k, v in state.items()},
+            },
+            "versions": versions(),
+            "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        (tmp / CARD_FILE).write_text(json.dumps(full_card, indent=2, sort_keys=False))
+        for f in (tmp / WEIGHTS_FILE, tmp / CARD_FILE):
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def read_card(path: str | Path) -> dict[str, Any]:
+    """Read and validate ``card.json`` of checkpoint folder ``path`` without touching weights."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"{path} is not a checkpoint folder (expected a folder with {CARD_FILE} and {WEIGHTS_FILE}).")
+    card_path = path / CARD_FILE
+    if not card_path.is_file():
+        pickles = sorted(p.name for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+        if pickles:
+            raise CheckpointError(
+                f"{path.name} holds {', '.join(pickles)}: pickle-based checkpoints are refused because "
+                "loading them can run arbitrary code. Re-save the weights as safetensors with a card.json."
+            )
+        raise CheckpointError(f"{path.name} has no {CARD_FILE}.")
+    if card_path.stat().st_size > MAX_CARD_BYTES:
+        raise CheckpointError(f"{CARD_FILE} in {path.name} is larger than {MAX_CARD_BYTES // 1024 // 1024} MiB.")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{CARD_FILE} in {path.name} is not valid JSON ({err}).") from None
+    _validate_card(card, path.name)
+    return card
+
+
+def _validate_card(card: Any, where: str) -> None:
+    def fail(msg: str) -> None:
+        raise CheckpointError(f"Checkpoint {where}: {msg}")
+
+    if not isinstance(card, dict):
+        fail("the card is not a JSON object.")
+    if card.get("format") != CARD_FORMAT:
+        fail(f"the card's format is {card.get('format')!r}, expected {CARD_FORMAT!r}.")
+    if card.get("format_version") != CARD_VERSION:
+        fail(f"card format version {card.get('format_version')!r} is not supported (expected {CARD_VERSION}).")
+    if card.get("fusion") not in FUSIONS:
+        fail(f"unknown fusion strategy {card.get('fusion')!r}.")
+    classes = card.get("classes")
+    if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes)):
+        fail("'classes' must be a list of at least two class names.")
+    if len(set(classes)) != len(classes):
+        fail("'classes' contains duplicates.")
+    encoders = card.get("encoders")
+    if not (isinstance(encoders, dict) and encoders and set(encoders) <= set(MODALITIES)):
+        fail(f"'encoders' must map modalities ({', '.join(MODALITIES)}) to encoder specs.")
+    if not all(isinstance(s, dict) and isinstance(s.get("kind"), str) for s in encoders.values()):
+        fail("every encoder spec must be an object with a 'kind'.")
+    if sorted(card.get("modalities", [])) != sorted(encoders):
+        fail("'modalities' does not match 'encoders'.")
+    cfg = card.get("fusion_config")
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("in_dims"), dict):
+        fail("'fusion_config' is missing or malformed.")
+    if sorted(cfg["in_dims"]) != sorted(encoders):
+        fail("'fusion_config.in_dims' does not match 'encoders'.")
+    if cfg.get("num_classes") != len(classes):
+        fail(f"'fusion_config.num_classes' is {cfg.get('num_classes')}, but the card lists {len(classes)} classes.")
+    weights = card.get("weights")
+    if not (isinstance(weights, dict) and weights.get("file") == WEIGHTS_FILE and isinstance(weights.get("sha256"), str)):
+        fail(f"'weights' must name {WEIGHTS_FILE} and its sha256.")
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str | None = None) -> LoadedCheckpoint:
+    """Load a checkpoint folder into an eval-mode model with gradients off.
+
+    Raises:
+        CheckpointError: pickles, missing files, a card that does not validate, a
+            weights file whose hash differs from the card's, or tensors whose names or
+            shapes do not match the architecture the card describes.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    card = read_card(path)
+    weights_path = path / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise CheckpointError(f"Checkpoint {path.name} has no {WEIGHTS_FILE}.")
+    actual = sha256_file(weights_path)
+    if actual != card["weights"]["sha256"]:
+        raise CheckpointError(
+            f"Checkpoint {path.name}: {WEIGHTS_FILE} was modified after it was saved "
+            f"(sha256 {actual[:12]}..., card says {card['weights']['sha256'][:12]}...)."
+        )
+    try:
+        model = build_model_from_card(card)
+    except EncoderLoadError as err:
+        raise CheckpointError(f"Checkpoint {path.name}: {err}") from None
+    except (TypeError, ValueError, KeyError) as err:
+        raise CheckpointError(f"Checkpoint {path.name}: the card describes an invalid model ({err}).") from None
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"Checkpoint {path.name}: {WEIGHTS_FILE} is not a valid safetensors file ({err}).") from None
+    expected = checkpoint_state(model)
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensors (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
+        raise CheckpointError(
+            f"Checkpoint {path.name}: weights do not match the {card['fusion']} architecture in the card: "
+            + "; ".join(parts) + "."
+        )
+    for key, tensor in expected.items():
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"Checkpoint {path.name}: tensor {key} has shape {tuple(state[key].shape)} but the card's "
+                f"architecture needs {tuple(tensor.shape)}."
+            )
+    model.load_state_dict(state, strict=False)
+    model.eval()
+    model.requires_grad_(False)
+    if device is not None:
+        model.to(device)
+    return LoadedCheckpoint(model=model, card=card, path=path)
+
+
+@dataclass
+class CheckpointInfo:
+    path: Path
+    name: str
+    fusion: str
+    kind: str
+    modalities: list[str]
+    encoders: dict[str, str]
+    classes: int
+    parameters: int
+    test_accuracy: float | None
+    val_accuracy: float | None
+    created_at: str
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+
+
+def encoder_label(spec: dict[str, Any]) -> str:
+    """Short human name of an encoder spec, e.g. ``builtin-cnn`` or ``hf:bert-base``."""
+    kind = spec.get("kind", "?")
+    name = spec.get("name")
+    return f"{kind}:{name}" if name else kind
+
+
+def list_checkpoints(root: str | Path | None = None) -> list[CheckpointInfo]:
+    """Every checkpoint folder directly under ``root``; unreadable ones are listed with ``error``."""
+    root = Path(root) if root is not None else default_checkpoint_dir()
+    if not root.is_dir():
+        return []
+    infos = []
+    for path in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            card = read_card(path)
+        except CheckpointError as err:
+            infos.append(CheckpointInfo(path, path.name, "?", "?", [], {}, 0, 0, None, None, "", error=str(err)))
+            continue
+        metrics = card.get("metrics", {})
+        infos.append(
+            CheckpointInfo(
+                path=path,
+                name=card.get("name", path.name),
+                fusion=card["fusion"],
+                kind=card.get("kind", "fusion"),
+                modalities=card["modalities"],
+                encoders={m: encoder_label(s) for m, s in card["encoders"].items()},
+                classes=len(card["classes"]),
+                parameters=int(card.get("parameters", {}).get("total", 0)),
+                test_accuracy=metrics.get("test", {}).get("accuracy"),
+                val_accuracy=metrics.get("val", {}).get("accuracy"),
+                created_at=card.get("created_at", ""),
+            )
+        )
+    return infos

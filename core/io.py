@@ -1,0 +1,281 @@
+"""Bytes in, decoded modalities out: the one place that parses files and uploads.
+
+Every decoder enforces :class:`Limits` *before* doing expensive work (file size
+before reading, pixel count before decoding, duration before resampling) and
+turns every failure into an :class:`InputError` subclass carrying a message a
+user can act on. Nothing else in the project calls PIL, soundfile or librosa's
+loaders directly.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+SAMPLE_RATE = 16_000
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Upper bounds applied to every decoded input.
+
+    Args:
+        max_bytes: largest file or upload accepted, in bytes.
+        max_image_pixels: largest width*height decoded (guards decompression bombs).
+        max_audio_seconds: longest audio clip decoded.
+        max_text_chars: longest text accepted.
+    """
+
+    max_bytes: int = 50 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    max_audio_seconds: float = 60.0
+    max_text_chars: int = 10_000
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        """Defaults, overridden by ``FUSION_MAX_BYTES`` etc. when set."""
+        default = cls()
+        return cls(
+            max_bytes=int(os.environ.get("FUSION_MAX_BYTES", default.max_bytes)),
+            max_image_pixels=int(os.environ.get("FUSION_MAX_IMAGE_PIXELS", default.max_image_pixels)),
+            max_audio_seconds=float(os.environ.get("FUSION_MAX_AUDIO_SECONDS", default.max_audio_seconds)),
+            max_text_chars=int(os.environ.get("FUSION_MAX_TEXT_CHARS", default.max_text_chars)),
+        )
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class InputError(ValueError):
+    """Base of every input failure; ``str(err)`` is a message meant for the user."""
+
+
+class EmptyInputError(InputError):
+    pass
+
+
+class InputTooLargeError(InputError):
+    pass
+
+
+class UnreadableImageError(InputError):
+    pass
+
+
+class ImageTooLargeError(InputError):
+    pass
+
+
+class UnreadableAudioError(InputError):
+    pass
+
+
+class AudioTooLongError(InputError):
+    pass
+
+
+class InvalidAudioError(InputError):
+    pass
+
+
+class InvalidTextError(InputError):
+    pass
+
+
+class TextTooLongError(InputError):
+    pass
+
+
+def _mib(n: float) -> str:
+    return f"{n / (1024 * 1024):.1f} MiB"
+
+
+def _check_size(data: bytes, what: str, limits: Limits) -> None:
+    if len(data) == 0:
+        raise EmptyInputError(f"The {what} is empty (0 bytes).")
+    if len(data) > limits.max_bytes:
+        raise InputTooLargeError(
+            f"The {what} is {_mib(len(data))}, over the {_mib(limits.max_bytes)} limit."
+        )
+
+
+def read_file(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> bytes:
+    """Read a file's bytes, refusing empty, missing or oversized files without reading them whole."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise InputError(f"File not found: {path}") from None
+    except OSError as err:
+        raise InputError(f"Cannot access {path}: {err.strerror or err}") from None
+    if not path.is_file():
+        raise InputError(f"Not a regular file: {path}")
+    if size == 0:
+        raise EmptyInputError(f"The file {path.name} is empty (0 bytes).")
+    if size > limits.max_bytes:
+        raise InputTooLargeError(
+            f"The file {path.name} is {_mib(size)}, over the {_mib(limits.max_bytes)} limit."
+        )
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise InputError(f"Cannot read {path}: {err.strerror or err}") from None
+
+
+def decode_image(data: bytes, limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
+    """Decode PNG/JPEG/BMP/WebP/GIF bytes to an RGB ``uint8`` array of shape (H, W, 3).
+
+    Animated images give their first frame. The pixel count is checked from the
+    header before any pixel is decoded.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    _check_size(data, "image", limits)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            if width <= 0 or height <= 0:
+                raise UnreadableImageError("The image has no pixels.")
+            if width * height > limits.max_image_pixels:
+                raise ImageTooLargeError(
+                    f"The image is {width}x{height} pixels ({width * height / 1e6:.0f} MP), over the "
+                    f"{limits.max_image_pixels / 1e6:.0f} MP limit."
+                )
+            img.seek(0)
+            img.load()
+            rgb = img.convert("RGB")
+            return np.asarray(rgb, dtype=np.uint8).copy()
+    except InputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLargeError("The image declares too many pixels (a decompression bomb?).") from None
+    except UnidentifiedImageError:
+        raise UnreadableImageError(
+            "This is not an image we can read (PNG, JPEG, BMP, WebP or GIF expected)."
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError, IndexError, TypeError) as err:
+        raise UnreadableImageError(f"The image is corrupt or truncated ({type(err).__name__}).") from None
+
+
+def decode_audio(data: bytes, limits: Limits = DEFAULT_LIMITS, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode WAV/FLAC/OGG (and MP3 where a backend can) to mono ``float32`` at ``sample_rate``.
+
+    Multi-channel audio is averaged to mono. The duration is read from the
+    header and checked against the limit before decoding the samples.
+    """
+    import soundfile as sf
+
+    _check_size(data, "audio file", limits)
+    try:
+        info = sf.info(io.BytesIO(data))
+    except Exception:  # soundfile raises several types for unknown formats
+        return _decode_audio_fallback(data, limits, sample_rate)
+    if info.samplerate <= 0 or info.frames <= 0:
+        raise InvalidAudioError("The audio file contains no samples.")
+    seconds = info.frames / info.samplerate
+    if seconds > limits.max_audio_seconds:
+        raise AudioTooLongError(
+            f"The audio is {seconds:.1f} s long, over the {limits.max_audio_seconds:.0f} s limit."
+        )
+    if info.channels > 64:
+        raise InvalidAudioError(f"The audio declares {info.channels} channels; at most 64 are accepted.")
+    try:
+        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except Exception as err:
+        raise UnreadableAudioError(f"The audio file is corrupt or truncated ({type(err).__name__}).") from None
+    return _finish_audio(samples.mean(axis=1), rate, sample_rate)
+
+
+def _decode_audio_fallback(data: bytes, limits: Limits, sample_rate: int) -> np.ndarray:
+    """MP3 and other formats soundfile cannot open, through librosa's audioread backend."""
+    import tempfile
+
+    if not (data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and (data[1] & 0xE0) == 0xE0)):
+        raise UnreadableAudioError(
+            "This is not an audio file we can read (WAV, FLAC, OGG or MP3 expected)."
+        )
+    try:
+        import librosa
+
+        with tempfile.NamedTemporaryFile(suffix=".mp3") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                samples, rate = librosa.load(
+                    tmp.name, sr=None, mono=True, duration=limits.max_audio_seconds + 1.0
+                )
+    except Exception as err:
+        raise UnreadableAudioError(
+            f"This MP3 could not be decoded ({type(err).__name__}); convert it to WAV or FLAC."
+        ) from None
+    if len(samples) / max(rate, 1) > limits.max_audio_seconds:
+        raise AudioTooLongError(f"The audio is over the {limits.max_audio_seconds:.0f} s limit.")
+    return _finish_audio(samples, rate, sample_rate)
+
+
+def _finish_audio(mono: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
+    if mono.size == 0:
+        raise InvalidAudioError("The audio file contains no samples.")
+    if not np.all(np.isfinite(mono)):
+        raise InvalidAudioError("The audio contains NaN or infinite samples.")
+    if rate != sample_rate:
+        import librosa
+
+        if mono.size < 2:
+            raise InvalidAudioError("The audio is too short to resample (fewer than 2 samples).")
+        mono = librosa.resample(mono, orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def decode_text(data: bytes | str, limits: Limits = DEFAULT_LIMITS) -> str:
+    """Validate text: UTF-8, no binary control characters, at most ``max_text_chars``.
+
+    Surrounding whitespace is stripped and internal runs of whitespace collapse to one space.
+    """
+    if isinstance(data, bytes):
+        if len(data) > limits.max_bytes:
+            raise InputTooLargeError(f"The text is {_mib(len(data))}, over the {_mib(limits.max_bytes)} limit.")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidTextError("The text is not valid UTF-8.") from None
+    else:
+        text = data
+    if len(text) > limits.max_text_chars:
+        raise TextTooLongError(
+            f"The text has {len(text):,} characters, over the {limits.max_text_chars:,} limit."
+        )
+    if any(ord(c) < 32 and c not in "\t\n\r" for c in text):
+        raise InvalidTextError("The text contains binary control characters.")
+    text = " ".join(text.split())
+    if not text:
+        raise EmptyInputError("The text is empty.")
+    return text
+
+
+def encode_wav(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """16-bit PCM WAV bytes of a mono waveform (for playback and for writing datasets)."""
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(waveform, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes of an (H, W) or (H, W, 3) ``uint8`` array."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()

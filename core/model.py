@@ -1,0 +1,133 @@
+"""MultimodalClassifier = per-modality encoders + a fusion strategy + a classification head.
+
+``embed`` (encoders) and ``classify`` (fusion + head) are separate so that
+explanations can perturb one modality, re-run only its encoder, and reuse the
+cached embeddings of the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.device import autocast
+from core.encoders.base import Encoder
+from core.fusion.base import Fusion
+from core.sample import DecodedSample
+
+
+@dataclass
+class PreparedBatch:
+    """Model input for B samples.
+
+    Attributes:
+        inputs: per modality, the encoder's collated input for the rows that have it.
+        rows: per modality, ``LongTensor`` of the batch rows those inputs belong to.
+        present: ``BoolTensor[B, M]`` in the model's sorted modality order.
+    """
+
+    inputs: dict[str, Any]
+    rows: dict[str, torch.Tensor]
+    present: torch.Tensor
+
+    @property
+    def size(self) -> int:
+        return int(self.present.shape[0])
+
+
+def move_to(value: Any, device: torch.device) -> Any:
+    """Move a tensor, or a dict/list of tensors, to ``device`` (non-blocking from pinned memory)."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=True)
+    if isinstance(value, dict):
+        return {k: move_to(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(move_to(v, device) for v in value)
+    return value
+
+
+class MultimodalClassifier(nn.Module):
+    """Encoders + fusion + head.
+
+    Args:
+        encoders: one :class:`Encoder` per modality the model uses.
+        fusion: a :class:`Fusion` built with ``in_dims`` matching the encoders' ``out_dim``.
+        classes: class names, index i = logit i.
+    """
+
+    def __init__(self, encoders: dict[str, Encoder], fusion: Fusion, classes: list[str]):
+        super().__init__()
+        self.modalities: list[str] = sorted(encoders)
+        if self.modalities != fusion.modalities:
+            raise ValueError(f"fusion expects {fusion.modalities}, encoders give {self.modalities}")
+        self.encoders = nn.ModuleDict(encoders)
+        self.fusion = fusion
+        self.classes = list(classes)
+        self.head: nn.Module = (
+            nn.Identity() if fusion.outputs_logits else nn.Linear(fusion.out_dim, len(self.classes))
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.fusion.parameters()).device
+
+    def prepare(self, samples: list[DecodedSample]) -> PreparedBatch:
+        """CPU preprocessing of decoded samples; modalities the model does not use are ignored."""
+        inputs: dict[str, Any] = {}
+        rows: dict[str, torch.Tensor] = {}
+        present = torch.zeros(len(samples), len(self.modalities), dtype=torch.bool)
+        for j, m in enumerate(self.modalities):
+            idx = [i for i, s in enumerate(samples) if s.get(m) is not None]
+            present[idx, j] = True
+            rows[m] = torch.tensor(idx, dtype=torch.long)
+            if idx:
+                enc: Encoder = self.encoders[m]
+                inputs[m] = enc.collate([enc.prepare(samples[i].get(m)) for i in idx])
+        return PreparedBatch(inputs, rows, present)
+
+    def embed(self, batch: PreparedBatch) -> dict[str, torch.Tensor]:
+        """Run each encoder on the rows that have its modality.
+
+        Returns ``dict[str, Tensor[B, out_dim]]``; rows of absent modalities hold zeros,
+        which fusion never reads (it substitutes the learned missing embedding).
+        """
+        device = self.device
+        out = {}
+        for m in self.modalities:
+            enc: Encoder = self.encoders[m]
+            full = torch.zeros(batch.size, enc.out_dim, device=device)
+            if m in batch.inputs and len(batch.rows[m]):
+                emb = enc(move_to(batch.inputs[m], device))
+                full[batch.rows[m].to(device)] = emb.to(full.dtype)
+            out[m] = full
+        return out
+
+    def classify(self, embeddings: dict[str, torch.Tensor], present: torch.Tensor) -> torch.Tensor:
+        """Fusion + head on embeddings: ``Tensor[B, num_classes]`` logits."""
+        present = present.to(self.device)
+        return self.head(self.fusion({m: embeddings[m] for m in self.modalities}, present))
+
+    def forward(self, batch: PreparedBatch) -> torch.Tensor:
+        return self.classify(self.embed(batch), batch.present)
+
+    @torch.inference_mode()
+    def predict_proba(self, samples: list[DecodedSample], batch_size: int = 64) -> np.ndarray:
+        """Class probabilities ``[N, C]`` for decoded samples, batched, on the model's device.
+
+        Never changes the module's train/eval mode: a loaded model is shared read-only
+        between threads, so callers put it in eval mode once (loading does).
+        """
+        chunks = []
+        for start in range(0, len(samples), batch_size):
+            batch = self.prepare(samples[start : start + batch_size])
+            with autocast(self.device):
+                logits = self(batch)
+            chunks.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
+        return np.concatenate(chunks) if chunks else np.zeros((0, len(self.classes)), dtype=np.float32)
+
+    def parameter_count(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

@@ -1,0 +1,145 @@
+"""A small log-mel CNN trained from scratch on fixed-length audio clips."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import librosa
+import numpy as np
+import torch
+from torch import nn
+
+from core.encoders.base import Encoder, state_fingerprint
+from core.io import SAMPLE_RATE
+
+N_FFT = 512
+HOP_LENGTH = 160
+FLOOR_DB = -100.0
+"""Log-mel value of digital silence (power floor 1e-10): what zero padding becomes."""
+
+
+def crop_or_pad(waveform: np.ndarray, n_samples: int) -> np.ndarray:
+    """Exactly ``n_samples`` of a waveform, deterministically.
+
+    A longer waveform keeps the ``n_samples`` window with the most energy (the
+    earliest one on ties), so a short word inside a long recording is not cut
+    away; a shorter one is zero-padded equally on both sides.
+
+    Args:
+        waveform: mono ``float32`` samples, shape (T,).
+        n_samples: output length.
+
+    Returns:
+        ``float32`` array of shape (n_samples,).
+    """
+    waveform = np.asarray(waveform, dtype=np.float32).reshape(-1)
+    if waveform.size > n_samples:
+        energy = np.concatenate(([0.0], np.cumsum(waveform.astype(np.float64) ** 2)))
+        window_energy = energy[n_samples:] - energy[:-n_samples]
+        start = int(np.argmax(window_energy))
+        return waveform[start : start + n_samples].copy()
+    missing = n_samples - waveform.size
+    return np.pad(waveform, (missing // 2, missing - missing // 2))
+
+
+class BuiltinAudioEncoder(Encoder):
+    """Four conv blocks over a 64-band log-mel spectrogram of a fixed-length clip.
+
+    Args:
+        clip_seconds: every waveform is cropped (most energetic window) or padded to this length.
+        n_mels: mel bands.
+        channels: output channels of the conv blocks; a 2x2 max-pool follows all but the last.
+        out_dim: embedding size.
+
+    Inputs of ``forward``: ``Tensor[B, 1, n_mels, n_frames]``, the normalised log-mel.
+    Output: ``Tensor[B, out_dim]``.
+    """
+
+    modality = "audio"
+    trainable = True
+    floor_db = FLOOR_DB
+
+    def __init__(
+        self,
+        clip_seconds: float = 1.0,
+        n_mels: int = 64,
+        channels: tuple[int, ...] = (16, 32, 64, 128),
+        out_dim: int = 128,
+    ):
+        super().__init__()
+        self.clip_seconds = float(clip_seconds)
+        self.n_mels = n_mels
+        self.channels = tuple(channels)
+        self.out_dim = out_dim
+        self.clip_samples = int(round(self.clip_seconds * SAMPLE_RATE))
+        self.frame_seconds = HOP_LENGTH / SAMPLE_RATE
+        self.n_frames = 1 + self.clip_samples // HOP_LENGTH
+        # Computed once: librosa would rebuild the filterbank on every call.
+        self._mel_basis = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=n_mels).astype(np.float32)
+        layers: list[nn.Module] = []
+        in_channels = 1
+        for i, width in enumerate(self.channels):
+            # GroupNorm keeps each embedding independent of the rest of the batch.
+            layers += [
+                nn.Conv2d(in_channels, width, kernel_size=3, padding=1, bias=False),
+                nn.GroupNorm(min(8, width), width),
+                nn.ReLU(inplace=True),
+            ]
+            if i < len(self.channels) - 1:
+                layers.append(nn.MaxPool2d(2))
+            in_channels = width
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(in_channels, out_dim)
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "kind": "builtin",
+            "clip_seconds": self.clip_seconds,
+            "n_mels": self.n_mels,
+            "channels": list(self.channels),
+            "out_dim": self.out_dim,
+        }
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> BuiltinAudioEncoder:
+        return cls(
+            clip_seconds=spec["clip_seconds"],
+            n_mels=spec["n_mels"],
+            channels=tuple(spec["channels"]),
+            out_dim=spec["out_dim"],
+        )
+
+    def spectrogram(self, waveform: np.ndarray) -> np.ndarray:
+        """The log-mel (dB, floor ``FLOOR_DB``) of the cropped/padded clip the CNN sees.
+
+        Args:
+            waveform: mono ``float32`` at 16 kHz, any length.
+
+        Returns:
+            ``float32`` array (n_mels, n_frames); frame ``i`` is centred at ``i * frame_seconds``.
+        """
+        clip = crop_or_pad(waveform, self.clip_samples)
+        power = np.abs(librosa.stft(clip, n_fft=N_FFT, hop_length=HOP_LENGTH, center=True)) ** 2
+        mel = self._mel_basis @ power
+        # Clamped after the log too: float32 rounding would put silence a hair below the floor.
+        return np.maximum(10.0 * np.log10(np.maximum(mel, 1e-10)), FLOOR_DB).astype(np.float32)
+
+    def prepare_spectrogram(self, logmel: np.ndarray) -> torch.Tensor:
+        """Log-mel from :meth:`spectrogram` (possibly masked) -> ``Tensor[1, n_mels, n_frames]``.
+
+        The normalisation is a fixed affine map (no dataset statistics), so masking a
+        region to ``floor_db`` means "silence" to the network.
+        """
+        normalised = (np.asarray(logmel, dtype=np.float32) + 40.0) / 40.0
+        return torch.from_numpy(normalised).unsqueeze(0)
+
+    def prepare(self, value: np.ndarray) -> torch.Tensor:
+        """Waveform (T,) at 16 kHz -> ``Tensor[1, n_mels, n_frames]``."""
+        return self.prepare_spectrogram(self.spectrogram(value))
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        features = self.features(batch)
+        return self.head(features.mean(dim=(2, 3)))
+
+    def cache_id(self) -> str:
+        return f"builtin-audio:{state_fingerprint(self, self.spec())}"

@@ -86,6 +86,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- train
+def _event_writer(path: Path):
+    """A training callback appending each event as one JSON line (read by the dashboard's Train page)."""
+    import time
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(event: dict) -> None:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"time": time.time(), **event}) + "\n")
+
+    return write
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from core.data import load_dataset
     from core.encoders.cache import EmbeddingCache
@@ -117,7 +130,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         device=args.device,
     )
     cache = None if args.no_cache else EmbeddingCache()
-    results = Trainer(dataset, args.out, config, cache=cache, show_progress=not args.quiet).run(names)
+    callback = _event_writer(Path(args.events)) if args.events else None
+    results = Trainer(dataset, args.out, config, cache=cache, show_progress=not args.quiet, callback=callback).run(names)
     if args.json:
         _print_json([{"name": r.name, "path": str(r.path), "metrics": r.metrics, "epochs": r.epochs} for r in results])
     else:
@@ -226,6 +240,35 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- explain
+def cmd_explain(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from core.checkpoints import load_checkpoint
+    from core.device import pick_device
+    from core.explain import ExplainParams, explain
+    from core.figures.explanation import explanation_png
+
+    sample = load_cli_sample(args.image, args.text, args.audio)
+    loaded = load_checkpoint(args.checkpoint, device=pick_device(args.device))
+    params = ExplainParams(seed=args.seed)
+    if args.samples is not None:
+        params = replace(params, lime_samples=args.samples, shap_evals=args.samples)
+    if args.segments is not None:
+        params = replace(params, image_segments=args.segments)
+    result = explain(loaded, sample, args.method, target=args.target, params=params)
+    results = result if isinstance(result, dict) else {args.method: result}
+    payload = {name: r.to_dict() for name, r in results.items()}
+    if args.json:
+        Path(args.json).write_text(json.dumps(payload if args.method == "all" else payload[args.method]))
+    if args.png:
+        Path(args.png).write_bytes(explanation_png(list(results.values()), sample.image))
+    for name, r in results.items():
+        totals = ", ".join(f"{m} {v:+.4f}" for m, v in r.modality_totals.items())
+        print(f"{name}: class {r.target_name!r} (p={r.probabilities[r.target]:.3f}); {totals}; {r.metadata['runtime_s']:.2f} s")
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Multimodal fusion: build, train, evaluate, explain.")
@@ -262,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-invalid", action="store_true", help="train on the valid rows of a dataset with errors")
     p.add_argument("--no-cache", action="store_true", help="do not use the on-disk embedding cache")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--events", default=None, help="append progress events as JSON lines to this file")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -293,6 +337,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("explain", help="modality Shapley, SHAP and LIME attributions for one sample")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--image")
+    p.add_argument("--text")
+    p.add_argument("--audio")
+    p.add_argument("--method", default="all", choices=["modality", "shap", "lime", "all"])
+    p.add_argument("--target", default=None, help="class name or index to explain (default: the predicted class)")
+    p.add_argument("--samples", type=int, default=None, help="LIME samples per modality and SHAP evaluations")
+    p.add_argument("--segments", type=int, default=None, help="image superpixels")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    p.add_argument("--json", default=None, help="write the explanation(s) to this JSON file")
+    p.add_argument("--png", default=None, help="write a static rendering to this PNG file")
+    p.set_defaults(func=cmd_explain)
     return parser
 
 

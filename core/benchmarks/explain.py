@@ -61,7 +61,8 @@ def encoder_throughput(model: MultimodalClassifier, sample: DecodedSample, modal
         prepare = encoder.prepare_spectrogram
     best: dict[str, Any] = {"samples_per_s": 0.0, "batch_size": 0}
     for batch_size in (16, 64, 256):
-        def run() -> None:
+
+        def run(batch_size: int = batch_size) -> None:
             inputs = encoder.collate([prepare(value) for _ in range(batch_size)])
             with torch.inference_mode(), autocast(model.device):
                 encoder(move_to(inputs, model.device)).float().cpu()
@@ -157,12 +158,16 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
     # LIME audio: audioLIME-style time segments of the waveform, full model per perturbation.
     def naive_lime_audio() -> None:
         waveform = sample.audio
-        segment = np.minimum(np.arange(len(waveform)) * params.audio_time_segments // len(waveform), params.audio_time_segments - 1)
+        segment = np.minimum(
+            np.arange(len(waveform)) * params.audio_time_segments // len(waveform), params.audio_time_segments - 1
+        )
         data = np.random.RandomState(0).randint(0, 2, (lime_samples, params.audio_time_segments))
         data[0] = 1
         labels = np.concatenate(
             [
-                _naive_proba(model, [replace(sample, audio=waveform * row[segment]) for row in data[i : i + NAIVE_BATCH]])
+                _naive_proba(
+                    model, [replace(sample, audio=waveform * row[segment]) for row in data[i : i + NAIVE_BATCH]]
+                )
                 for i in range(0, lime_samples, NAIVE_BATCH)
             ]
         )
@@ -195,7 +200,9 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
 
     # Modality Shapley: 2^M coalitions in one classify call vs 2^M full predictions.
     shapley_engine = engine()
-    latencies = [_timed(lambda: modality_shapley(shapley_engine, target))[1] for _ in range(int(options.get("repeats", 50)))]
+    latencies = [
+        _timed(lambda: modality_shapley(shapley_engine, target))[1] for _ in range(int(options.get("repeats", 50)))
+    ]
 
     def naive_modality() -> None:
         for mask in range(2 ** len(model.modalities)):

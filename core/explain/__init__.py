@@ -29,7 +29,11 @@ METHODS = ("modality", "shap", "lime")
 """Methods in the order ``method="all"`` runs them."""
 
 # Rough relative cost of each method per unit, to split one progress bar between them.
-_COST = {"modality": lambda p, n: 1.0, "shap": lambda p, n: float(p.shap_evals), "lime": lambda p, n: float(p.lime_samples * n)}
+_COST = {
+    "modality": lambda p, n: 1.0,
+    "shap": lambda p, n: float(p.shap_evals),
+    "lime": lambda p, n: float(p.lime_samples * n),
+}
 
 __all__ = [
     "METHODS",
@@ -64,7 +68,7 @@ def explain(
     sample: DecodedSample,
     method: str = "all",
     target: int | str | None = None,
-    params: ExplainParams = ExplainParams(),
+    params: ExplainParams | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelFlag | None = None,
 ) -> Explanation | dict[str, Explanation]:
@@ -76,7 +80,7 @@ def explain(
         sample: decoded sample; modalities the model does not use are ignored.
         method: ``"modality"``, ``"shap"``, ``"lime"`` or ``"all"``.
         target: class index or name to explain; ``None`` = the predicted class.
-        params: segmentation, sampling and batching settings.
+        params: segmentation, sampling and batching settings (``None``: the defaults).
         progress: called with the fraction done (0..1), from the calling thread.
         cancel: ``threading.Event`` or callable; when set, raises :class:`ExplanationCancelled`
             before the next batch of perturbations.
@@ -88,6 +92,7 @@ def explain(
     """
     if method not in (*METHODS, "all"):
         raise ValueError(f"Unknown explanation method {method!r}; choose modality, shap, lime or all.")
+    params = params or ExplainParams()
     model = loaded_or_model.model if isinstance(loaded_or_model, LoadedCheckpoint) else loaded_or_model
     engine = PerturbationEngine(model, sample, params, cancel=cancel)
     engine.check_cancel()
@@ -97,7 +102,7 @@ def explain(
     costs = [_COST[m](params, len(explained)) for m in methods]
     done = 0.0
     results: dict[str, Explanation] = {}
-    for name, cost in zip(methods, costs):
+    for name, cost in zip(methods, costs, strict=True):
         engine.progress = _scaled(progress, done / sum(costs), cost / sum(costs))
         results[name] = _run_method(engine, name, chosen_target, explained)
         done += cost

@@ -187,7 +187,9 @@ class PerturbationEngine:
         self._report(self.evaluations)
         return probabilities
 
-    def _encode(self, modality: str, values: Sequence[Any], *, prepare: Callable[[Any], Any], rows: int) -> torch.Tensor:
+    def _encode(
+        self, modality: str, values: Sequence[Any], *, prepare: Callable[[Any], Any], rows: int
+    ) -> torch.Tensor:
         """Embeddings ``[len(values), d]`` in batches of ``self.batch_size``, halved on out-of-memory."""
         encoder = self.model.encoders[modality]
         out: list[torch.Tensor] = []

@@ -109,16 +109,20 @@ def modality_shapley(engine: PerturbationEngine, target: int, include_logit: boo
         "method": "modality",
         "target": target,
         "value": "probability",
+        "parameters": engine.params.to_dict(),
         "empty_value": float(values[0]),
         "full_value": float(values[-1]),
-        "coalitions": {"+".join(p for p, on in zip(players, row) if on) or "none": float(v) for row, v in zip(coalitions, values)},
+        "coalitions": {
+            "+".join(p for p, on in zip(players, row, strict=True) if on) or "none": float(v)
+            for row, v in zip(coalitions, values, strict=False)
+        },
         "evaluations": len(values),
         "runtime_s": time.perf_counter() - started,
         "device": engine.metadata()["device"],
     }
     if include_logit:
         logit_phi, logit_interactions = shapley_from_values(logits[0, :, target])
-        metadata["logit_totals"] = dict(zip(players, logit_phi.tolist()))
+        metadata["logit_totals"] = dict(zip(players, logit_phi.tolist(), strict=True))
         metadata["logit_interactions"] = logit_interactions.tolist()
     return Explanation(
         method="modality",
@@ -126,7 +130,7 @@ def modality_shapley(engine: PerturbationEngine, target: int, include_logit: boo
         target_name=engine.model.classes[target],
         classes=list(engine.model.classes),
         probabilities=engine.probabilities,
-        modality_totals=dict(zip(players, phi.tolist())),
+        modality_totals=dict(zip(players, phi.tolist(), strict=True)),
         interactions=interactions,
         interaction_modalities=list(players),
         metadata=metadata,

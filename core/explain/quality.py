@@ -116,7 +116,10 @@ def corrupted_modality_credit(
         phi, _ = shapley_from_values(values)
         for row, record in enumerate(records[chunk]):
             states = {m: record.extras.get(f"{m}_state", "") for m in model.modalities}
-            credit = {m: phi[row, j] if bool(embedded.present[start + row, j]) else 0.0 for j, m in enumerate(model.modalities)}
+            credit = {
+                m: phi[row, j] if bool(embedded.present[start + row, j]) else 0.0
+                for j, m in enumerate(model.modalities)
+            }
             clean = [m for m, s in states.items() if s == "clean"]
             for bad, state in states.items():
                 if state not in BAD_STATES:
@@ -129,10 +132,10 @@ def corrupted_modality_credit(
         "rate": sum(wins.values()) / total if total else float("nan"),
         "comparisons": total,
         "by_state": {
-            s: {"rate": wins[s] / counts[s] if counts[s] else float("nan"), "comparisons": counts[s]} for s in BAD_STATES
+            s: {"rate": wins[s] / counts[s] if counts[s] else float("nan"), "comparisons": counts[s]}
+            for s in BAD_STATES
         },
         "records": len(records),
         "split": split,
         "target": target,
     }
-

@@ -69,10 +69,13 @@ class TextSegmentation:
 
     def compose(self, masks: np.ndarray) -> list[str]:
         """``masks [N, n_tokens]`` -> N texts made of the kept tokens joined by spaces."""
-        return [" ".join(t for t, keep in zip(self.tokens, row) if keep) for row in np.asarray(masks, dtype=bool)]
+        return [
+            " ".join(t for t, keep in zip(self.tokens, row, strict=True) if keep)
+            for row in np.asarray(masks, dtype=bool)
+        ]
 
     def to_map(self, scores: np.ndarray) -> list[tuple[str, float]]:
-        return [(t, float(s)) for t, s in zip(self.tokens, scores)]
+        return [(t, float(s)) for t, s in zip(self.tokens, scores, strict=True)]
 
 
 @dataclass(frozen=True)

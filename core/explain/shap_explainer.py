@@ -65,9 +65,7 @@ def shap_explanation(engine: PerturbationEngine, target: int, modalities: list[s
         result = explainer(np.ones((1, n_features)), max_evals=max_evals, batch_size=max_evals, silent=True)
     values = np.asarray(result.values[0], dtype=np.float64)
     base_value = float(np.asarray(result.base_values).reshape(-1)[0])
-    explanation = attribution_explanation(
-        engine, "shap", target, {m: values[columns] for m, columns in layout.items()}
-    )
+    explanation = attribution_explanation(engine, "shap", target, {m: values[columns] for m, columns in layout.items()})
     explanation.metadata.update(
         {
             "explainer": "shap.PermutationExplainer",

@@ -242,14 +242,19 @@ def _panel(explanation: Explanation, image: np.ndarray | None, width: int = 720)
     header = Image.new("RGB", (width, 24 + 18 * len(explanation.modality_totals)), "white")
     draw = ImageDraw.Draw(header)
     probability = explanation.probabilities[explanation.target]
-    draw.text((8, 4), f"{explanation.method.upper()}: class '{explanation.target_name}' (p={probability:.3f})", fill="black")
+    draw.text(
+        (8, 4), f"{explanation.method.upper()}: class '{explanation.target_name}' (p={probability:.3f})", fill="black"
+    )
     limit = _symmetric_range(np.array(list(explanation.modality_totals.values())))
     for row, (modality, value) in enumerate(explanation.modality_totals.items()):
         y = 24 + 18 * row
         draw.text((8, y), f"{modality:<6} {value:+.4f}", fill="black")
         centre = 360
         length = int(300 * value / limit)
-        draw.rectangle([min(centre, centre + length), y + 3, max(centre, centre + length), y + 13], fill=MODALITY_COLORS.get(modality, PALETTE[0]))
+        draw.rectangle(
+            [min(centre, centre + length), y + 3, max(centre, centre + length), y + 13],
+            fill=MODALITY_COLORS.get(modality, PALETTE[0]),
+        )
     blocks.append(header)
     if explanation.image is not None and image is not None:
         side = 240
@@ -264,7 +269,7 @@ def _panel(explanation: Explanation, image: np.ndarray | None, width: int = 720)
         draw = ImageDraw.Draw(text_row)
         x, y = 8, 6
         colours = _diverging_rgb(np.array([s for _, s in explanation.tokens] or [0.0]))
-        for (token, _), colour in zip(explanation.tokens, colours):
+        for (token, _), colour in zip(explanation.tokens, colours, strict=False):
             box = draw.textbbox((x, y), token)
             if box[2] > width - 8:
                 x, y = 8, y + 20
@@ -283,7 +288,9 @@ def _panel(explanation: Explanation, image: np.ndarray | None, width: int = 720)
         audio_row = Image.new("RGB", (width, size[1] + 24), "white")
         audio_row.paste(Image.blend(base, heat, 0.55), (8, 4))
         end = float(explanation.audio_times[-1]) if explanation.audio_times is not None else 0.0
-        ImageDraw.Draw(audio_row).text((8, size[1] + 8), f"0 s ... {end:.2f} s (low frequencies at the bottom)", fill="black")
+        ImageDraw.Draw(audio_row).text(
+            (8, size[1] + 8), f"0 s ... {end:.2f} s (low frequencies at the bottom)", fill="black"
+        )
         blocks.append(audio_row)
     panel = Image.new("RGB", (width, sum(b.height for b in blocks)), "white")
     y = 0

@@ -12,9 +12,9 @@ from core.encoders.base import Encoder
 from core.encoders.image_cnn import BuiltinImageEncoder
 from core.encoders.text_cnn import BuiltinTextEncoder
 from core.explain import (
+    ExplainParams,
     Explanation,
     ExplanationCancelled,
-    ExplainParams,
     PerturbationEngine,
     agreement,
     explain,
@@ -256,7 +256,7 @@ def test_progress_is_monotone_and_ends_at_one(model):
     seen = []
     explain(model, _sample(), "all", params=FAST, progress=seen.append)
     assert seen[-1] == pytest.approx(1.0)
-    assert all(b >= a - 1e-9 for a, b in zip(seen, seen[1:]))
+    assert all(b >= a - 1e-9 for a, b in zip(seen[:-1], seen[1:], strict=True))
 
 
 def test_eight_threads_match_sequential(model):
@@ -272,7 +272,7 @@ def test_eight_threads_match_sequential(model):
         t.start()
     for t in threads:
         t.join()
-    for seq, con in zip(sequential, concurrent):
+    for seq, con in zip(sequential, concurrent, strict=True):
         for method in ("modality", "shap", "lime"):
             assert seq[method].modality_totals.keys() == con[method].modality_totals.keys()
             np.testing.assert_allclose(

@@ -1,0 +1,150 @@
+"""One self-contained HTML file comparing evaluated checkpoints side by side.
+
+plotly.js is inlined once and every figure refers to it, so the file opens offline and
+makes no network request. The figures and tables are those of
+:mod:`core.figures.evaluation`, the same the dashboard shows.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from core.evaluate import EvaluationReport
+from core.figures import evaluation as figures
+
+CSS = """
+body { font-family: Inter, "Segoe UI", Helvetica, Arial, sans-serif; color: #1F2937; margin: 0; background: #F9FAFB; }
+main { max-width: 1400px; margin: 0 auto; padding: 24px 32px 64px; }
+h1 { font-size: 26px; margin: 8px 0 4px; }
+h2 { font-size: 19px; margin: 36px 0 8px; padding-bottom: 4px; border-bottom: 2px solid #E5E7EB; }
+p.meta { color: #6B7280; margin: 0 0 8px; font-size: 14px; }
+p.note { color: #6B7280; font-size: 13px; margin: 4px 0 12px; max-width: 900px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(640px, 1fr)); gap: 16px; }
+.grid.small { grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); }
+.card { background: white; border: 1px solid #E5E7EB; border-radius: 8px; padding: 8px; overflow-x: auto; }
+table.data { border-collapse: collapse; font-size: 13px; background: white; width: 100%; }
+table.data th, table.data td { padding: 6px 10px; border-bottom: 1px solid #E5E7EB; text-align: right; white-space: nowrap; }
+table.data th:first-child, table.data td:first-child { text-align: left; }
+table.data thead th { background: #F3F4F6; font-weight: 600; }
+table.data tbody tr:hover { background: #F9FAFB; }
+ul.notes { font-size: 13px; color: #92400E; }
+"""
+
+
+def _figure(fig: go.Figure) -> str:
+    return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True})
+
+
+def _table(frame: pd.DataFrame, index: bool = True) -> str:
+    return frame.to_html(classes="data", border=0, index=index, na_rep="–", escape=True)
+
+
+def _section(title: str, body: str, note: str = "") -> str:
+    note_html = f'<p class="note">{html.escape(note)}</p>' if note else ""
+    return f"<h2>{html.escape(title)}</h2>{note_html}{body}"
+
+
+def _cards(figs: list[go.Figure], small: bool = False) -> str:
+    cells = "".join(f'<div class="card">{_figure(f)}</div>' for f in figs)
+    return f'<div class="grid{" small" if small else ""}">{cells}</div>'
+
+
+def render_html_report(report: EvaluationReport, title: str = "Fusion strategy comparison") -> str:
+    """The report as one HTML string (see :func:`write_html_report`)."""
+    results = report.checkpoints
+    names = ", ".join(r.name for r in results)
+    first = results[0]
+    options = first.options
+    created = _dt.datetime.fromisoformat(report.created_at).strftime("%Y-%m-%d %H:%M UTC")
+    header = (
+        f"<h1>{html.escape(title)}</h1>"
+        f'<p class="meta">Dataset <b>{html.escape(report.dataset)}</b> (fingerprint {report.dataset_fingerprint[:12]}), '
+        f"split <b>{html.escape(report.split)}</b>, {first.n_rows} rows &middot; {len(results)} checkpoints: {html.escape(names)}</p>"
+        f'<p class="meta">Generated {created} on {html.escape(report.device)} in {report.seconds:.1f} s &middot; '
+        f"bootstrap {options.bootstrap} resamples, seed {options.seed}</p>"
+    )
+    notes = sorted({f"{r.name}: {n}" for r in results for n in r.notes})
+    parts = [header]
+    if notes:
+        parts.append('<ul class="notes">' + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+    parts.append(
+        _section(
+            "Headline metrics",
+            _cards([figures.metric_bars(report, "accuracy"), figures.metric_bars(report, "f1_macro")]),
+        )
+    )
+    parts.append(
+        _section(
+            "Metrics with 95% bootstrap intervals",
+            f'<div class="card">{_table(figures.metrics_table(report))}</div>',
+            "Macro averages are over the classes present in the split. Log-loss, Brier and ECE: lower is better.",
+        )
+    )
+    if report.pairwise:
+        parts.append(
+            _section(
+                "Pairwise tests",
+                f'<div class="card">{_table(figures.pairwise_table(report), index=False)}</div>',
+                "McNemar's exact test on the rows one checkpoint gets right and the other wrong; "
+                "paired bootstrap interval of the accuracy difference.",
+            )
+        )
+    parts.append(_section("ROC and precision–recall", _cards([figures.roc_figure(report, "macro"), figures.pr_figure(report, "macro"),
+                                                               figures.roc_figure(report, "micro"), figures.pr_figure(report, "micro")])))  # fmt: skip
+    parts.append(_section("Calibration", _cards([figures.reliability_figure(report)])))
+    parts.append(_section("Confusion matrices", _cards([figures.confusion_figure(r, normalized=True, height=420) for r in results], small=True),
+                          "Rows are true classes, shares of each row; hover for counts."))  # fmt: skip
+    if any(r.missing_modality for r in results):
+        parts.append(
+            _section(
+                "Missing modalities",
+                _cards([figures.missing_modality_heatmap(report, "accuracy")]),
+                "Accuracy when only the listed modalities are given (the others marked absent).",
+            )
+        )
+    if any(r.corruptions for r in results):
+        parts.append(
+            _section(
+                "Robustness to corruptions",
+                _cards(list(figures.robustness_figures(report, "accuracy").values())),
+                "Only the corrupted modality is re-encoded; severity 0 is the clean input.",
+            )
+        )
+    if any(r.reliance for r in results):
+        parts.append(_section("Modality reliance", _cards([figures.reliance_figure(report)]),
+                              "Accuracy lost when a modality's embeddings are shuffled across rows (mean ± std over repeats)."))  # fmt: skip
+    if any(r.cost for r in results):
+        method = next(r.cost.peak_memory_method for r in results if r.cost)
+        parts.append(
+            _section("Cost", f'<div class="card">{_table(figures.cost_table(report))}</div>', f"Peak memory: {method}.")
+        )
+    body = "\n".join(parts)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{CSS}</style>"
+        f'<script type="text/javascript">{get_plotlyjs()}</script></head>'
+        f"<body><main>{body}</main></body></html>\n"
+    )
+
+
+def write_html_report(report: EvaluationReport, path: str | Path, title: str = "Fusion strategy comparison") -> Path:
+    """Write the comparison report to ``path`` atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".html")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(render_html_report(report, title))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

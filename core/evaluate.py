@@ -1165,7 +1165,8 @@ def evaluate_checkpoint(
     )
 
 
-def _versions() -> dict[str, str]:
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that produce an evaluation, recorded in reports."""
     import plotly
     import scipy
     import sklearn
@@ -1199,7 +1200,7 @@ def compare(
         split=first.split,
         created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         device=describe_device(pick_device()),
-        versions=_versions(),
+        versions=library_versions(),
         checkpoints=list(results),
         pairwise=pairwise,
         seconds=seconds,
@@ -1261,6 +1262,7 @@ def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(payload, handle)
+        os.chmod(tmp, 0o644)  # mkstemp creates owner-only files; these are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -1345,6 +1347,7 @@ __all__ = [
     "evaluate_checkpoint",
     "expected_calibration_error",
     "headline_metrics",
+    "library_versions",
     "paired_test",
     "sweep_metrics",
 ]

@@ -30,8 +30,8 @@ p.note { color: #6B7280; font-size: 13px; margin: 4px 0 12px; max-width: 900px; 
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(640px, 1fr)); gap: 16px; }
 .grid.small { grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); }
 .card { background: white; border: 1px solid #E5E7EB; border-radius: 8px; padding: 8px; overflow-x: auto; }
-table.data { border-collapse: collapse; font-size: 13px; background: white; width: 100%; }
-table.data th, table.data td { padding: 6px 10px; border-bottom: 1px solid #E5E7EB; text-align: right; white-space: nowrap; }
+table.data { border-collapse: collapse; font-size: 12.5px; background: white; width: 100%; }
+table.data th, table.data td { padding: 5px 8px; border-bottom: 1px solid #E5E7EB; text-align: right; white-space: nowrap; }
 table.data th:first-child, table.data td:first-child { text-align: left; }
 table.data thead th { background: #F3F4F6; font-weight: 600; }
 table.data tbody tr:hover { background: #F9FAFB; }
@@ -143,6 +143,7 @@ def write_html_report(report: EvaluationReport, path: str | Path, title: str = "
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(render_html_report(report, title))
+        os.chmod(tmp, 0o644)  # mkstemp creates owner-only files; these are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

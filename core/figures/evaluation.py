@@ -73,12 +73,12 @@ def metrics_table(results: Results, metrics: Sequence[str] = TABLE_METRICS, inte
     without, they are floats (sortable in ``st.dataframe``)."""
     rows = {}
     for r in _checkpoints(results):
-        row: dict[str, object] = {"Fusion": r.fusion, "Modalities": "+".join(r.modalities), "N": r.metrics.n}
+        row: dict[str, object] = {"Modalities": "+".join(r.modalities), "N": r.metrics.n}
         for metric in metrics:
             value = r.metrics.values.get(metric)
             ci = r.intervals.get(metric)
             if intervals and ci is not None and ci.low is not None:
-                row[_label(metric)] = f"{_fmt(value)} ({ci.low:.3f}–{ci.high:.3f})"
+                row[_label(metric)] = f"{_fmt(value)} ({ci.low:.2f}–{ci.high:.2f})"
             else:
                 row[_label(metric)] = _fmt(value) if intervals else value
         rows[r.name] = row
@@ -229,10 +229,7 @@ def confusion_figure(result: CheckpointEvaluation, normalized: bool = True, heig
     z = result.curves.confusion_normalized if normalized else result.curves.confusion
     counts = result.curves.confusion
     text = [
-        [
-            f"{c}" if not normalized else (f"{v:.2f}" if v is not None and c else "")
-            for v, c in zip(zr, cr, strict=True)
-        ]
+        [f"{c}" if not normalized else (f"{v:.2f}" if v is not None and c else "") for v, c in zip(zr, cr, strict=True)]
         for zr, cr in zip(z, counts, strict=True)
     ]
     fig = go.Figure(

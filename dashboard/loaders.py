@@ -1,0 +1,167 @@
+"""Cached loaders: one dataset, model and evaluation per process, shared by every session.
+
+Models are cached with ``st.cache_resource`` and are read-only: nothing in the dashboard
+moves, trains, hooks or otherwise mutates a cached model, because every user shares it.
+Keys include what makes a cached value stale: the manifest's mtime for a dataset, the
+weights' SHA-256 for a checkpoint, the folder's mtime for a checkpoint list.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+from core.checkpoints import CheckpointInfo, LoadedCheckpoint, list_checkpoints, load_checkpoint, read_card
+from core.data import Dataset, DatasetError, load_dataset
+from core.data.manifest import MANIFEST_NAMES
+from core.device import pick_device
+from core.evaluate import (
+    EvaluationOptions,
+    EvaluationReport,
+    default_evaluation_cache_dir,
+    evaluate_cached,
+    evaluation_cache_key,
+)
+from core.explain import Explanation, explain
+from core.io import Limits
+from core.sample import DecodedSample
+
+
+@st.cache_resource(show_spinner=False)
+def compute_device() -> torch.device:
+    """The device every model is loaded on (GPU when there is one; ``FUSION_DEVICE`` overrides)."""
+    return pick_device()
+
+
+def _manifest_mtime(root: Path) -> float:
+    for name in MANIFEST_NAMES:
+        if (root / name).is_file():
+            return (root / name).stat().st_mtime
+    return 0.0
+
+
+@st.cache_resource(show_spinner="Loading and validating the dataset…", max_entries=4)
+def _dataset(root: str, manifest_mtime: float) -> Dataset | DatasetError:
+    # The error is cached too: re-validating a large broken dataset on every click is slow.
+    try:
+        return load_dataset(root, limits=Limits.from_env())
+    except DatasetError as err:
+        return err
+
+
+def dataset_or_error(root: str | Path) -> Dataset | DatasetError:
+    """The loaded dataset, or the :class:`DatasetError` listing every problem."""
+    root = Path(root).expanduser().resolve()
+    return _dataset(str(root), _manifest_mtime(root))
+
+
+@st.cache_data(show_spinner=False, ttl=60)
+def _checkpoint_infos(root: str, folder_mtime: float) -> list[CheckpointInfo]:
+    return list_checkpoints(root)
+
+
+def checkpoint_infos(root: str | Path) -> list[CheckpointInfo]:
+    """Checkpoints under ``root`` (unreadable ones carry ``error``); new folders show up at once."""
+    root = Path(root).expanduser()
+    return _checkpoint_infos(str(root), root.stat().st_mtime if root.is_dir() else 0.0)
+
+
+def forget_checkpoint_list() -> None:
+    """Drop the cached checkpoint lists (after a training run wrote new checkpoints)."""
+    _checkpoint_infos.clear()
+
+
+@st.cache_resource(show_spinner=False)
+def _loaded_models() -> dict[str, str]:
+    """Path -> name of every model loaded in this process (for the sidebar's cache status)."""
+    return {}
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=32)
+def _checkpoint(path: str, sha256: str, device: str) -> LoadedCheckpoint:
+    loaded = load_checkpoint(path, device=device)
+    _loaded_models()[path] = loaded.name
+    return loaded
+
+
+def load_model(path: str | Path) -> LoadedCheckpoint:
+    """The checkpoint at ``path``, loaded once per process (reloaded only if its weights change).
+
+    Raises:
+        CheckpointError: the checkpoint cannot be read or its weights do not match its card.
+    """
+    card = read_card(path)
+    return _checkpoint(str(Path(path).resolve()), card["weights"]["sha256"], str(compute_device()))
+
+
+def loaded_model_count() -> int:
+    return len(_loaded_models())
+
+
+def cached_evaluation_count() -> int:
+    """Evaluations stored in core's on-disk evaluation cache."""
+    folder = default_evaluation_cache_dir()
+    return sum(1 for _ in folder.glob("*.json")) if folder.is_dir() else 0
+
+
+def pending_evaluations(paths: list[str], dataset: Dataset, split: str, options: EvaluationOptions) -> list[str]:
+    """Names of the checkpoints whose evaluation is not yet in core's evaluation cache."""
+    folder = default_evaluation_cache_dir()
+    pending = []
+    for path in paths:
+        card = read_card(path)
+        key = evaluation_cache_key(card["weights"]["sha256"], dataset.fingerprint, split, options)
+        if not (folder / f"{key}.json").is_file():
+            pending.append(card.get("name", Path(path).name))
+    return pending
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def evaluation_report(
+    paths: tuple[str, ...], weights: tuple[str, ...], dataset_root: str, fingerprint: str, split: str, options_json: str
+) -> EvaluationReport:
+    """Evaluate checkpoints on a split (core caches each on disk; this caches the bundle in memory).
+
+    ``weights`` (the checkpoints' SHA-256) and ``fingerprint`` are part of the key so a
+    retrained checkpoint or an edited dataset is evaluated afresh.
+    """
+    dataset = dataset_or_error(dataset_root)
+    if isinstance(dataset, DatasetError):
+        raise dataset
+    options = EvaluationOptions.from_json(json.loads(options_json))
+    return evaluate_cached([load_model(p) for p in paths], dataset, split, options)
+
+
+def compatible(loaded: LoadedCheckpoint, dataset: Dataset) -> str | None:
+    """Why a checkpoint does not fit a dataset (classes, modalities), or ``None`` when it does."""
+    model = loaded.model
+    if set(dataset.classes) != set(model.classes):
+        missing = sorted(set(dataset.classes) - set(model.classes))
+        extra = sorted(set(model.classes) - set(dataset.classes))
+        parts = []
+        if missing:
+            parts.append(f"it does not know the dataset's classes {', '.join(missing[:8])}")
+        if extra:
+            parts.append(f"it predicts classes the dataset lacks ({', '.join(extra[:8])})")
+        return f"{loaded.name} was trained on other classes: " + "; ".join(parts) + "."
+    if not set(model.modalities) & set(dataset.modalities()):
+        return (
+            f"{loaded.name} uses {', '.join(model.modalities)}, none of which the dataset has "
+            f"({', '.join(dataset.modalities())})."
+        )
+    return None
+
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def modality_explanation(path: str, weights: str, sample_key: str, _sample: DecodedSample) -> Explanation:
+    """Modality Shapley values and interactions of one checkpoint on one sample.
+
+    Cheap (2^M coalitions on the fusion head, the sample encoded once), and its
+    ``probabilities`` are the checkpoint's prediction, so Predict needs no other call.
+    Keyed by the checkpoint's weights hash and the sample's content hash.
+    """
+    return explain(load_model(path), _sample, method="modality")

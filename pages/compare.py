@@ -1,0 +1,215 @@
+"""Compare: the chosen checkpoints evaluated on one split: metrics with confidence intervals,
+curves, calibration, robustness and cost, and the samples they get wrong or disagree on."""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from core.evaluate import EvaluationOptions, EvaluationReport, disagreements
+from core.figures import evaluation as figures
+from core.report import render_html_report
+from dashboard import loaders
+from dashboard.errors import friendly_errors, show_exception
+from dashboard.navigation import page
+from dashboard.renderers import PLOTLY_CONFIG
+from dashboard.state import EXPLAIN_CHECKPOINT, sample_from_record, selection, set_current_sample
+
+LISTED_SAMPLES = 12
+
+st.title("Compare")
+st.caption("Evaluate the checkpoints picked in the sidebar on one split, side by side.")
+chosen = selection()
+dataset = chosen.require_dataset()
+infos = chosen.require_checkpoints()
+
+
+def open_in_explain(record_id: str, checkpoint_path: str) -> None:
+    """Make a dataset record the current sample and go to the Explain page."""
+    set_current_sample(sample_from_record(dataset, record_id))
+    st.session_state[EXPLAIN_CHECKPOINT] = checkpoint_path
+    st.switch_page(page("explain"))
+
+
+def sample_rows(title: str, rows: list[dict], key: str) -> None:
+    """A list of samples, each with a button that opens it in Explain."""
+    st.markdown(f"**{title}** ({len(rows)})")
+    if not rows:
+        st.caption("None.")
+        return
+    show_all = len(rows) > LISTED_SAMPLES and st.toggle(
+        f"Show all {len(rows)}", key=f"{key}_all", help=f"Only the first {LISTED_SAMPLES} are listed by default."
+    )
+    for i, row in enumerate(rows if show_all else rows[:LISTED_SAMPLES]):
+        text, button = st.columns([5, 1], vertical_alignment="center")
+        text.markdown(row["text"])
+        if button.button("Explain", key=f"{key}_{i}", icon=":material/psychology_alt:", help="Open this sample on the Explain page."):
+            open_in_explain(row["id"], row["checkpoint"])
+
+
+with friendly_errors("checking the checkpoints against the dataset"):
+    controls = st.columns([1, 1, 1, 2])
+    split = controls[0].selectbox(
+        "Split", ["test", "val", "train"], key="compare_split", help="The dataset split every checkpoint is evaluated on."
+    )
+    bootstrap = controls[1].selectbox(
+        "Bootstrap resamples",
+        [0, 200, 1000],
+        index=1,
+        key="compare_bootstrap",
+        help="Resamples for the 95% confidence intervals (0: no intervals, fastest).",
+    )
+    robustness = controls[2].toggle(
+        "Robustness analyses",
+        value=True,
+        key="compare_robustness",
+        help="Missing-modality table, corruption sweeps and modality reliance (slower the first time).",
+    )
+    usable = []
+    for info in infos:
+        try:
+            loaded = loaders.load_model(info.path)
+        except Exception as err:  # noqa: BLE001 - one bad checkpoint must not hide the others
+            show_exception(err, f"loading {info.name}")
+            continue
+        problem = loaders.compatible(loaded, dataset)
+        if problem:
+            st.error(f"{problem} It is left out of the comparison.", icon=":material/block:")
+        else:
+            usable.append(info)
+    if not usable:
+        st.stop()
+
+with friendly_errors("evaluating the checkpoints"):
+    options = EvaluationOptions(bootstrap=int(bootstrap), robustness=robustness)
+    paths = [str(i.path) for i in usable]
+    args = (
+        tuple(paths),
+        tuple(loaders.load_model(p).card["weights"]["sha256"] for p in paths),
+        str(dataset.root),
+        dataset.fingerprint,
+        split,
+        json.dumps(options.to_json()),
+    )
+    pending = loaders.pending_evaluations(paths, dataset, split, options)
+    if pending:
+        with st.status(f"Evaluating {len(pending)} checkpoint(s) on the {split} split…", expanded=True) as status:
+            st.write("Not cached yet: " + ", ".join(pending) + ". Results are cached, so this happens once per checkpoint.")
+            report: EvaluationReport = loaders.evaluation_report(*args)
+            status.update(label=f"Evaluated {len(pending)} checkpoint(s) in {report.seconds:.1f} s", state="complete", expanded=False)
+    else:
+        report = loaders.evaluation_report(*args)
+
+    head = st.columns([4, 1], vertical_alignment="bottom")
+    head[0].caption(
+        f"{len(report.checkpoints)} checkpoint(s) on the **{split}** split of `{dataset.root.name}` "
+        f"({report.checkpoints[0].n_rows} rows) · {report.device}"
+    )
+    head[1].download_button(
+        "HTML report",
+        data=lambda: render_html_report(report),
+        file_name=f"fusion-comparison-{split}.html",
+        mime="text/html",
+        icon=":material/download:",
+        on_click="ignore",
+        help="One self-contained HTML file with every table and figure of this comparison (opens offline).",
+    )
+    for result in report.checkpoints:
+        for note in result.notes:
+            st.caption(f":material/info: {result.name}: {note}")
+
+tabs = st.tabs(["Metrics", "ROC & PR curves", "Confusion & calibration", "Robustness", "Cost", "Samples"])
+
+with tabs[0], friendly_errors("drawing the metrics"):
+    st.dataframe(figures.metrics_table(report, intervals=bootstrap > 0))
+    st.caption("Cells read point (95% bootstrap interval). Log-loss, Brier and ECE: lower is better.")
+    metric = st.selectbox(
+        "Metric",
+        list(figures.TABLE_METRICS),
+        format_func=lambda m: figures.METRIC_LABELS.get(m, m),
+        key="compare_metric",
+        help="The metric of the bar chart below.",
+    )
+    st.plotly_chart(figures.metric_bars(report, metric), config=PLOTLY_CONFIG)
+    if report.pairwise:
+        with st.expander("Are the differences significant? (paired tests)"):
+            st.dataframe(figures.pairwise_table(report), hide_index=True)
+
+with tabs[1], friendly_errors("drawing the curves"):
+    which = st.selectbox(
+        "Class",
+        figures.curve_choices(report),
+        key="compare_curve_class",
+        help="Micro/macro averages over classes, or one class against the rest.",
+    )
+    left, right = st.columns(2)
+    left.plotly_chart(figures.roc_figure(report, which), config=PLOTLY_CONFIG)
+    right.plotly_chart(figures.pr_figure(report, which), config=PLOTLY_CONFIG)
+
+with tabs[2], friendly_errors("drawing the confusion matrices"):
+    controls = st.columns([2, 1])
+    normalized = controls[1].toggle(
+        "Row shares", value=True, key="compare_confusion_norm", help="Show each true class's row as shares (on) or counts (off)."
+    )
+    results = report.checkpoints
+    for row in range(0, len(results), 2):
+        for col, result in zip(st.columns(2), results[row : row + 2]):
+            col.plotly_chart(
+                figures.confusion_figure(result, normalized=normalized).update_layout(title=result.name),
+                config=PLOTLY_CONFIG,
+                key=f"confusion_{result.name}",
+            )
+    st.plotly_chart(figures.reliability_figure(report), config=PLOTLY_CONFIG)
+
+with tabs[3], friendly_errors("drawing the robustness analyses"):
+    if not robustness:
+        st.info("Turn on *Robustness analyses* above to see missing-modality, corruption and reliance results.")
+    else:
+        st.markdown("**Missing modalities**: accuracy when only some modalities are given")
+        st.plotly_chart(figures.missing_modality_heatmap(report), config=PLOTLY_CONFIG)
+        sweeps = figures.robustness_figures(report)
+        for row_names in [list(sweeps)[i : i + 2] for i in range(0, len(sweeps), 2)]:
+            for col, name in zip(st.columns(2), row_names):
+                col.plotly_chart(sweeps[name], config=PLOTLY_CONFIG, key=f"sweep_{name}")
+        st.plotly_chart(figures.reliance_figure(report), config=PLOTLY_CONFIG)
+
+with tabs[4], friendly_errors("showing the cost"):
+    cost = figures.cost_table(report)
+    if cost.empty:
+        st.info("Cost was not measured for these results.")
+    else:
+        st.dataframe(cost)
+        st.caption(f"Measured on {report.device}. Latency: median of single-sample calls; throughput: large batches.")
+
+with tabs[5], friendly_errors("listing the samples"):
+    left, right = st.columns(2)
+    with left:
+        names = [r.name for r in report.checkpoints]
+        name = st.selectbox("Checkpoint", names, key="compare_wrong_of", help="Whose misclassified samples to list.")
+        result = report.by_name(name)
+        wrong = [
+            {
+                "id": s.id,
+                "checkpoint": result.path,
+                "text": f"`{s.id}` · true **{s.label}** → predicted **{s.prediction}** "
+                f"({max(s.probabilities):.2f}) · {' + '.join(s.present)}",
+            }
+            for s in result.samples
+            if not s.correct
+        ]
+        sample_rows("Misclassified", wrong, "wrong")
+    with right:
+        disputed = [
+            {
+                "id": d["id"],
+                "checkpoint": report.checkpoints[0].path,
+                "text": f"`{d['id']}` · true **{d['label']}** · "
+                + ", ".join(f"{n}: {'✅' if d['correct'][n] else '❌'} {p}" for n, p in d["predictions"].items()),
+            }
+            for d in disagreements(report)
+        ]
+        if len(report.checkpoints) < 2:
+            st.info("Pick two or more checkpoints to see where they disagree.")
+        else:
+            sample_rows("Strategies disagree", disputed, "disputed")

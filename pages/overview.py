@@ -1,0 +1,89 @@
+"""Overview: what the dataset holds and which checkpoints were trained on it."""
+
+from __future__ import annotations
+
+import random
+
+import pandas as pd
+import streamlit as st
+
+from core.figures.dataset import card_metric_figure, class_balance_figure, modality_coverage_figure
+from core.io import Limits
+from dashboard.errors import friendly_errors
+from dashboard.renderers import PLOTLY_CONFIG, render_record_card
+from dashboard.state import selection
+
+GALLERY_SIZE = 8
+
+st.title("Overview")
+st.caption("The dataset in the sidebar and the checkpoints trained on it, at a glance.")
+chosen = selection()
+
+with friendly_errors("summarising the dataset"):
+    dataset = chosen.require_dataset()
+    sizes = dataset.split_sizes()
+    cols = st.columns(4)
+    cols[0].metric("Records", f"{len(dataset.records):,}", help="Rows of the manifest that passed validation.")
+    cols[1].metric("Classes", len(dataset.classes), help="Distinct labels.")
+    cols[2].metric("Modalities", " + ".join(dataset.modalities()), help="Modalities present in at least one record.")
+    cols[3].metric("Train / val / test", " / ".join(str(sizes[s]) for s in ("train", "val", "test")), help="Records per split.")
+    if dataset.skipped is not None:
+        st.warning(f"{len(dataset.skipped.bad_rows)} invalid row(s) were left out.", icon=":material/warning:")
+
+    left, right = st.columns([3, 2])
+    with left:
+        counts = {split: dataset.class_counts(split) for split in ("train", "val", "test") if sizes[split]}
+        st.plotly_chart(class_balance_figure(counts), config=PLOTLY_CONFIG)
+    with right:
+        st.plotly_chart(modality_coverage_figure(dataset.modality_coverage()), config=PLOTLY_CONFIG)
+        st.caption("A record may lack some modalities; fusion strategies are trained to cope with that.")
+
+    st.subheader("Sample gallery")
+    controls = st.columns([1, 1, 4])
+    split = controls[0].selectbox(
+        "Split", ["test", "val", "train"], key="gallery_split", help="Which split the gallery samples come from."
+    )
+    if controls[1].button("Show others", icon=":material/shuffle:", help="Draw another set of samples."):
+        st.session_state["gallery_seed"] = st.session_state.get("gallery_seed", 0) + 1
+    records = dataset.split(split)
+    picked = random.Random(st.session_state.get("gallery_seed", 0)).sample(records, min(GALLERY_SIZE, len(records)))
+    limits = Limits.from_env()
+    for row in range(0, len(picked), 4):
+        for col, record in zip(st.columns(4), picked[row : row + 4]):
+            with col:
+                render_record_card(record, limits)
+
+with friendly_errors("listing the checkpoints"):
+    st.subheader("Checkpoints")
+    infos = chosen.checkpoints
+    readable = [i for i in infos if i.error is None]
+    if not readable:
+        st.info(f"No readable checkpoint in `{chosen.checkpoint_dir}`. Build the demo ones with `make run`, or use the Train page.")
+    else:
+        table = pd.DataFrame(
+            [
+                {
+                    "checkpoint": i.name,
+                    "kind": i.kind,
+                    "fusion": i.fusion,
+                    "modalities": " + ".join(i.modalities),
+                    "encoders": ", ".join(f"{m}: {e}" for m, e in sorted(i.encoders.items())),
+                    "parameters": i.parameters,
+                    "val accuracy": i.val_accuracy,
+                    "test accuracy": i.test_accuracy,
+                    "created": i.created_at.replace("T", " ")[:16],
+                }
+                for i in readable
+            ]
+        )
+        st.dataframe(
+            table,
+            hide_index=True,
+            column_config={
+                "parameters": st.column_config.NumberColumn(format="%d"),
+                "val accuracy": st.column_config.ProgressColumn(format="%.3f", min_value=0.0, max_value=1.0),
+                "test accuracy": st.column_config.ProgressColumn(format="%.3f", min_value=0.0, max_value=1.0),
+            },
+        )
+        st.plotly_chart(card_metric_figure(readable), config=PLOTLY_CONFIG)
+        st.caption("Accuracies recorded in each checkpoint's card at training time. The Compare page evaluates them with confidence intervals.")

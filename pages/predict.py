@@ -1,0 +1,164 @@
+"""Predict: upload any subset of image / text / audio (or pick a dataset sample) and see
+every chosen checkpoint's class probabilities and modality Shapley values side by side."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from core.figures.explanation import modality_bar
+from core.figures.predictions import probability_figure
+from dashboard import loaders
+from dashboard.errors import friendly_errors, show_exception
+from dashboard.inputs import decode_uploads
+from dashboard.renderers import PLOTLY_CONFIG, VIEWS
+from dashboard.navigation import page
+from dashboard.state import sample_from_record, selection, set_current_sample
+
+st.title("Predict")
+st.caption("Give any subset of modalities; every checkpoint picked in the sidebar predicts side by side.")
+chosen = selection()
+infos = chosen.require_checkpoints()
+
+with friendly_errors("reading your inputs"):
+    source = st.segmented_control(
+        "Input",
+        ["Upload", "Dataset sample"],
+        default="Upload",
+        key="predict_source",
+        help="Upload your own files and text, or take a sample from the dataset in the sidebar.",
+    )
+    sample = None
+    if source == "Dataset sample":
+        dataset = chosen.require_dataset()
+        left, right = st.columns([1, 3])
+        split = left.selectbox("Split", ["test", "val", "train"], key="predict_split", help="Split to pick the sample from.")
+        records = {r.id: r for r in dataset.split(split)}
+        record_id = right.selectbox(
+            "Sample",
+            list(records),
+            format_func=lambda rid: f"{rid} · label {records[rid].label} · {' + '.join(records[rid].present())}",
+            key="predict_record",
+            help="A dataset record by id (its true label and modalities shown).",
+        )
+        if record_id is not None:
+            sample = sample_from_record(dataset, record_id)
+    else:
+        cols = st.columns(3)
+        image_file = cols[0].file_uploader(
+            "Image",
+            key="predict_image",
+            help="PNG, JPEG, BMP, WebP or GIF. Checked for size and pixel count before decoding.",
+        )
+        text = cols[1].text_area(
+            "Text",
+            key="predict_text",
+            height=140,
+            placeholder="Type or paste text…",
+            help="Plain text; whitespace is normalised. Leave empty to predict without text.",
+        )
+        audio_file = cols[2].file_uploader(
+            "Audio",
+            key="predict_audio",
+            help="WAV, FLAC, OGG or MP3; resampled to 16 kHz mono. Up to the duration limit (FUSION_MAX_AUDIO_SECONDS).",
+        )
+        recording = cols[2].audio_input(
+            "…or record with your microphone",
+            key="predict_mic",
+            help="Used when no audio file is uploaded.",
+        )
+        audio = audio_file.getvalue() if audio_file is not None else recording.getvalue() if recording is not None else None
+        decoded = decode_uploads(image_file.getvalue() if image_file is not None else None, text, audio)
+        names = {"image": "Image", "text": "Text", "audio": "Audio"}
+        for modality, message in decoded.errors.items():
+            st.error(f"**{names[modality]}:** {message}", icon=":material/error:")
+        sample = decoded.sample
+
+    if sample is None:
+        st.info("Upload an image, type some text or add audio (any subset) to get predictions.", icon=":material/upload:")
+        st.stop()
+    set_current_sample(sample)
+
+with friendly_errors("predicting"):
+    models = {}
+    for info in infos:
+        try:
+            models[info.name] = (info, loaders.load_model(info.path))
+        except Exception as err:  # noqa: BLE001 - one unreadable checkpoint must not hide the others
+            show_exception(err, f"loading {info.name}")
+    # Timed from here: models are loaded once per process, the prediction is what the user waits for.
+    started = time.perf_counter()
+    results = {}
+    for name, (info, loaded) in models.items():
+        used = [m for m in sample.decoded.present() if m in loaded.model.modalities]
+        ignored = [m for m in sample.decoded.present() if m not in loaded.model.modalities]
+        if not used:
+            st.info(f"**{name}** uses {', '.join(loaded.model.modalities)}, none of which you gave: no prediction.", icon=":material/info:")
+            continue
+        if ignored:
+            st.info(f"**{name}** does not use {', '.join(ignored)}; it predicts from {', '.join(used)} only.", icon=":material/info:")
+        sha = loaded.card["weights"]["sha256"]
+        results[name] = (loaded, loaders.modality_explanation(str(info.path), sha, sample.key, sample.decoded), used)
+    elapsed = time.perf_counter() - started
+    if not results:
+        st.stop()
+
+    st.subheader("Prediction")
+    predictions = {name: expl.target_name for name, (_, expl, _) in results.items()}
+    label = sample.decoded.label
+    summary = pd.DataFrame(
+        [
+            {
+                "checkpoint": name,
+                "fusion": loaded.card["fusion"],
+                "prediction": expl.target_name,
+                "confidence": float(expl.probabilities[expl.target]),
+                "uses": " + ".join(used),
+                **({"correct": expl.target_name == label} if label is not None else {}),
+            }
+            for name, (loaded, expl, used) in results.items()
+        ]
+    )
+    if len(set(predictions.values())) > 1:
+        votes = ", ".join(f"{name} → **{p}**" for name, p in predictions.items())
+        st.warning(f"The strategies disagree: {votes}. Disputed classes are highlighted below.", icon=":material/call_split:")
+    st.dataframe(
+        summary,
+        hide_index=True,
+        column_config={"confidence": st.column_config.ProgressColumn(format="%.3f", min_value=0.0, max_value=1.0)},
+    )
+    st.caption(
+        f"{len(results)} checkpoint(s) predicted in {elapsed * 1000:.0f} ms (models already loaded)"
+        + (f" · true label: **{label}**" if label is not None else "")
+    )
+
+    # Checkpoints trained on different class lists cannot share one chart.
+    groups: dict[tuple[str, ...], dict] = {}
+    for name, (_, expl, _) in results.items():
+        groups.setdefault(tuple(expl.classes), {})[name] = expl.probabilities
+    disputed = sorted(set(predictions.values())) if len(set(predictions.values())) > 1 else []
+    for classes, probabilities in groups.items():
+        fig = probability_figure(probabilities, list(classes), highlight=[c for c in disputed if c in classes])
+        st.plotly_chart(fig, config=PLOTLY_CONFIG)
+
+    st.subheader("Which modality drove each prediction")
+    st.caption("Modality Shapley values: each modality's contribution to the predicted class probability, relative to no input.")
+    items = list(results.items())
+    for row in range(0, len(items), 3):
+        for col, (name, (_, expl, _)) in zip(st.columns(3), items[row : row + 3]):
+            with col:
+                st.markdown(f"**{name}** → {expl.target_name}")
+                st.plotly_chart(modality_bar(expl).update_layout(title=None, height=90 + 40 * len(expl.modality_totals)), config=PLOTLY_CONFIG, key=f"shapley_{name}")
+
+with friendly_errors("showing your inputs"):
+    st.subheader("Input")
+    st.caption(f"Showing {sample.description}. Open **Explain** for SHAP and LIME attributions of this sample.")
+    present = [view for view in VIEWS if view.present_in(sample)]
+    for col, view in zip(st.columns([1, 1, 2][: len(present)] if len(present) == 3 else len(present)), present):
+        with col:
+            st.markdown(f"**{view.title}**")
+            view.render_input(sample, key=f"predict_{view.modality}")
+
+st.page_link(page("explain"), label="Explain this sample with SHAP and LIME", icon=":material/psychology_alt:")

@@ -1,0 +1,162 @@
+"""Train: validate a dataset folder, start a background training run, follow it live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core.data import validate_dataset
+from core.data.manifest import MANIFEST_NAMES
+from core.encoders import ENCODER_CHOICES
+from core.figures.training import training_curves_figure
+from core.fusion import FUSIONS
+from core.io import Limits
+from core.runs import RunSpec, RunState, cancel_run, list_runs, start_run
+from core.sample import MODALITIES
+from dashboard import loaders
+from dashboard.errors import friendly_errors
+from dashboard.renderers import PLOTLY_CONFIG
+from dashboard.state import selection
+
+STATUS_BADGES = {
+    "running": ":blue-badge[:material/autorenew: running]",
+    "finished": ":green-badge[:material/check: finished]",
+    "failed": ":red-badge[:material/error: failed]",
+    "cancelled": ":gray-badge[:material/block: cancelled]",
+}
+
+
+@st.cache_data(show_spinner="Validating the dataset…", max_entries=8)
+def validation_issues(root: str, manifest_mtime: float) -> tuple[int, list[dict]]:
+    """Rows checked and every issue of the dataset (cached until the manifest changes)."""
+    report = validate_dataset(root, Limits.from_env())
+    return report.n_rows, [{"row": i.row or "manifest", "column": i.column, "problem": i.reason} for i in report.issues]
+
+
+def manifest_mtime(root: Path) -> float:
+    return max((p.stat().st_mtime for p in (root / n for n in MANIFEST_NAMES) if p.is_file()), default=0.0)
+
+
+st.title("Train")
+st.caption("Train fusion strategies and unimodal baselines in the background; runs survive closing the browser.")
+chosen = selection()
+
+with friendly_errors("preparing the training form"):
+    left, right = st.columns(2)
+    data = left.text_input(
+        "Dataset folder", value=str(chosen.dataset_root), key="train_data", help="Folder with manifest.csv or manifest.jsonl."
+    )
+    out = right.text_input(
+        "Write checkpoints to",
+        value=str(chosen.checkpoint_dir),
+        key="train_out",
+        help="Each model is saved in a sub-folder named after it; an existing one of the same name is replaced.",
+    )
+    data_root = Path(data).expanduser().resolve()
+    n_rows, issues = validation_issues(str(data_root), manifest_mtime(data_root))
+    if issues:
+        st.error(f"The dataset has {len(issues)} problem(s) in {n_rows} rows; fix them before training.", icon=":material/rule:")
+        st.dataframe(pd.DataFrame(issues), hide_index=True)
+    else:
+        st.success(f"{data_root.name}: {n_rows} rows, no problems found.", icon=":material/check_circle:")
+
+    baselines = [f"{m}-only" for m in MODALITIES]
+    models = st.multiselect(
+        "Strategies",
+        list(FUSIONS) + baselines,
+        default=list(FUSIONS),
+        key="train_models",
+        help="Fusion strategies share the same encoders, so they differ by fusion alone; "
+        "<modality>-only baselines show what one modality achieves alone.",
+    )
+    encoder_cols = st.columns(len(MODALITIES))
+    encoders = {}
+    for col, modality in zip(encoder_cols, MODALITIES):
+        options = [c if not c.startswith("hf:") else "hf:…" for c in ENCODER_CHOICES[modality]]
+        choice = col.selectbox(
+            f"{modality.capitalize()} encoder",
+            options,
+            key=f"train_encoder_{modality}",
+            help="builtin: a small CNN trained here; a pretrained name: frozen packaged weights; "
+            "hf:…: a Hugging Face model name or local directory (offline).",
+        )
+        if choice == "hf:…":
+            name = col.text_input(
+                "Hugging Face model", key=f"train_hf_{modality}", help="A model name in the local cache, or a model directory."
+            )
+            choice = f"hf:{name.strip()}" if name.strip() else ""
+        encoders[modality] = choice
+    epoch_cols = st.columns(4)
+    epochs = epoch_cols[0].number_input(
+        "Fusion epochs", 1, 500, 60, key="train_epochs", help="Maximum epochs of each fusion head (early stopping may end sooner)."
+    )
+    encoder_epochs = epoch_cols[1].number_input(
+        "Encoder epochs", 1, 500, 30, key="train_encoder_epochs", help="Maximum epochs of each built-in encoder."
+    )
+    missing_hf = [m for m, c in encoders.items() if c == ""]
+    can_start = bool(models) and not issues and not missing_hf
+    if epoch_cols[3].button(
+        "Start training",
+        type="primary",
+        icon=":material/play_arrow:",
+        disabled=not can_start,
+        key="train_start",
+        help="Starts `python -m core train` in the background. Needs a valid dataset and at least one strategy.",
+    ):
+        run = start_run(
+            RunSpec(
+                data=str(data_root),
+                out=str(Path(out).expanduser().resolve()),
+                models=tuple(models),
+                encoders={m: c for m, c in encoders.items() if c != "builtin"},
+                epochs=int(epochs),
+                encoder_epochs=int(encoder_epochs),
+            )
+        )
+        st.toast(f"Started run {run.id}", icon=":material/rocket_launch:")
+
+
+def render_run(run: RunState, expanded: bool) -> None:
+    label = f"{run.id} · {', '.join(run.spec.models)}"
+    with st.expander(label, expanded=expanded):
+        head = st.columns([1, 3, 1], vertical_alignment="center")
+        head[0].markdown(STATUS_BADGES.get(run.status, run.status))
+        head[1].progress(run.progress, text=f"{run.stage} · {len(run.saved)}/{len(run.spec.models)} saved")
+        if run.status == "running" and head[2].button(
+            "Cancel", key=f"cancel_{run.id}", icon=":material/stop:", help="Stop this run; checkpoints already saved are kept."
+        ):
+            cancel_run(run.path)
+            st.rerun()
+        st.caption(f"started {run.started_at} · data `{run.spec.data}` → `{run.spec.out}`")
+        epochs = run.epochs()
+        if epochs:
+            st.plotly_chart(training_curves_figure(epochs), config=PLOTLY_CONFIG, key=f"curves_{run.id}")
+        if run.status == "failed":
+            st.error(f"The run stopped with exit code {run.exit_code}. The end of its log:", icon=":material/error:")
+            st.code(run.log_tail or "(empty log)", language="text")
+
+
+@st.fragment(run_every=2.0)
+def runs_panel() -> None:
+    """Polls the run folders; when a run finishes, the sidebar's checkpoint list is refreshed."""
+    with friendly_errors("reading the training runs"):
+        runs = list_runs()
+        if not runs:
+            st.caption("No training run yet.")
+            return
+        if "train_finished_seen" not in st.session_state:
+            st.session_state["train_finished_seen"] = {r.id for r in runs if r.status == "finished"}
+        seen = st.session_state["train_finished_seen"]
+        newly_finished = [r.id for r in runs if r.status == "finished" and r.id not in seen]
+        for i, run in enumerate(runs[:10]):
+            render_run(run, expanded=i == 0 or run.status == "running")
+        if newly_finished:
+            seen.update(newly_finished)
+            loaders.forget_checkpoint_list()
+            st.rerun(scope="app")
+
+
+st.subheader("Runs")
+runs_panel()

@@ -83,9 +83,9 @@ def _pick_sample(data_dir: Path, model: MultimodalClassifier) -> DecodedSample:
     dataset = load_dataset(data_dir)
     for record in dataset.split("test"):
         states = [record.extras.get(f"{m}_state") for m in model.modalities]
-        if all(getattr(record, m) is not None for m in model.modalities) and all(s in (None, "clean") for s in states):
+        if all(getattr(record, m) is not None for m in model.modalities) and not any(s == "corrupted" for s in states):
             return load_sample(record)
-    raise ValueError(f"No clean test record with {', '.join(model.modalities)} in {data_dir}.")
+    raise ValueError(f"No uncorrupted test record with {', '.join(model.modalities)} in {data_dir}.")
 
 
 def _side_by_side(naive_s: float, ours_s: float, n: int, throughput: float) -> dict[str, float]:

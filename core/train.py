@@ -187,7 +187,7 @@ def _fit(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
             optimizer.step()
-            total_loss += float(loss) * len(idx)
+            total_loss += float(loss.detach()) * len(idx)
             seen += len(idx)
         scheduler.step()
         val_metrics = headline_metrics(val.labels.numpy(), _predict(model, val, device))

@@ -14,6 +14,7 @@ nothing here knows about Streamlit.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -272,10 +273,8 @@ def cancel_run(folder: str | Path) -> RunState:
     state = read_run(folder)
     if state.status != "running":
         return state
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # it may have just ended
         os.killpg(state.pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        pass
     info = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
     info.update(status="cancelled", ended_at=_now())
     _write_json_atomic(folder / RUN_FILE, info)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 import torch
 
@@ -26,8 +27,12 @@ from core.evaluate import (
     evaluation_cache_key,
 )
 from core.explain import Explanation, explain
-from core.io import Limits
+from core.io import SAMPLE_RATE, Limits
 from core.sample import DecodedSample
+
+WARM_UP_SAMPLE = DecodedSample(
+    image=np.zeros((32, 32, 3), np.uint8), text="warm up", audio=np.zeros(SAMPLE_RATE, np.float32)
+)
 
 
 @st.cache_resource(show_spinner=False)
@@ -83,6 +88,9 @@ def _loaded_models() -> dict[str, str]:
 @st.cache_resource(show_spinner="Loading the model…", max_entries=32)
 def _checkpoint(path: str, sha256: str, device: str) -> LoadedCheckpoint:
     loaded = load_checkpoint(path, device=device)
+    # One throw-away prediction pays the one-time costs (kernel selection, lazy imports,
+    # first-call allocations) here, so the user's first prediction is fast.
+    loaded.model.predict_proba([WARM_UP_SAMPLE])
     _loaded_models()[path] = loaded.name
     return loaded
 

@@ -67,7 +67,7 @@ def render_sidebar() -> Selection:
         chosen_paths = st.multiselect(
             "Checkpoints",
             options=list(by_path),
-            format_func=lambda p: f"{by_path[p].name} · {by_path[p].fusion}",
+            format_func=lambda p: by_path[p].name if by_path[p].name == by_path[p].fusion else f"{by_path[p].name} · {by_path[p].fusion}",
             key="sidebar_chosen",
             placeholder="Pick checkpoints to compare",
             help="One checkpoint to inspect, or several to compare side by side on Predict, Compare and Explain.",

@@ -154,7 +154,7 @@ with tabs[2], friendly_errors("drawing the confusion matrices"):
     )
     results = report.checkpoints
     for row in range(0, len(results), 2):
-        for col, result in zip(st.columns(2), results[row : row + 2]):
+        for col, result in zip(st.columns(2), results[row : row + 2], strict=False):
             col.plotly_chart(
                 figures.confusion_figure(result, normalized=normalized).update_layout(title=result.name),
                 config=PLOTLY_CONFIG,
@@ -170,7 +170,7 @@ with tabs[3], friendly_errors("drawing the robustness analyses"):
         st.plotly_chart(figures.missing_modality_heatmap(report), config=PLOTLY_CONFIG)
         sweeps = figures.robustness_figures(report)
         for row_names in [list(sweeps)[i : i + 2] for i in range(0, len(sweeps), 2)]:
-            for col, name in zip(st.columns(2), row_names):
+            for col, name in zip(st.columns(2), row_names, strict=False):
                 col.plotly_chart(sweeps[name], config=PLOTLY_CONFIG, key=f"sweep_{name}")
         st.plotly_chart(figures.reliance_figure(report), config=PLOTLY_CONFIG)
 

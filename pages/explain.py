@@ -55,7 +55,7 @@ with friendly_errors("computing modality Shapley values"):
             show_exception(err, f"loading {info.name}")
     items = [(name, pair) for name, pair in loaded_models.items() if set(pair[1].model.modalities) & set(sample.decoded.present())]
     for row in range(0, len(items), 3):
-        for col, (name, (info, loaded)) in zip(st.columns(3), items[row : row + 3]):
+        for col, (name, (info, loaded)) in zip(st.columns(3), items[row : row + 3], strict=False):
             with col, st.container(border=True):
                 expl = loaders.modality_explanation(str(info.path), loaded.card["weights"]["sha256"], sample.key, sample.decoded)
                 st.markdown(f"**{name}** predicts **{expl.target_name}** ({expl.probabilities[expl.target]:.2f})")

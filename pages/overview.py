@@ -22,10 +22,10 @@ chosen = selection()
 with friendly_errors("summarising the dataset"):
     dataset = chosen.require_dataset()
     sizes = dataset.split_sizes()
-    cols = st.columns(4)
+    cols = st.columns([1, 1, 2, 1.4])
     cols[0].metric("Records", f"{len(dataset.records):,}", help="Rows of the manifest that passed validation.")
     cols[1].metric("Classes", len(dataset.classes), help="Distinct labels.")
-    cols[2].metric("Modalities", " + ".join(dataset.modalities()), help="Modalities present in at least one record.")
+    cols[2].metric("Modalities", " · ".join(dataset.modalities()), help="Modalities present in at least one record.")
     cols[3].metric("Train / val / test", " / ".join(str(sizes[s]) for s in ("train", "val", "test")), help="Records per split.")
     if dataset.skipped is not None:
         st.warning(f"{len(dataset.skipped.bad_rows)} invalid row(s) were left out.", icon=":material/warning:")
@@ -49,7 +49,7 @@ with friendly_errors("summarising the dataset"):
     picked = random.Random(st.session_state.get("gallery_seed", 0)).sample(records, min(GALLERY_SIZE, len(records)))
     limits = Limits.from_env()
     for row in range(0, len(picked), 4):
-        for col, record in zip(st.columns(4), picked[row : row + 4]):
+        for col, record in zip(st.columns(4), picked[row : row + 4], strict=False):
             with col:
                 render_record_card(record, limits)
 

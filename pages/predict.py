@@ -13,8 +13,8 @@ from core.figures.predictions import probability_figure
 from dashboard import loaders
 from dashboard.errors import friendly_errors, show_exception
 from dashboard.inputs import decode_uploads
-from dashboard.renderers import PLOTLY_CONFIG, VIEWS
 from dashboard.navigation import page
+from dashboard.renderers import PLOTLY_CONFIG, VIEWS
 from dashboard.state import sample_from_record, selection, set_current_sample
 
 st.title("Predict")
@@ -147,16 +147,20 @@ with friendly_errors("predicting"):
     st.caption("Modality Shapley values: each modality's contribution to the predicted class probability, relative to no input.")
     items = list(results.items())
     for row in range(0, len(items), 3):
-        for col, (name, (_, expl, _)) in zip(st.columns(3), items[row : row + 3]):
+        for col, (name, (_, expl, _)) in zip(st.columns(3), items[row : row + 3], strict=False):
             with col:
                 st.markdown(f"**{name}** → {expl.target_name}")
                 st.plotly_chart(modality_bar(expl).update_layout(title=None, height=90 + 40 * len(expl.modality_totals)), config=PLOTLY_CONFIG, key=f"shapley_{name}")
 
 with friendly_errors("showing your inputs"):
     st.subheader("Input")
-    st.caption(f"Showing {sample.description}. Open **Explain** for SHAP and LIME attributions of this sample.")
+    st.caption(
+        f"Showing {sample.description}: {' + '.join(sample.decoded.present())}. "
+        "Open **Explain** for SHAP and LIME attributions of this sample."
+    )
     present = [view for view in VIEWS if view.present_in(sample)]
-    for col, view in zip(st.columns([1, 1, 2][: len(present)] if len(present) == 3 else len(present)), present):
+    widths = [2 if view.modality == "audio" else 1 for view in present]  # the audio preview has a chart
+    for col, view in zip(st.columns(widths), present, strict=True):
         with col:
             st.markdown(f"**{view.title}**")
             view.render_input(sample, key=f"predict_{view.modality}")

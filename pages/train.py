@@ -73,7 +73,7 @@ with friendly_errors("preparing the training form"):
     )
     encoder_cols = st.columns(len(MODALITIES))
     encoders = {}
-    for col, modality in zip(encoder_cols, MODALITIES):
+    for col, modality in zip(encoder_cols, MODALITIES, strict=True):
         options = [c if not c.startswith("hf:") else "hf:…" for c in ENCODER_CHOICES[modality]]
         choice = col.selectbox(
             f"{modality.capitalize()} encoder",

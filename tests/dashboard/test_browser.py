@@ -1,0 +1,158 @@
+"""End to end in headless Chromium: a real ``streamlit run`` server, every page visited.
+
+Run with ``pytest -m browser tests/dashboard/test_browser.py``. Screenshots land in
+``test-artifacts/`` (git-ignored) for a human to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not become healthy in {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def server(small_demo: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A dashboard server on a free port, pointed at the small demo; stopped afterwards."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium to run browser tests)")
+    pytest.importorskip("playwright.sync_api", reason="the playwright python package is not installed")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(tmp_path_factory.mktemp("server") / "streamlit.log", "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port), "--server.headless", "true"],
+            cwd=ROOT,
+            env={**os.environ, **small_demo},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_healthy(url, process)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture(scope="module")
+def browser_page(server: str):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 2600})
+        page.set_default_timeout(120_000)
+        yield page
+        browser.close()
+
+
+def visit(page, server: str, path: str, heading: str) -> None:
+    page.goto(f"{server}/{path}")
+    page.get_by_role("heading", name=heading, exact=True).first.wait_for()
+    page.wait_for_load_state("networkidle")
+
+
+def settle(page, charts: int = 0) -> None:
+    """Wait until Streamlit has finished running the script and drawn ``charts`` plotly charts."""
+    page.wait_for_timeout(500)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=120_000)
+    if charts:
+        page.wait_for_function(
+            f"document.querySelectorAll('[data-testid=\"stPlotlyChart\"]').length >= {charts}", timeout=120_000
+        )
+
+
+def assert_no_exception(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_every_page_in_a_real_browser(server, browser_page, small_demo):
+    page = browser_page
+    data = Path(small_demo["FUSION_DEMO_DATA"])
+
+    visit(page, server, "", "Overview")
+    page.get_by_text("Sample gallery").wait_for()
+    settle(page, charts=3)
+    assert_no_exception(page)
+    page.screenshot(path=str(ARTIFACTS / "overview.png"), full_page=True)
+
+    visit(page, server, "predict", "Predict")
+    uploaders = page.locator('[data-testid="stFileUploader"] input[type="file"]')
+    uploaders.nth(0).set_input_files(str(sorted(data.glob("images/*.png"))[0]))
+    settle(page)
+    uploaders.nth(1).set_input_files(str(sorted(data.glob("audio/*.wav"))[0]))
+    settle(page)
+    text = page.get_by_role("textbox", name="Text")
+    text.fill("the digit after two")
+    text.press("Control+Enter")
+    page.get_by_text("your upload: audio + image + text").wait_for()
+    settle(page, charts=3)  # probabilities, modality Shapley bars, audio preview
+    page.screenshot(path=str(ARTIFACTS / "predict.png"), full_page=True)
+    assert page.get_by_text("Class probabilities").count() >= 1
+    assert page.locator('[data-testid="stAudio"]').count() >= 1
+    assert_no_exception(page)
+
+    visit(page, server, "compare", "Compare")
+    page.get_by_role("tab", name="Metrics").wait_for()
+    settle(page, charts=2)
+    assert_no_exception(page)
+    page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
+
+    visit(page, server, "explain", "Explain")
+    page.get_by_role("button", name="Explain this one").click()
+    page.get_by_role("heading", name="Can these attributions be trusted?").wait_for()
+    settle(page, charts=5)
+    assert_no_exception(page)
+    page.screenshot(path=str(ARTIFACTS / "explain.png"), full_page=True)
+
+    visit(page, server, "train", "Train")
+    page.get_by_role("heading", name="Runs").wait_for()
+    settle(page)
+    assert_no_exception(page)
+    page.screenshot(path=str(ARTIFACTS / "train.png"), full_page=True)

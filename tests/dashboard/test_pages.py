@@ -1,0 +1,173 @@
+"""Every dashboard page, driven headlessly with Streamlit's AppTest against the small demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.io import encode_wav
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+PAGES = ["overview", "predict", "compare", "explain", "train"]
+
+
+def open_page(name: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    if name != "overview":
+        at.switch_page(f"../pages/{name}.py")
+        at.run()
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def plotly_charts(at: AppTest) -> list:
+    return at.get("plotly_chart")
+
+
+def first_file(folder: str, pattern: str) -> bytes:
+    return sorted(Path(folder).glob(pattern))[0].read_bytes()
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_every_page_loads_on_the_demo(dashboard_env, name):
+    at = open_page(name)
+    assert_clean(at)
+    assert at.title[0].value == name.capitalize()
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_overview_summarises_dataset_and_checkpoints(dashboard_env):
+    at = open_page("overview")
+    assert_clean(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Classes"] == "10"
+    table = at.dataframe[0].value
+    assert set(table["checkpoint"]) == {"early", "late", "image-only"}
+    assert len(plotly_charts(at)) >= 3  # class balance, coverage, metric by strategy
+
+
+def test_upload_produces_predictions_of_every_chosen_checkpoint(dashboard_env):
+    data = dashboard_env["FUSION_DEMO_DATA"]
+    at = open_page("predict")
+    at.file_uploader(key="predict_image").set_value(("digit.png", first_file(data, "images/*.png"), "image/png"))
+    at.file_uploader(key="predict_audio").set_value(("digit.wav", first_file(data, "audio/*.wav"), "audio/wav"))
+    at.text_area(key="predict_text").input("the digit after two")
+    at.run()
+    assert_clean(at)
+    assert not at.error, [e.value for e in at.error]
+    summary = at.dataframe[0].value
+    assert list(summary["checkpoint"]) == ["early", "late"]  # the fusions are chosen by default
+    assert summary["confidence"].between(0, 1).all()
+    assert len(plotly_charts(at)) >= 3  # probabilities, one modality bar per checkpoint, audio preview
+    assert any("predicted in" in c.value for c in at.caption)
+
+
+def test_text_only_upload_notes_the_checkpoint_that_cannot_use_it(dashboard_env):
+    at = open_page("predict")
+    at.multiselect(key="sidebar_chosen").set_value(
+        [str(Path(dashboard_env["FUSION_CHECKPOINTS"]) / n) for n in ("early", "image-only")]
+    )
+    at.text_area(key="predict_text").input("a multiple of three")
+    at.run()
+    assert_clean(at)
+    assert any("image-only" in i.value and "none of which you gave" in i.value for i in at.info)
+    assert list(at.dataframe[0].value["checkpoint"]) == ["early"]
+
+
+@pytest.mark.parametrize(
+    ("uploader", "name", "payload", "message"),
+    [
+        ("predict_image", "broken.png", b"\x89PNG\r\n\x1a\n this is not really a png", "not an image we can read"),
+        ("predict_image", "empty.png", b"", "empty"),
+        ("predict_audio", "notes.txt", b"hello, I am text pretending to be audio", "not an audio file"),
+        ("predict_audio", "empty.wav", b"", "empty"),
+    ],
+)
+def test_invalid_upload_shows_an_error_and_the_page_stays_usable(dashboard_env, uploader, name, payload, message):
+    at = open_page("predict")
+    at.file_uploader(key=uploader).set_value((name, payload, "application/octet-stream"))
+    at.text_area(key="predict_text").input("seven")
+    at.run()
+    assert_clean(at)
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    assert len(at.dataframe) == 1  # the valid text still gets predictions
+
+
+def test_too_long_audio_is_refused_with_the_limit(dashboard_env, monkeypatch):
+    monkeypatch.setenv("FUSION_MAX_AUDIO_SECONDS", "1")
+    at = open_page("predict")
+    at.file_uploader(key="predict_audio").set_value(("long.wav", encode_wav(np.zeros(16_000 * 3, np.float32)), "audio/wav"))
+    at.run()
+    assert_clean(at)
+    assert any("over the 1 s limit" in e.value for e in at.error)
+
+
+def test_selecting_checkpoints_changes_the_comparison(dashboard_env):
+    at = open_page("compare")
+    assert_clean(at)
+    assert list(at.dataframe[0].value.index) == ["early", "late"]
+    at.multiselect(key="sidebar_chosen").set_value(
+        [str(Path(dashboard_env["FUSION_CHECKPOINTS"]) / n) for n in ("early", "late", "image-only")]
+    )
+    at.run()
+    assert_clean(at)
+    assert list(at.dataframe[0].value.index) == ["early", "late", "image-only"]
+    assert len(plotly_charts(at)) >= 6  # bars, ROC, PR, confusion matrices, reliability, robustness
+
+
+def test_compare_refuses_a_checkpoint_trained_on_other_classes(dashboard_env, tmp_path):
+    other = tmp_path / "animals"
+    other.mkdir()
+    rows = [f"{label},{split},a {label} {i}" for i in range(6) for label in ("cat", "dog") for split in ("train", "val", "test")]
+    (other / "manifest.csv").write_text("label,split,text\n" + "\n".join(rows) + "\n")
+    at = open_page("compare")
+    at.text_input(key="sidebar_dataset").input(str(other))
+    at.run()
+    assert_clean(at)
+    assert any("trained on other classes" in e.value for e in at.error)
+
+
+def test_missing_demo_shows_how_to_build_it(dashboard_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("FUSION_DEMO_DATA", str(tmp_path / "not-built"))
+    at = open_page("overview")
+    assert_clean(at)
+    assert any("make run" in e.value for e in at.error)
+
+
+def test_explain_shows_modality_shapley_shap_and_lime_for_a_dataset_sample(dashboard_env):
+    at = open_page("explain")
+    at.button(key="explain_use_record").click()
+    at.run()
+    # Small settings keep the test fast; the page recomputes when they change.
+    at.number_input(key="explain_lime_samples").set_value(60)
+    at.number_input(key="explain_shap_evals").set_value(60)
+    at.run()
+    assert_clean(at)
+    assert not at.error, [e.value for e in at.error]
+    assert [s.value for s in at.subheader] == [
+        "Which modality mattered",
+        "Inside each modality: SHAP and LIME",
+        "Can these attributions be trusted?",
+    ]
+    assert len(plotly_charts(at)) >= 5
+
+
+def test_train_page_lists_every_dataset_problem(dashboard_env, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.csv").write_text("label,image,text\ncat,missing.png,\n,,hello\ndog,../escape.png,\n")
+    at = open_page("train")
+    at.text_input(key="train_data").input(str(broken))
+    at.run()
+    assert_clean(at)
+    issues = at.dataframe[0].value
+    assert len(issues) >= 3
+    assert at.button(key="train_start").disabled
+

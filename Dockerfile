@@ -21,7 +21,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --create-home --uid 10001 app
 COPY --from=build /opt/venv /opt/venv
+# PYTHONPATH: `streamlit run dashboard/app.py` puts only dashboard/ on sys.path; core and
+# dashboard are imported from /app (locally `make setup` installs the repo editable instead).
 ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \

@@ -40,7 +40,7 @@ ul.notes { font-size: 13px; color: #92400E; }
 
 
 def _figure(fig: go.Figure) -> str:
-    return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True})
+    return fig.to_html(full_html=False, include_plotlyjs=False, config={"displayModeBar": False, "responsive": True})
 
 
 def _table(frame: pd.DataFrame, index: bool = True) -> str:

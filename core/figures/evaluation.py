@@ -286,8 +286,8 @@ def missing_modality_heatmap(results: Results, metric: str = "accuracy") -> go.F
             hovertemplate="%{x}<br>kept: %{y}<br>" + _label(metric) + " %{z:.3f}<extra></extra>", hoverongaps=False,
         )
     )  # fmt: skip
-    fig.update_xaxes(type="category", tickangle=-30, showgrid=False)
-    fig.update_yaxes(type="category", autorange="reversed", showgrid=False)
+    fig.update_xaxes(type="category", tickangle=-30, showgrid=False, automargin=True)
+    fig.update_yaxes(type="category", autorange="reversed", showgrid=False, automargin=True)
     return styled(fig, f"{_label(metric)} with only some modalities present", height=120 + 42 * len(frame))
 
 

@@ -11,6 +11,10 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.distributed import DistContext
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DEMO_DIR = PROJECT_ROOT / "demo_data"
@@ -100,6 +104,16 @@ def _event_writer(path: Path):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from core import distributed
+
+    ctx = distributed.init_from_env()
+    try:
+        return _train(args, ctx)
+    finally:
+        distributed.shutdown()
+
+
+def _train(args: argparse.Namespace, ctx: DistContext) -> int:
     from core.data import load_dataset
     from core.encoders.cache import EmbeddingCache
     from core.train import TrainConfig, Trainer, parse_model_names
@@ -126,12 +140,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         fusion_epochs=args.epochs,
         patience=args.patience,
         modality_dropout=args.modality_dropout,
+        dropout=args.dropout,
         seed=args.seed,
         device=args.device,
     )
     cache = None if args.no_cache else EmbeddingCache()
     callback = _event_writer(Path(args.events)) if args.events else None
-    results = Trainer(dataset, args.out, config, cache=cache, show_progress=not args.quiet, callback=callback).run(names)
+    trainer = Trainer(
+        dataset, args.out, config, cache=cache, show_progress=not args.quiet, callback=callback, resume=args.resume
+    )
+    results = trainer.run(names)
+    if not ctx.is_main:
+        return 0
     if args.json:
         _print_json([{"name": r.name, "path": str(r.path), "metrics": r.metrics, "epochs": r.epochs} for r in results])
     else:
@@ -269,6 +289,28 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- bench
+def cmd_bench(args: argparse.Namespace) -> int:
+    from core.benchmarks import run_sections
+
+    options = {k: v for k, v in (("data", args.data), ("checkpoints", args.checkpoints), ("device", args.device)) if v}
+    if args.quick:
+        options["quick"] = True
+    report = run_sections(args.sections, options, log=lambda msg: print(msg, file=sys.stderr))
+    text = json.dumps(report, indent=2)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text)
+        print(f"wrote {args.json}", file=sys.stderr)
+    else:
+        print(text)
+    failed = [n for n, r in report["sections"].items() if not r["ok"]]
+    if failed:
+        print(f"error: benchmark section(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Multimodal fusion: build, train, evaluate, explain.")
@@ -299,7 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--patience", type=int, default=8, help="early-stopping patience in epochs")
-    p.add_argument("--modality-dropout", type=float, default=0.3)
+    p.add_argument("--modality-dropout", type=float, default=0.3, help="probability of hiding each modality per training sample")
+    p.add_argument("--dropout", type=float, default=0.1, help="dropout inside the fusion modules")
+    p.add_argument("--resume", action="store_true", help="keep complete checkpoints and continue interrupted ones from their last epoch")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     p.add_argument("--skip-invalid", action="store_true", help="train on the valid rows of a dataset with errors")
@@ -351,6 +395,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="write the explanation(s) to this JSON file")
     p.add_argument("--png", default=None, help="write a static rendering to this PNG file")
     p.set_defaults(func=cmd_explain)
+    p = sub.add_parser("bench", help="benchmarks measured side by side in one run (JSON out)")
+    p.add_argument("sections", nargs="*", default=["all"], help="all, encode, predict, train, evaluate, explain, reliability, dashboard")
+    p.add_argument("--json", default=None, help="write the report here (default: print it)")
+    p.add_argument("--data", default=None, help="dataset folder (default: the demo)")
+    p.add_argument("--checkpoints", default=None, help="checkpoint folder (default: checkpoints/)")
+    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
+    p.add_argument("--quick", action="store_true", help="fewer repetitions, for smoke tests")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from core.io import SAMPLE_RATE, decode_audio, encode_png, encode_wav, read_file
 
-DEMO_VERSION = 1
+DEMO_VERSION = 2
 """Bump when the build changes, so cached demo folders are rebuilt."""
 
 VOICES_DIR = Path(__file__).resolve().parent / "demo_voices"
@@ -46,7 +46,7 @@ PATTERNS = {"image_bad": 0.35, "audio_bad": 0.35, "both_clean": 0.25, "both_bad"
 P_CORRUPTED_WHEN_BAD = 0.7  # otherwise the modality is missing altogether
 TEXT_STATES = {"exact": 0.2, "partial": 0.5, "missing": 0.3}
 CLEAN_SNR_DB = (10.0, 30.0)
-CORRUPTED_SNR_DB = (-15.0, -8.0)
+CORRUPTED_SNR_DB = (-22.0, -14.0)  # white noise: speech bands keep more SNR than this
 SPEED_RANGE = (0.9, 1.1)
 GAIN_RANGE = (0.3, 1.0)
 P_MILD_IMAGE_NOISE = 0.5
@@ -331,7 +331,7 @@ Columns
   audio_state      clean / corrupted / missing
   text_state       exact (names the digit) / partial (2-5 digits possible) / missing
   image_corruption none / occlusion (a noise band hiding 60-80% of the ink) / noise
-  audio_snr_db     signal-to-noise ratio of the audio in dB (clean 10..30, corrupted -15..-8)
+  audio_snr_db     signal-to-noise ratio of the audio in dB (clean 10..30, corrupted -22..-14)
   voice            the voice prototype used (core/data/demo_voices/<voice>.wav)
   source_index     index of the handwritten digit in sklearn's load_digits
   clue_candidates  the digits the clue leaves possible, space separated

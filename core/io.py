@@ -18,8 +18,17 @@ from pathlib import Path
 import numpy as np
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "GIF")
+"""The only PIL decoders tried: other plugins (EPS runs Ghostscript, TIFF and PSD have long CVE
+histories) are attack surface for formats we never promised to read."""
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 SAMPLE_RATE = 16_000
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 384_000
+"""Sample rates outside this range are refused: they are not real recordings, and a huge declared
+rate would let a tiny compressed file decode to hundreds of megabytes within the duration limit."""
+MAX_AUDIO_CHANNELS = 64
+_AUDIO_BLOCK_FRAMES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -93,8 +102,9 @@ class TextTooLongError(InputError):
     pass
 
 
-def _mib(n: float) -> str:
-    return f"{n / (1024 * 1024):.1f} MiB"
+def _human_size(n: float) -> str:
+    """Human size: KiB below one MiB, so a small configured limit does not read as "0.0 MiB"."""
+    return f"{n / 1024:.1f} KiB" if n < 1024 * 1024 else f"{n / (1024 * 1024):.1f} MiB"
 
 
 def _check_size(data: bytes, what: str, limits: Limits) -> None:
@@ -102,7 +112,7 @@ def _check_size(data: bytes, what: str, limits: Limits) -> None:
         raise EmptyInputError(f"The {what} is empty (0 bytes).")
     if len(data) > limits.max_bytes:
         raise InputTooLargeError(
-            f"The {what} is {_mib(len(data))}, over the {_mib(limits.max_bytes)} limit."
+            f"The {what} is {_human_size(len(data))}, over the {_human_size(limits.max_bytes)} limit."
         )
 
 
@@ -121,12 +131,17 @@ def read_file(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> bytes:
         raise EmptyInputError(f"The file {path.name} is empty (0 bytes).")
     if size > limits.max_bytes:
         raise InputTooLargeError(
-            f"The file {path.name} is {_mib(size)}, over the {_mib(limits.max_bytes)} limit."
+            f"The file {path.name} is {_human_size(size)}, over the {_human_size(limits.max_bytes)} limit."
         )
     try:
-        return path.read_bytes()
+        with open(path, "rb") as handle:
+            # One byte more than stat() promised: a file that grew since then is refused, not read unbounded.
+            data = handle.read(size + 1)
     except OSError as err:
         raise InputError(f"Cannot read {path}: {err.strerror or err}") from None
+    if len(data) > size:
+        raise InputError(f"The file {path.name} changed while it was being read; try again.")
+    return data
 
 
 def decode_image(data: bytes, limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
@@ -141,7 +156,7 @@ def decode_image(data: bytes, limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
             width, height = img.size
             if width <= 0 or height <= 0:
                 raise UnreadableImageError("The image has no pixels.")
@@ -169,8 +184,10 @@ def decode_image(data: bytes, limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
 def decode_audio(data: bytes, limits: Limits = DEFAULT_LIMITS, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode WAV/FLAC/OGG (and MP3 where a backend can) to mono ``float32`` at ``sample_rate``.
 
-    Multi-channel audio is averaged to mono. The duration is read from the
-    header and checked against the limit before decoding the samples.
+    Multi-channel audio is averaged to mono. The duration, sample rate and channel
+    count are read from the header and checked before decoding any sample, and the
+    samples are decoded block by block, so memory follows the samples actually
+    decoded (within the limits), never a length the header merely claims.
     """
     import soundfile as sf
 
@@ -186,13 +203,42 @@ def decode_audio(data: bytes, limits: Limits = DEFAULT_LIMITS, sample_rate: int 
         raise AudioTooLongError(
             f"The audio is {seconds:.1f} s long, over the {limits.max_audio_seconds:.0f} s limit."
         )
-    if info.channels > 64:
-        raise InvalidAudioError(f"The audio declares {info.channels} channels; at most 64 are accepted.")
+    if not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE:
+        raise InvalidAudioError(
+            f"The audio's sample rate is {info.samplerate:,} Hz; rates from {MIN_SAMPLE_RATE:,} to "
+            f"{MAX_SAMPLE_RATE:,} Hz are accepted."
+        )
+    if info.channels > MAX_AUDIO_CHANNELS:
+        raise InvalidAudioError(
+            f"The audio declares {info.channels} channels; at most {MAX_AUDIO_CHANNELS} are accepted."
+        )
+    max_frames = int(limits.max_audio_seconds * info.samplerate) + 1
     try:
-        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        mono, rate = _read_mono(data, max_frames)
+    except InputError:
+        raise
     except Exception as err:
         raise UnreadableAudioError(f"The audio file is corrupt or truncated ({type(err).__name__}).") from None
-    return _finish_audio(samples.mean(axis=1), rate, sample_rate)
+    return _finish_audio(mono, rate, sample_rate)
+
+
+def _read_mono(data: bytes, max_frames: int) -> tuple[np.ndarray, int]:
+    """Samples averaged to mono and the file's sample rate, read in bounded blocks."""
+    import soundfile as sf
+
+    blocks: list[np.ndarray] = []
+    frames = 0
+    with sf.SoundFile(io.BytesIO(data)) as audio:
+        while True:
+            block = audio.read(_AUDIO_BLOCK_FRAMES, dtype="float32", always_2d=True)
+            if len(block) == 0:
+                break
+            frames += len(block)
+            if frames > max_frames:  # more samples than the header declared
+                raise AudioTooLongError("The audio holds more samples than its header declares; over the limit.")
+            blocks.append(block.mean(axis=1))
+        rate = audio.samplerate
+    return (np.concatenate(blocks) if blocks else np.zeros(0, np.float32)), rate
 
 
 def _decode_audio_fallback(data: bytes, limits: Limits, sample_rate: int) -> np.ndarray:
@@ -244,7 +290,7 @@ def decode_text(data: bytes | str, limits: Limits = DEFAULT_LIMITS) -> str:
     """
     if isinstance(data, bytes):
         if len(data) > limits.max_bytes:
-            raise InputTooLargeError(f"The text is {_mib(len(data))}, over the {_mib(limits.max_bytes)} limit.")
+            raise InputTooLargeError(f"The text is {_human_size(len(data))}, over the {_human_size(limits.max_bytes)} limit.")
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -255,6 +301,11 @@ def decode_text(data: bytes | str, limits: Limits = DEFAULT_LIMITS) -> str:
         raise TextTooLongError(
             f"The text has {len(text):,} characters, over the {limits.max_text_chars:,} limit."
         )
+    try:
+        # A str can hold unpaired surrogates (e.g. invalid UTF-8 in argv, decoded with surrogateescape).
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidTextError("The text is not valid UTF-8.") from None
     if any(ord(c) < 32 and c not in "\t\n\r" for c in text):
         raise InvalidTextError("The text contains binary control characters.")
     text = " ".join(text.split())

@@ -167,6 +167,8 @@ def read_card(path: str | Path) -> dict[str, Any]:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{CARD_FILE} in {path.name} is not valid JSON ({err}).") from None
+    except RecursionError:
+        raise CheckpointError(f"{CARD_FILE} in {path.name} is nested too deeply to be a checkpoint card.") from None
     _validate_card(card, path.name)
     return card
 
@@ -207,6 +209,27 @@ def _validate_card(card: Any, where: str) -> None:
         fail(f"'weights' must name {WEIGHTS_FILE} and its sha256.")
 
 
+def _check_declared_size(card: dict[str, Any], weights_size: int, where: str) -> None:
+    """Refuse a card whose stored parts (fusion head, built-in encoders) need more bytes than the
+    weights file holds, before anything is allocated: a few edited numbers in a card must not make
+    the loader allocate terabytes. The parts are built on the ``meta`` device, which allocates nothing;
+    pretrained encoders are left out, their size comes from their own installed weights."""
+    try:
+        with torch.device("meta"):
+            parts = [build_fusion(card["fusion"], **card["fusion_config"])]
+            parts += [build_encoder(m, spec) for m, spec in sorted(card["encoders"].items()) if spec.get("kind") == "builtin"]
+    except EncoderLoadError as err:
+        raise CheckpointError(f"Checkpoint {where}: {err}") from None
+    except (TypeError, ValueError, KeyError, RuntimeError) as err:
+        raise CheckpointError(f"Checkpoint {where}: the card describes an invalid model ({err}).") from None
+    needed = sum(t.numel() * t.element_size() for part in parts for t in part.state_dict().values())
+    if needed > weights_size:
+        raise CheckpointError(
+            f"Checkpoint {where}: the card describes {needed:,} bytes of trained weights but {WEIGHTS_FILE} "
+            f"holds {weights_size:,}; the card does not belong to these weights."
+        )
+
+
 def load_checkpoint(path: str | Path, device: torch.device | str | None = None) -> LoadedCheckpoint:
     """Load a checkpoint folder into an eval-mode model with gradients off.
 
@@ -229,11 +252,12 @@ def load_checkpoint(path: str | Path, device: torch.device | str | None = None) 
             f"Checkpoint {path.name}: {WEIGHTS_FILE} was modified after it was saved "
             f"(sha256 {actual[:12]}..., card says {card['weights']['sha256'][:12]}...)."
         )
+    _check_declared_size(card, weights_path.stat().st_size, path.name)
     try:
         model = build_model_from_card(card)
     except EncoderLoadError as err:
         raise CheckpointError(f"Checkpoint {path.name}: {err}") from None
-    except (TypeError, ValueError, KeyError) as err:
+    except (TypeError, ValueError, KeyError, RuntimeError) as err:
         raise CheckpointError(f"Checkpoint {path.name}: the card describes an invalid model ({err}).") from None
     try:
         state = load_file(str(weights_path))
@@ -257,6 +281,12 @@ def load_checkpoint(path: str | Path, device: torch.device | str | None = None) 
             raise CheckpointError(
                 f"Checkpoint {path.name}: tensor {key} has shape {tuple(state[key].shape)} but the card's "
                 f"architecture needs {tuple(tensor.shape)}."
+            )
+        # load_state_dict would silently cast, e.g. int8 noise into float weights.
+        if state[key].dtype != tensor.dtype:
+            raise CheckpointError(
+                f"Checkpoint {path.name}: tensor {key} is {state[key].dtype} but the card's architecture "
+                f"needs {tensor.dtype}."
             )
     model.load_state_dict(state, strict=False)
     model.eval()

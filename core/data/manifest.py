@@ -334,7 +334,12 @@ def _resolve_inside(root: Path, cell: str, modality: str) -> tuple[Path | None, 
     if suffix not in _EXTENSIONS[modality]:
         expected = ", ".join(_EXTENSIONS[modality])
         return None, f"unsupported {modality} file type {suffix or '(none)'!r} (expected {expected}): {cell}"
-    resolved = (root / relative).resolve()
+    if "\0" in relative:
+        return None, f"the path contains a NUL character: {cell!r}"
+    try:
+        resolved = (root / relative).resolve()
+    except (OSError, RuntimeError) as err:  # symlink loops (RuntimeError before Python 3.13), names too long
+        return None, f"the path cannot be resolved ({err.strerror if isinstance(err, OSError) else 'a symlink loop'}): {cell}"
     if not resolved.is_relative_to(root):
         return None, f"the path is a link that leads outside the dataset folder: {cell}"
     return resolved, None
@@ -342,13 +347,15 @@ def _resolve_inside(root: Path, cell: str, modality: str) -> tuple[Path | None, 
 
 def _check_file(path: Path, cell: str, modality: str, limits: Limits) -> tuple[str | None, str | None]:
     """Read and decode one file; returns (content hash, None) or (None, reason)."""
-    if not path.exists():
-        return None, f"file not found: {cell}"
     try:
+        if not path.exists():
+            return None, f"file not found: {cell}"
         data = read_file(path, limits)
         _DECODERS[modality](data, limits)
     except InputError as err:
         return None, f"{err} ({cell})"
+    except OSError as err:  # e.g. a name too long for the filesystem
+        return None, f"cannot access the file ({err.strerror or err}): {cell}"
     return hashlib.sha256(data).hexdigest(), None
 
 

@@ -1112,6 +1112,12 @@ def evaluate_checkpoint(
             f"{sum(excluded.values())} row(s) left out: their label is not one of the checkpoint's classes "
             f"({', '.join(f'{k!r}: {v}' for k, v in sorted(excluded.items())[:10])})."
         )
+    trained_on = loaded.card.get("dataset", {}).get("fingerprint")
+    if trained_on and trained_on != dataset.fingerprint:
+        notes.append(
+            "The checkpoint was trained on another version of this dataset (its card's fingerprint differs): "
+            "these metrics may not match the card's, and rows may overlap its training data."
+        )
     if not rows:
         raise EvaluationError(
             f"None of the {len(labels)} rows of split {split!r} has a label the checkpoint {loaded.name} knows "

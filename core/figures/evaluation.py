@@ -101,8 +101,8 @@ def pairwise_table(report: EvaluationReport) -> pd.DataFrame:
                 "A − B (95% CI)": f"{d.point:+.3f}" + (f" ({d.low:+.3f}, {d.high:+.3f})" if d.low is not None else ""),
                 "Only A right": t.only_a_correct,
                 "Only B right": t.only_b_correct,
-                "McNemar p (exact)": float(f"{t.mcnemar_exact_p:.3g}"),
-                "Bootstrap p": None if t.bootstrap_p is None else float(f"{t.bootstrap_p:.3g}"),
+                "McNemar p (exact)": f"{t.mcnemar_exact_p:.2g}",
+                "Bootstrap p": None if t.bootstrap_p is None else f"{t.bootstrap_p:.3f}",
             }
         )
     return pd.DataFrame(rows)
@@ -164,7 +164,7 @@ def metric_bars(results: Results, metric: str = "accuracy") -> go.Figure:
             }
         fig.add_bar(
             x=[r.name], y=[value], name=r.name, marker_color=color_for(r.name, names), error_y=error,
-            text=[_fmt(value)], textposition="inside", insidetextanchor="end", textfont={"color": "white"},
+            text=[_fmt(value)], textposition="inside", insidetextanchor="middle", textfont={"color": "white"},
             hovertemplate=f"{r.name}<br>{_label(metric)} %{{y:.3f}}<extra></extra>",
         )  # fmt: skip
     lower_better = " (lower is better)" if metric in LOWER_IS_BETTER else ""

@@ -16,10 +16,14 @@ RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-deps -r requirements-nodeps.txt
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
+# libgomp1: numba's OpenMP threading layer (librosa) links the system one. Not pinned: the
+# base image tag fixes the Debian release, and pinning would refuse its security updates.
+# hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libgomp1 curl \
+ && apt-get install -y --no-install-recommends libgomp1 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --create-home --uid 10001 app
+ && groupadd --gid 10001 app \
+ && useradd --create-home --uid 10001 --gid app app
 COPY --from=build /opt/venv /opt/venv
 # PYTHONPATH: `streamlit run dashboard/app.py` puts only dashboard/ on sys.path; core and
 # dashboard are imported from /app (locally `make setup` installs the repo editable instead).
@@ -31,18 +35,22 @@ ENV PATH=/opt/venv/bin:$PATH \
     FUSION_CACHE_DIR=/data/cache \
     FUSION_CHECKPOINTS=/data/checkpoints \
     FUSION_DEMO_DATA=/data/demo_data \
+    FUSION_RUNS=/data/runs \
     STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
 WORKDIR /app
-COPY --chown=app:app core ./core
-COPY --chown=app:app dashboard ./dashboard
-COPY --chown=app:app pages ./pages
-COPY --chown=app:app .streamlit ./.streamlit
+# The code stays root-owned (read-only to the app); everything the app writes goes to /data.
+COPY core ./core
+COPY dashboard ./dashboard
+COPY pages ./pages
+COPY .streamlit ./.streamlit
 RUN mkdir -p /data && chown app:app /data
-USER app
+# Numeric, so that runtimes enforcing runAsNonRoot can check it without reading /etc/passwd.
+USER 10001:10001
 # The demo (data + checkpoints) is built at image build time so the first start is instant;
 # mount a volume on /data to keep your own checkpoints.
 RUN python -m core demo
 EXPOSE 8501
+# Python rather than curl: one package less in the image; a failed request exits non-zero.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-  CMD curl -fsS http://localhost:8501/_stcore/health || exit 1
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4)"]
 CMD ["streamlit", "run", "dashboard/app.py", "--server.address=0.0.0.0", "--server.port=8501", "--server.headless=true"]

@@ -35,6 +35,8 @@ def open_in_explain(record_id: str, checkpoint_path: str) -> None:
 def sample_rows(title: str, rows: list[dict], key: str) -> None:
     """A list of samples, each with a button that opens it in Explain."""
     st.markdown(f"**{title}** ({len(rows)})")
+    if key == "disputed":
+        st.caption("Each checkpoint's prediction: green when right, red when wrong.")
     if not rows:
         st.caption("None.")
         return
@@ -42,9 +44,9 @@ def sample_rows(title: str, rows: list[dict], key: str) -> None:
         f"Show all {len(rows)}", key=f"{key}_all", help=f"Only the first {LISTED_SAMPLES} are listed by default."
     )
     for i, row in enumerate(rows if show_all else rows[:LISTED_SAMPLES]):
-        text, button = st.columns([5, 1], vertical_alignment="center")
+        text, button = st.columns([4, 1], vertical_alignment="center")
         text.markdown(row["text"])
-        if button.button("Explain", key=f"{key}_{i}", icon=":material/psychology_alt:", help="Open this sample on the Explain page."):
+        if button.button("Explain", key=f"{key}_{i}", width="stretch", help="Open this sample on the Explain page."):
             open_in_explain(row["id"], row["checkpoint"])
 
 
@@ -205,7 +207,7 @@ with tabs[5], friendly_errors("listing the samples"):
                 "id": d["id"],
                 "checkpoint": report.checkpoints[0].path,
                 "text": f"`{d['id']}` · true **{d['label']}** · "
-                + ", ".join(f"{n}: {'✅' if d['correct'][n] else '❌'} {p}" for n, p in d["predictions"].items()),
+                + ", ".join(f"{n} :{'green' if d['correct'][n] else 'red'}[**{p}**]" for n, p in d["predictions"].items()),
             }
             for d in disagreements(report)
         ]

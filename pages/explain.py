@@ -59,10 +59,10 @@ with friendly_errors("computing modality Shapley values"):
             with col, st.container(border=True):
                 expl = loaders.modality_explanation(str(info.path), loaded.card["weights"]["sha256"], sample.key, sample.decoded)
                 st.markdown(f"**{name}** predicts **{expl.target_name}** ({expl.probabilities[expl.target]:.2f})")
-                st.plotly_chart(explanation_figures.modality_bar(expl).update_layout(title=None), config=PLOTLY_CONFIG, key=f"mbar_{name}")
+                st.plotly_chart(explanation_figures.modality_bar(expl).update_layout(title=None, margin={"t": 10}), config=PLOTLY_CONFIG, key=f"mbar_{name}")
                 if expl.interactions is not None and len(expl.interaction_modalities) > 1:
                     st.plotly_chart(
-                        explanation_figures.interaction_heatmap(expl).update_layout(title="Interactions", height=260),
+                        explanation_figures.interaction_heatmap(expl).update_layout(title="Interactions", height=240, margin={"t": 40}),
                         config=PLOTLY_CONFIG,
                         key=f"inter_{name}",
                     )

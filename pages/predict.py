@@ -22,6 +22,14 @@ st.caption("Give any subset of modalities; every checkpoint picked in the sideba
 chosen = selection()
 infos = chosen.require_checkpoints()
 
+# Loaded before any input arrives (once per process), so the first upload is answered at once.
+models = {}
+for info in infos:
+    try:
+        models[info.name] = (info, loaders.load_model(info.path))
+    except Exception as err:  # noqa: BLE001 - one unreadable checkpoint must not hide the others
+        show_exception(err, f"loading {info.name}")
+
 with friendly_errors("reading your inputs"):
     source = st.segmented_control(
         "Input",
@@ -82,12 +90,6 @@ with friendly_errors("reading your inputs"):
     set_current_sample(sample)
 
 with friendly_errors("predicting"):
-    models = {}
-    for info in infos:
-        try:
-            models[info.name] = (info, loaders.load_model(info.path))
-        except Exception as err:  # noqa: BLE001 - one unreadable checkpoint must not hide the others
-            show_exception(err, f"loading {info.name}")
     # Timed from here: models are loaded once per process, the prediction is what the user waits for.
     started = time.perf_counter()
     results = {}
@@ -150,7 +152,7 @@ with friendly_errors("predicting"):
         for col, (name, (_, expl, _)) in zip(st.columns(3), items[row : row + 3], strict=False):
             with col:
                 st.markdown(f"**{name}** → {expl.target_name}")
-                st.plotly_chart(modality_bar(expl).update_layout(title=None, height=90 + 40 * len(expl.modality_totals)), config=PLOTLY_CONFIG, key=f"shapley_{name}")
+                st.plotly_chart(modality_bar(expl).update_layout(title=None, height=90 + 40 * len(expl.modality_totals), margin={"t": 10}), config=PLOTLY_CONFIG, key=f"shapley_{name}")
 
 with friendly_errors("showing your inputs"):
     st.subheader("Input")

@@ -6,50 +6,17 @@ Run with ``pytest -m browser tests/dashboard/test_browser.py``. Screenshots land
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from core.dashboard_server import CHROMIUM, CHROMIUM_ARGS, free_port, start_dashboard, stop_dashboard, wait_healthy
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not become healthy in {timeout:.0f} s")
 
 
 @pytest.fixture(scope="module")
@@ -61,22 +28,12 @@ def server(small_demo: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with open(tmp_path_factory.mktemp("server") / "streamlit.log", "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port), "--server.headless", "true"],
-            cwd=ROOT,
-            env={**os.environ, **small_demo},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        process = start_dashboard(port, small_demo, log)
         try:
             wait_healthy(url, process)
             yield url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_dashboard(process)
 
 
 @pytest.fixture(scope="module")

@@ -49,7 +49,7 @@ def test_overview_summarises_dataset_and_checkpoints(dashboard_env):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Classes"] == "10"
     table = at.dataframe[0].value
-    assert set(table["checkpoint"]) == {"early", "late", "image-only"}
+    assert {"early", "late", "image-only"} <= set(table["checkpoint"])  # training also keeps the other baselines
     assert len(plotly_charts(at)) >= 3  # class balance, coverage, metric by strategy
 
 

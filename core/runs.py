@@ -120,7 +120,13 @@ class RunState:
             if event.get("event") == "epoch" and event.get("model") not in self.saved:
                 current = event.get("epoch", 0) / max(event.get("epochs", 1), 1)
                 break
-        return min((len(self.saved) + current) / total, 1.0)
+        return min((len(self.saved_requested) + current) / total, 1.0)
+
+    @property
+    def saved_requested(self) -> list[str]:
+        """The requested models saved so far (training also saves the baselines of the
+        encoders it trains, which were not necessarily asked for)."""
+        return [name for name in self.saved if name in self.spec.models]
 
     def epochs(self) -> list[dict[str, Any]]:
         """Every ``epoch`` event (model, epoch, train_loss, val_loss, val_accuracy)."""

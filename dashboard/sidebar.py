@@ -18,7 +18,7 @@ BUILD_DEMO_HINT = "Build it with `make run` (or `.venv/bin/python -m core demo`)
 
 def _default_choice(infos: list[CheckpointInfo]) -> list[str]:
     """Every fusion strategy: comparing them is what the demo is for (baselines stay one click away)."""
-    fusions = [str(i.path) for i in infos if i.kind != "baseline" and not i.name.endswith("-only")]
+    fusions = [str(i.path) for i in infos if i.kind == "fusion"]
     return fusions or [str(i.path) for i in infos[:3]]
 
 

@@ -90,7 +90,7 @@ with friendly_errors("setting up SHAP and LIME"):
         "LIME samples", 50, 5000, 300, 50, key="explain_lime_samples", help="Perturbed samples per modality for LIME (more: steadier, slower)."
     )
     shap_evals = controls[3].number_input(
-        "SHAP evaluations", 50, 5000, 300, 50, key="explain_shap_evals", help="Model evaluations for the joint SHAP permutation explainer."
+        "SHAP evals", 50, 5000, 300, 50, key="explain_shap_evals", help="Model evaluations for the joint SHAP permutation explainer."
     )
     image_segments = controls[4].number_input(
         "Image segments", 4, 200, 36, 4, key="explain_image_segments", help="Superpixels the image is split into (SLIC)."

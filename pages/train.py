@@ -88,7 +88,7 @@ with friendly_errors("preparing the training form"):
             )
             choice = f"hf:{name.strip()}" if name.strip() else ""
         encoders[modality] = choice
-    epoch_cols = st.columns(4)
+    epoch_cols = st.columns(4, vertical_alignment="bottom")
     epochs = epoch_cols[0].number_input(
         "Fusion epochs", 1, 500, 60, key="train_epochs", help="Maximum epochs of each fusion head (early stopping may end sooner)."
     )
@@ -123,7 +123,7 @@ def render_run(run: RunState, expanded: bool) -> None:
     with st.expander(label, expanded=expanded):
         head = st.columns([1, 3, 1], vertical_alignment="center")
         head[0].markdown(STATUS_BADGES.get(run.status, run.status))
-        head[1].progress(run.progress, text=f"{run.stage} · {len(run.saved)}/{len(run.spec.models)} saved")
+        head[1].progress(run.progress, text=f"{run.stage} · {len(run.saved_requested)}/{len(run.spec.models)} saved")
         if run.status == "running" and head[2].button(
             "Cancel", key=f"cancel_{run.id}", icon=":material/stop:", help="Stop this run; checkpoints already saved are kept."
         ):

@@ -66,7 +66,7 @@ def card_metric_figure(infos: Sequence[CheckpointInfo], metric: str = "test_accu
         go.Bar(
             x=[r[0] for r in rows],
             y=[r[1] for r in rows],
-            marker_color=[PALETTE[8] if r[2] == "baseline" or r[0].endswith("-only") else PALETTE[0] for r in rows],
+            marker_color=[PALETTE[0] if r[2] == "fusion" else PALETTE[8] for r in rows],
             text=[f"{r[1]:.3f}" for r in rows],
             textposition="outside",
             hovertemplate="%{x}: %{y:.3f}<extra></extra>",

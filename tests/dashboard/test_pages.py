@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -171,3 +172,25 @@ def test_train_page_lists_every_dataset_problem(dashboard_env, tmp_path):
     assert len(issues) >= 3
     assert at.button(key="train_start").disabled
 
+
+
+def test_train_page_follows_a_run_with_its_loss_curves(dashboard_env):
+    run = Path(dashboard_env["FUSION_RUNS"]) / "20260101-120000-abcd"
+    run.mkdir(parents=True, exist_ok=True)
+    spec = {"data": "d", "out": "o", "models": ["early"], "encoders": {}, "epochs": 2, "encoder_epochs": 2}
+    (run / "run.json").write_text(
+        json.dumps(
+            {"id": run.name, "spec": spec, "command": [], "pid": 1, "status": "finished",
+             "started_at": "2026-01-01T12:00:00+00:00", "ended_at": None, "exit_code": 0}
+        )
+    )  # fmt: skip
+    events = [{"event": "stage", "stage": "training early fusion"}] + [
+        {"event": "epoch", "model": "early", "epoch": e, "epochs": 2, "train_loss": 1.0 / e, "val_loss": 1.2 / e, "val_accuracy": 0.4 * e}
+        for e in (1, 2)
+    ] + [{"event": "saved", "model": "early", "path": "o/early", "metrics": {}}, {"event": "done", "results": []}]
+    (run / "events.jsonl").write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    at = open_page("train")
+    assert_clean(at)
+    assert any(run.name in e.label for e in at.expander)
+    assert any("finished" in m.value for m in at.markdown)
+    assert len(plotly_charts(at)) == 1

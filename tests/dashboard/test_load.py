@@ -1,0 +1,117 @@
+"""Load: several simultaneous browser sessions upload and predict against one local dashboard
+server for a bounded time; no session sees an error, and the server's peak memory is reported.
+
+Run with ``pytest -m browser tests/dashboard/test_load.py -s`` to see the figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from core.dashboard_server import CHROMIUM, CHROMIUM_ARGS, free_port, start_dashboard, stop_dashboard, wait_healthy
+
+pytestmark = pytest.mark.browser
+
+SESSIONS = 5
+SECONDS = 45.0
+MAX_ROUNDS = 6
+"""Per session: each round opens Predict in a fresh session, uploads an image and waits for the table."""
+
+
+@dataclass
+class SessionLog:
+    predictions: int = 0
+    errors: list[str] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+
+def peak_rss_mib(pid: int) -> float:
+    """VmHWM (peak resident set) of a process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+@pytest.fixture(scope="module")
+def server(small_demo: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium to run browser tests)")
+    pytest.importorskip("playwright.async_api", reason="the playwright python package is not installed")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(tmp_path_factory.mktemp("load-server") / "streamlit.log", "wb") as log:
+        process = start_dashboard(port, small_demo, log)
+        try:
+            wait_healthy(url, process)
+            yield url, process.pid
+        finally:
+            stop_dashboard(process)
+
+
+async def one_session(browser, url: str, images: list[Path], index: int, deadline: float) -> SessionLog:
+    log = SessionLog()
+    context = await browser.new_context(viewport={"width": 1400, "height": 2000})
+    page = await context.new_page()
+    page.set_default_timeout(120_000)
+    try:
+        for round_ in range(MAX_ROUNDS):
+            if time.monotonic() > deadline:
+                break
+            started = time.monotonic()
+            await page.goto(f"{url}/predict")
+            await page.get_by_role("heading", name="Predict", exact=True).first.wait_for()
+            image = images[(index * MAX_ROUNDS + round_) % len(images)]
+            await page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(str(image))
+            await page.get_by_text(re.compile(r"checkpoint\(s\) predicted in")).first.wait_for()
+            exceptions = await page.locator('[data-testid="stException"]').count()
+            errors = await page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+            if exceptions:
+                log.errors.append(f"round {round_}: {exceptions} exception element(s)")
+            log.errors += [f"round {round_}: {text}" for text in errors]
+            log.predictions += 1
+            log.seconds.append(time.monotonic() - started)
+    except Exception as err:  # a timeout or a crashed page is a failed session, reported with the rest
+        log.errors.append(f"{type(err).__name__}: {err}"[:300])
+    finally:
+        await context.close()
+    return log
+
+
+async def run_sessions(url: str, images: list[Path]) -> list[SessionLog]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            deadline = time.monotonic() + SECONDS
+            return await asyncio.gather(*(one_session(browser, url, images, i, deadline) for i in range(SESSIONS)))
+        finally:
+            await browser.close()
+
+
+@pytest.mark.timeout(600)
+def test_simultaneous_sessions_upload_and_predict_without_errors(server, small_demo):
+    url, pid = server
+    images = sorted(Path(small_demo["FUSION_DEMO_DATA"]).glob("images/*.png"))[:12]
+    baseline_mib = peak_rss_mib(pid)
+    started = time.monotonic()
+    logs = asyncio.run(run_sessions(url, images))
+    elapsed = time.monotonic() - started
+    predictions = sum(log.predictions for log in logs)
+    errors = [f"session {i}: {e}" for i, log in enumerate(logs) for e in log.errors]
+    latencies = sorted(s for log in logs for s in log.seconds)
+    print(
+        f"\nload: {SESSIONS} sessions, {predictions} predictions in {elapsed:.0f} s, {len(errors)} errors, "
+        f"round trip median {latencies[len(latencies) // 2]:.1f} s / max {latencies[-1]:.1f} s, "
+        f"server peak RSS {peak_rss_mib(pid):.0f} MiB (after start-up {baseline_mib:.0f} MiB)"
+    )
+    assert not errors, errors
+    assert all(log.predictions >= 1 for log in logs), [log.predictions for log in logs]

@@ -12,7 +12,8 @@
 Options (all optional): ``data`` (dataset folder, default the demo), ``checkpoints``
 (folder), ``names`` (checkpoint names, default every readable one), ``device``,
 ``quick``, ``repeats`` (upload latency repeats), ``batch_size`` (of ``predict_proba``,
-default 64), ``max_samples`` (test samples used for throughput).
+default 64), ``max_samples`` (test samples used for throughput). Throughput uses the
+fastest of its repeats, latency the median and p95.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
             min_repeats=1 if quick else 3,
             min_seconds=0.0,
         )
-        seconds = float(np.median(times))
+        seconds = min(times)  # fastest repeat, like the encoder limits it is compared to
 
         floor_s = floor_with_prepare_s = 0.0
         per_modality = {}
@@ -151,6 +152,7 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
                 "samples": len(samples),
                 "batch_size": batch_size,
                 "seconds": seconds,
+                "median_seconds": float(np.median(times)),
                 "samples_per_s": len(samples) / seconds,
                 "per_modality": per_modality,
                 "encoder_floor_s": floor_s,

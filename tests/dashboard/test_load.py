@@ -56,6 +56,12 @@ def server(small_demo: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
             stop_dashboard(process)
 
 
+async def settle(page) -> None:
+    """Wait until Streamlit has finished running the script for this session."""
+    await page.wait_for_timeout(300)
+    await page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=120_000)
+
+
 async def one_session(browser, url: str, images: list[Path], index: int, deadline: float) -> SessionLog:
     log = SessionLog()
     context = await browser.new_context(viewport={"width": 1400, "height": 2000})
@@ -68,8 +74,12 @@ async def one_session(browser, url: str, images: list[Path], index: int, deadlin
             started = time.monotonic()
             await page.goto(f"{url}/predict")
             await page.get_by_role("heading", name="Predict", exact=True).first.wait_for()
+            uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]').first
+            await uploader.wait_for(state="attached")
+            # An upload sent while the first script run is still going can be lost in the rerun.
+            await settle(page)
             image = images[(index * MAX_ROUNDS + round_) % len(images)]
-            await page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(str(image))
+            await uploader.set_input_files(str(image))
             await page.get_by_text(re.compile(r"checkpoint\(s\) predicted in")).first.wait_for()
             exceptions = await page.locator('[data-testid="stException"]').count()
             errors = await page.locator('[data-testid="stAlertContentError"]').all_inner_texts()

@@ -378,18 +378,19 @@ def resume_is_available() -> bool:
     return not unknown
 
 
-def crash_test(data: Path, workdir: Path, kills: int, seed: int = 0) -> dict[str, Any]:
-    """``kills`` seeded SIGKILLs of one tiny training run into the same folder, then ``--resume``."""
+def crash_test(data: Path, workdir: Path, kills: int, seed: int = 0) -> tuple[dict[str, Any], Path]:
+    """``kills`` tiny training runs, each into its own folder and SIGKILLed at a seeded moment,
+    then ``--resume`` of the last one. Returns the report and the folder resumed."""
     rng = np.random.default_rng(seed)
-    out, cache_root = workdir / "checkpoints", workdir / "embedding-cache"
-    runs = []
-    for _ in range(kills):
-        # ~27 events in a tiny run: stages, encoder epochs, saves, fusion epochs. Runs after the
-        # first resume the killed one, so a kill can also land in a resumed run's state writes.
+    cache_root = workdir / "embedding-cache"  # shared, so kills also land in cache writes
+    runs, out = [], workdir
+    for index in range(kills):
+        out = workdir / f"run-{index}"
+        # ~27 events in a tiny run: stages, encoder epochs, saves, fusion epochs.
         runs.append(
             kill_training_run(
                 data, out, workdir, cache_root=cache_root, kill_after_events=int(rng.integers(1, 27)),
-                delay_s=float(rng.uniform(0, 0.2)), resume=bool(runs),
+                delay_s=float(rng.uniform(0, 0.2)),
             )
         )  # fmt: skip
     report: dict[str, Any] = {
@@ -410,7 +411,7 @@ def crash_test(data: Path, workdir: Path, kills: int, seed: int = 0) -> dict[str
     else:
         report["resume_ok"] = None
         report["resume_skipped"] = "python -m core train has no --resume"
-    return report
+    return report, out
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -425,14 +426,14 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
 
     quick = bool(options.get("quick"))
     seed = int(options.get("seed", 0))
-    kills = int(options.get("kills", 1 if quick else 3))
+    kills = max(1, int(options.get("kills", 1 if quick else 3)))
     iterations = int(options.get("fuzz_iterations", 100 if quick else 400))
     with tempfile.TemporaryDirectory(prefix="fusion-reliability-") as tmp:
         workdir = Path(tmp)
         data = workdir / "data"
         build_demo(data, n_source=60, progress=False)
-        crash = crash_test(data, workdir / "crash", kills, seed)
-        checkpoint = workdir / "crash" / "checkpoints" / "early"
+        crash, resumed = crash_test(data, workdir / "crash", kills, seed)
+        checkpoint = resumed / "early"
         if crash["resume_ok"] is not True:  # the catalogue and threads still need a model
             subprocess.run(
                 train_command(data, workdir / "fresh", "early"), cwd=PROJECT_ROOT, check=True, capture_output=True

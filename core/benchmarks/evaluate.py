@@ -82,7 +82,7 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
         "bootstrap": eval_options.bootstrap,
         "evaluation_cache": "disabled",
         "embedding_cache": cache_state,
-        "seconds": {
+        "timings_s": {
             "load_dataset": round(loaded_at - started, 3),
             "evaluate": round(evaluated_at - eval_started, 3),
             "write_json": round(json_at - evaluated_at, 3),

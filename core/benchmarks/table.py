@@ -171,7 +171,7 @@ def _dashboard(section: dict[str, Any]) -> str:
 
 
 def _evaluate(section: dict[str, Any]) -> str:
-    seconds = section.get("seconds", {})
+    seconds = section.get("timings_s", {})
     rows = [
         ["Checkpoints × rows", f"{len(section.get('checkpoints', []))} × {_num(section.get('rows'))}"],
         ["Bootstrap resamples", _num(section.get("bootstrap"))],

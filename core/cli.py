@@ -213,7 +213,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     loaded = load_checkpoint(args.checkpoint, device=pick_device(args.device))
     ignored = [m for m in sample.present() if m not in loaded.model.modalities]
     proba = loaded.model.predict_proba([sample])[0]
-    ranking = sorted(zip(loaded.model.classes, proba.tolist()), key=lambda kv: -kv[1])
+    ranking = sorted(zip(loaded.model.classes, proba.tolist(), strict=False), key=lambda kv: -kv[1])
     if args.json:
         _print_json(
             {
@@ -222,7 +222,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 "used_modalities": [m for m in sample.present() if m in loaded.model.modalities],
                 "ignored_modalities": ignored,
                 "prediction": ranking[0][0],
-                "probabilities": dict(zip(loaded.model.classes, proba.tolist())),
+                "probabilities": dict(zip(loaded.model.classes, proba.tolist(), strict=False)),
             }
         )
         return 0

@@ -102,7 +102,7 @@ def embed_records(
                 emb = enc(move_to(inputs, device)).float().cpu()
             embeddings[m][chunk] = emb
             if cache is not None:
-                for i, row in zip(chunk, emb.numpy()):
+                for i, row in zip(chunk, emb.numpy(), strict=False):
                     cache.put(cache_id, records[i].content_hash(m), row)
             done += len(chunk)
             if progress is not None:

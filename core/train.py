@@ -80,9 +80,7 @@ def parse_model_names(spec: str, modalities: list[str]) -> list[str]:
             names += list(FUSIONS)
         elif part == "baselines":
             names += [f"{m}{BASELINE_SUFFIX}" for m in modalities]
-        elif part in FUSIONS:
-            names.append(part)
-        elif part.endswith(BASELINE_SUFFIX) and part[: -len(BASELINE_SUFFIX)] in modalities:
+        elif part in FUSIONS or part.endswith(BASELINE_SUFFIX) and part[: -len(BASELINE_SUFFIX)] in modalities:
             names.append(part)
         elif part.endswith(BASELINE_SUFFIX):
             raise ValueError(

@@ -58,8 +58,8 @@ def test_progress_events(small_demo, tmp_path):
 def test_trained_checkpoint_predicts_like_training_metrics(small_checkpoints, small_demo):
     """Reloading gives the same test accuracy as recorded in the card."""
     from core.data import load_sample
-    from core.evaluate import headline_metrics
     from core.embeddings import labels_to_indices
+    from core.evaluate import headline_metrics
 
     loaded = load_checkpoint(small_checkpoints["early"])
     test = small_demo.split("test")

@@ -269,13 +269,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from core.explain import ExplainParams, explain
     from core.figures.explanation import explanation_png
 
-    sample = load_cli_sample(args.image, args.text, args.audio)
-    loaded = load_checkpoint(args.checkpoint, device=pick_device(args.device))
     params = ExplainParams(seed=args.seed)
     if args.samples is not None:
         params = replace(params, lime_samples=args.samples, shap_evals=args.samples)
     if args.segments is not None:
         params = replace(params, image_segments=args.segments)
+    if args.data:
+        return _explain_split(args, params)
+    sample = load_cli_sample(args.image, args.text, args.audio)
+    loaded = load_checkpoint(args.checkpoint, device=pick_device(args.device))
     result = explain(loaded, sample, args.method, target=args.target, params=params)
     results = result if isinstance(result, dict) else {args.method: result}
     payload = {name: r.to_dict() for name, r in results.items()}
@@ -286,6 +288,30 @@ def cmd_explain(args: argparse.Namespace) -> int:
     for name, r in results.items():
         totals = ", ".join(f"{m} {v:+.4f}" for m, v in r.modality_totals.items())
         print(f"{name}: class {r.target_name!r} (p={r.probabilities[r.target]:.3f}); {totals}; {r.metadata['runtime_s']:.2f} s")
+    return 0
+
+
+def _explain_split(args: argparse.Namespace, params) -> int:
+    """Batch mode: every sample of ``--split``, sharded across torchrun ranks."""
+    from core import distributed
+    from core.checkpoints import load_checkpoint
+    from core.data import load_dataset
+    from core.device import pick_device
+    from core.explain.batch import explain_split
+
+    if not args.out:
+        raise UsageError("--data explains a whole split and needs --out FOLDER for the shards and index.")
+    ctx = distributed.init_from_env()
+    try:
+        loaded = load_checkpoint(args.checkpoint, device=distributed.device_for_rank(pick_device(args.device)))
+        dataset = load_dataset(args.data)
+        shard = explain_split(
+            loaded, dataset, args.out, split=args.split, method=args.method, params=params, limit=args.limit
+        )
+        if ctx.is_main:
+            print(f"wrote {shard.parent / 'index.json'} ({ctx.world} shard(s))")
+    finally:
+        distributed.shutdown()
     return 0
 
 
@@ -394,6 +420,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.add_argument("--json", default=None, help="write the explanation(s) to this JSON file")
     p.add_argument("--png", default=None, help="write a static rendering to this PNG file")
+    p.add_argument("--data", default=None, help="explain every sample of a dataset split instead (batch mode; torchrun shards it)")
+    p.add_argument("--split", default="test", help="with --data: the split to explain")
+    p.add_argument("--out", default=None, help="with --data: folder for one JSONL shard per rank and index.json")
+    p.add_argument("--limit", type=int, default=None, help="with --data: only the first N samples of the split")
     p.set_defaults(func=cmd_explain)
     p = sub.add_parser("bench", help="benchmarks measured side by side in one run (JSON out)")
     p.add_argument("sections", nargs="*", default=["all"], help="all, encode, predict, train, evaluate, explain, reliability, dashboard")

@@ -531,7 +531,7 @@ def mutate(data: bytes, rng: np.random.Generator) -> bytes:
         for _ in range(int(rng.integers(1, 5))):
             buf[int(rng.integers(len(buf)))] = int(rng.integers(256))
     elif kind == 2:
-        buf = buf[: int(rng.integers(1, len(buf)))]
+        buf = buf[: int(rng.integers(len(buf)))]  # may empty it: replaced by one NUL below
     else:
         start = int(rng.integers(len(buf)))
         buf[start : start + int(rng.integers(1, 64))] = rng.bytes(int(rng.integers(0, 64)))

@@ -14,14 +14,13 @@ import hashlib
 import json
 import os
 import platform
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from core.atomic import staged_folder
 from core.encoders import EncoderLoadError, build_encoder
 from core.fusion import FUSIONS, build_fusion
 from core.model import MultimodalClassifier
@@ -106,8 +105,7 @@ def save_checkpoint(model: MultimodalClassifier, path: str | Path, card: dict[st
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = checkpoint_state(model)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
+    with staged_folder(path) as tmp:
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": CARD_FORMAT})
         full_card = {
             "format": CARD_FORMAT,
@@ -134,16 +132,6 @@ def save_checkpoint(model: MultimodalClassifier, path: str | Path, card: dict[st
         for f in (tmp / WEIGHTS_FILE, tmp / CARD_FILE):
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

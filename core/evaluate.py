@@ -30,7 +30,6 @@ import os
 import platform
 import resource
 import sys
-import tempfile
 import time
 import types
 import typing
@@ -46,6 +45,7 @@ import torch
 from scipy import stats
 from sklearn import metrics as skm
 
+from core.atomic import write_text_atomic
 from core.checkpoints import LoadedCheckpoint, load_checkpoint, read_card
 from core.data import Dataset, Record, load_dataset, load_sample
 from core.device import autocast, describe_device, pick_device
@@ -1263,16 +1263,7 @@ def evaluation_cache_key(sha256: str, dataset_fingerprint: str, split: str, opti
 
 
 def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle)
-        os.chmod(tmp, 0o644)  # mkstemp creates owner-only files; these are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(payload))
 
 
 def _read_cached(path: Path) -> CheckpointEvaluation | None:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from core.atomic import write_text_atomic
 from core.evaluate import EvaluationReport
 from core.figures import evaluation as figures
 
@@ -137,15 +136,5 @@ def render_html_report(report: EvaluationReport, title: str = "Fusion strategy c
 
 def write_html_report(report: EvaluationReport, path: str | Path, title: str = "Fusion strategy comparison") -> Path:
     """Write the comparison report to ``path`` atomically; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".html")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(render_html_report(report, title))
-        os.chmod(tmp, 0o644)  # mkstemp creates owner-only files; these are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return write_text_atomic(path, render_html_report(report, title))
     return path

@@ -22,10 +22,11 @@ import secrets
 import signal
 import subprocess
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from core.atomic import write_text_atomic
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RUN_FILE = "run.json"
@@ -138,14 +139,7 @@ def _now() -> str:
 
 
 def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(payload, indent=2))
 
 
 def start_run(spec: RunSpec, runs_dir: str | Path | None = None) -> RunState:

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import struct
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.atomic import write_bytes_atomic
 from core.encoders.base import Encoder
 from core.encoders.batching import encode_values
 
@@ -101,8 +101,8 @@ class EmbeddingCache:
         label = path.parents[1] / "cache_id.txt"
         if not label.exists():
             # For humans clearing the cache: which encoder a directory belongs to.
-            self._write_atomic(label, cache_id.encode())
-        self._write_atomic(path, self._encode(array))
+            write_bytes_atomic(label, cache_id.encode())
+        write_bytes_atomic(path, self._encode(array))
 
     def get_many(self, cache_id: str, keys: Sequence[str]) -> list[np.ndarray | None]:
         return [self.get(cache_id, key) for key in keys]
@@ -140,16 +140,6 @@ class EmbeddingCache:
         except (ValueError, KeyError, TypeError):
             return None
 
-    @staticmethod
-    def _write_atomic(path: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
 
 def encode_cached(

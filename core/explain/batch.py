@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core import distributed
+from core.atomic import write_text_atomic
 from core.checkpoints import LoadedCheckpoint
 from core.data import Dataset, load_sample
 from core.explain import ExplainParams, explain
@@ -97,6 +98,4 @@ def _write_index(out: Path, stats: list[dict[str, Any]], loaded: LoadedCheckpoin
         "mean_modality_credit": {m: sum(v) / len(v) for m, v in sorted(credit.items())},
         "samples_index": entries,
     }
-    tmp = out / f".index.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(index, indent=1))
-    os.replace(tmp, out / "index.json")
+    write_text_atomic(out / "index.json", json.dumps(index, indent=1))

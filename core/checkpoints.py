@@ -249,7 +249,9 @@ def load_checkpoint(path: str | Path, device: torch.device | str | None = None) 
         raise CheckpointError(f"Checkpoint {path.name}: the card describes an invalid model ({err}).") from None
     try:
         state = load_file(str(weights_path))
-    except (SafetensorError, OSError, ValueError) as err:
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError, OverflowError, MemoryError) as err:
+        # The parser's error type for a malformed header varies across safetensors/torch builds
+        # (seen: a different one on the CUDA machine); any of them means "not valid weights".
         raise CheckpointError(f"Checkpoint {path.name}: {WEIGHTS_FILE} is not a valid safetensors file ({err}).") from None
     expected = checkpoint_state(model)
     missing = sorted(set(expected) - set(state))

@@ -49,6 +49,7 @@ def staged_folder(path: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
         yield tmp
+        tmp.chmod(0o755)  # mkdtemp makes it owner-only; a dashboard run by another user must read it
         old = None
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")

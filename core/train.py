@@ -131,7 +131,9 @@ def _batch_embeddings(
     return out
 
 
-def _predict(model: MultimodalClassifier, data: _TrainingSet, device: torch.device, batch_size: int = 256) -> np.ndarray:
+def _predict(
+    model: MultimodalClassifier, data: _TrainingSet, device: torch.device, batch_size: int = 256
+) -> np.ndarray:
     model.eval()
     chunks = []
     with torch.inference_mode():
@@ -442,22 +444,8 @@ class Trainer:
                 present=_present_matrix(recs, [modality]),
                 labels=labels_to_indices([r.label for r in recs], self.classes),
             )
-        history, best_epoch = _fit(
-            model,
-            list(model.parameters()),
-            sets["train"],
-            sets["val"],
-            epochs=self.config.encoder_epochs,
-            lr=self.config.encoder_lr,
-            config=self.config,
-            modality_dropout=0.0,
-            device=self.device,
-            label=name,
-            show_progress=self.show_progress,
-            callback=self.callback,
-            state_dir=self._state_dir(name),
-            state_key=self._state_key(name, model),
-            resume=self.resume,
+        history, best_epoch = self._fit(
+            name, model, list(model.parameters()), sets, self.config.encoder_epochs, self.config.encoder_lr, 0.0
         )
         self._finish(name, "unimodal", model, history, best_epoch, time.perf_counter() - start)
 
@@ -506,13 +494,26 @@ class Trainer:
             for split in ("train", "val")
         }
         params = [p for n, p in model.named_parameters() if not n.startswith("encoders.")]
+        return self._fit(name, model, params, sets, self.config.fusion_epochs, self.config.fusion_lr, modality_dropout)
+
+    def _fit(
+        self,
+        name: str,
+        model: MultimodalClassifier,
+        params: list[nn.Parameter],
+        sets: dict[str, _TrainingSet],
+        epochs: int,
+        lr: float,
+        modality_dropout: float,
+    ) -> tuple[list[dict[str, float]], int]:
+        """:func:`_fit` with this run's device, progress, callback and resumable state."""
         return _fit(
             model,
             params,
             sets["train"],
             sets["val"],
-            epochs=self.config.fusion_epochs,
-            lr=self.config.fusion_lr,
+            epochs=epochs,
+            lr=lr,
             config=self.config,
             modality_dropout=modality_dropout,
             device=self.device,

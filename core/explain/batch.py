@@ -65,14 +65,18 @@ def explain_split(
                 progress(i + 1, len(mine))
     os.replace(tmp, shard)
     seconds = time.perf_counter() - started
-    stats = distributed.all_gather_objects({"rank": ctx.rank, "shard": shard.name, "ids": [r.id for r in mine], "seconds": seconds})
+    stats = distributed.all_gather_objects(
+        {"rank": ctx.rank, "shard": shard.name, "ids": [r.id for r in mine], "seconds": seconds}
+    )
     if ctx.is_main:
         _write_index(out, stats, loaded, split, method, len(records))
     distributed.barrier()
     return shard
 
 
-def _write_index(out: Path, stats: list[dict[str, Any]], loaded: LoadedCheckpoint, split: str, method: str, n: int) -> None:
+def _write_index(
+    out: Path, stats: list[dict[str, Any]], loaded: LoadedCheckpoint, split: str, method: str, n: int
+) -> None:
     entries: dict[str, dict[str, Any]] = {}
     credit: dict[str, list[float]] = {}
     errors = 0
@@ -94,7 +98,10 @@ def _write_index(out: Path, stats: list[dict[str, Any]], loaded: LoadedCheckpoin
         "samples": n,
         "errors": errors,
         "world_size": len(stats),
-        "shards": [{"file": p["shard"], "rank": p["rank"], "samples": len(p["ids"]), "seconds": round(p["seconds"], 3)} for p in stats],
+        "shards": [
+            {"file": p["shard"], "rank": p["rank"], "samples": len(p["ids"]), "seconds": round(p["seconds"], 3)}
+            for p in stats
+        ],
         "mean_modality_credit": {m: sum(v) / len(v) for m, v in sorted(credit.items())},
         "samples_index": entries,
     }

@@ -22,11 +22,11 @@ chosen = selection()
 with friendly_errors("summarising the dataset"):
     dataset = chosen.require_dataset()
     sizes = dataset.split_sizes()
-    cols = st.columns([1, 1, 2, 1.4])
+    cols = st.columns([1, 0.8, 1.8, 1.8])
     cols[0].metric("Records", f"{len(dataset.records):,}", help="Rows of the manifest that passed validation.")
     cols[1].metric("Classes", len(dataset.classes), help="Distinct labels.")
     cols[2].metric("Modalities", " · ".join(dataset.modalities()), help="Modalities present in at least one record.")
-    cols[3].metric("Train / val / test", " / ".join(str(sizes[s]) for s in ("train", "val", "test")), help="Records per split.")
+    cols[3].metric("Train · val · test", " · ".join(str(sizes[s]) for s in ("train", "val", "test")), help="Records per split.")
     if dataset.skipped is not None:
         st.warning(f"{len(dataset.skipped.bad_rows)} invalid row(s) were left out.", icon=":material/warning:")
 

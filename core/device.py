@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from typing import Any
 
 import torch
 
@@ -51,3 +52,45 @@ def is_out_of_memory(err: BaseException) -> bool:
     if isinstance(err, torch.OutOfMemoryError):
         return True
     return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+
+
+def input_bytes(value: object) -> int:
+    """Bytes held by a tensor, or a dict/list of tensors (a prepared model input)."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(input_bytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(input_bytes(v) for v in value)
+    return 0
+
+
+def memory_bounded_batch(device: torch.device, bytes_per_sample: int, requested: int, activation_factor: int = 64) -> int:
+    """The largest batch up to ``requested`` that fits half the device's free memory.
+
+    On CUDA the free memory is read now; each sample is assumed to need
+    ``activation_factor`` times its input size (activations of a small encoder). Other
+    devices get ``requested``. Callers still halve the batch on out-of-memory, since
+    this is an estimate.
+    """
+    if device.type != "cuda" or bytes_per_sample <= 0:
+        return requested
+    free, _total = torch.cuda.mem_get_info(device)
+    return max(1, min(requested, int(free * 0.5) // (bytes_per_sample * activation_factor)))
+
+
+def move_to(value: Any, device: torch.device | str) -> Any:
+    """Move a tensor, or a dict/list/tuple of tensors, to ``device``.
+
+    On CUDA the host tensors are pinned first so the copy is asynchronous and overlaps compute.
+    """
+    device = torch.device(device)
+    if isinstance(value, torch.Tensor):
+        if device.type == "cuda" and value.device.type == "cpu":
+            return value.pin_memory().to(device, non_blocking=True)
+        return value.to(device, non_blocking=True)
+    if isinstance(value, dict):
+        return {k: move_to(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(move_to(v, device) for v in value)
+    return value

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from core.data import Record, load_sample
-from core.device import autocast
+from core.device import autocast, move_to
 from core.encoders.cache import EmbeddingCache
 from core.io import DEFAULT_LIMITS, Limits
-from core.model import MultimodalClassifier, move_to
+from core.model import MultimodalClassifier
 
 
 @dataclass

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.device import autocast
+from core.device import autocast, move_to
 from core.encoders.base import Encoder
 from core.fusion.base import Fusion
 from core.sample import DecodedSample
@@ -37,17 +37,6 @@ class PreparedBatch:
     @property
     def size(self) -> int:
         return int(self.present.shape[0])
-
-
-def move_to(value: Any, device: torch.device) -> Any:
-    """Move a tensor, or a dict/list of tensors, to ``device`` (non-blocking from pinned memory)."""
-    if isinstance(value, torch.Tensor):
-        return value.to(device, non_blocking=True)
-    if isinstance(value, dict):
-        return {k: move_to(v, device) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(move_to(v, device) for v in value)
-    return value
 
 
 class MultimodalClassifier(nn.Module):

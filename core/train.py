@@ -27,14 +27,14 @@ from tqdm.auto import tqdm
 from core import distributed
 from core.checkpoints import CheckpointError, load_checkpoint, read_card, save_checkpoint
 from core.data import Dataset, Record, load_sample
-from core.device import autocast, describe_device, pick_device
+from core.device import autocast, describe_device, move_to, pick_device
 from core.embeddings import EmbeddedRecords, classify_embedded, embed_records, labels_to_indices
 from core.encoders import encoder_from_choice
 from core.encoders.base import Encoder
 from core.encoders.cache import EmbeddingCache
 from core.evaluate import headline_metrics
 from core.fusion import FUSIONS, build_fusion
-from core.model import MultimodalClassifier, move_to
+from core.model import MultimodalClassifier
 from core.train_state import FitState, clear_fit_state, load_fit_state, save_fit_state
 
 BASELINE_SUFFIX = "-only"

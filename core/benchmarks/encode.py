@@ -29,8 +29,8 @@ import torch
 from core.benchmarks.timing import latency_summary, pin, repeat_timed
 from core.checkpoints import versions
 from core.data import Dataset, load_dataset, load_sample
-from core.device import autocast, describe_device, is_out_of_memory, pick_device
-from core.encoders import encoder_from_choice, move_to_device
+from core.device import autocast, describe_device, is_out_of_memory, move_to, pick_device
+from core.encoders import encoder_from_choice
 from core.encoders.base import Encoder
 
 BATCH_SIZES: tuple[int, ...] = (1, 8, 32, 64, 128, 256)
@@ -92,7 +92,7 @@ def encoder_limits(
 
         def forward(batch: Any = batch) -> torch.Tensor:
             with torch.inference_mode(), autocast(device):
-                return encoder(move_to_device(batch, device)).float()
+                return encoder(move_to(batch, device)).float()
 
         try:
             forward()  # warm-up: lazy init, cuDNN/oneDNN kernel choice for this shape

@@ -28,13 +28,13 @@ from sklearn.metrics import pairwise_distances
 
 from core.checkpoints import default_checkpoint_dir, load_checkpoint
 from core.data import load_dataset, load_sample
-from core.device import autocast, describe_device, pick_device
+from core.device import autocast, describe_device, move_to, pick_device
 from core.explain import ExplainParams, PerturbationEngine
 from core.explain.lime_explainer import KERNEL_WIDTH, lime_audio_scores, lime_image_scores, lime_text_scores
 from core.explain.modality_shapley import modality_shapley
 from core.explain.segmentation import uses_spectrogram_masking
 from core.explain.shap_explainer import shap_explanation
-from core.model import MultimodalClassifier, move_to
+from core.model import MultimodalClassifier
 from core.sample import DecodedSample
 
 NAIVE_BATCH = 10

@@ -30,9 +30,9 @@ from torch import nn
 from core.benchmarks.timing import synchronize, timed
 from core.checkpoints import default_checkpoint_dir, list_checkpoints, load_checkpoint, versions
 from core.data import Record, load_dataset, load_sample
-from core.device import autocast, describe_device, pick_device
+from core.device import autocast, describe_device, move_to, pick_device
 from core.embeddings import embed_records, labels_to_indices
-from core.encoders import encoder_from_choice, move_to_device
+from core.encoders import encoder_from_choice
 from core.fusion import build_fusion
 from core.model import MultimodalClassifier
 from core.train import TrainConfig
@@ -190,7 +190,7 @@ def encoder_stage1_epochs(
 
     def encoded_rows(idx: torch.Tensor) -> dict[str, torch.Tensor]:
         batch = encoder.collate([prepared[i] for i in idx.tolist()])
-        return {modality: encoder(move_to_device(batch, device))}
+        return {modality: encoder(move_to(batch, device))}
 
     generator = torch.Generator().manual_seed(config.seed)
     seconds = [

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from core.encoders.base import Encoder, EncoderLoadError, FrozenEncoder
-from core.encoders.batching import encode_values, move_to_device
+from core.encoders.batching import encode_values
 
 ENCODER_CHOICES: dict[str, list[str]] = {
     "audio": ["builtin", "resemblyzer", "hf:<name-or-dir>"],
@@ -31,7 +31,6 @@ __all__ = [
     "build_encoder",
     "encode_values",
     "encoder_from_choice",
-    "move_to_device",
 ]
 
 

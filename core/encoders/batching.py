@@ -7,16 +7,8 @@ from typing import Any
 
 import torch
 
+from core.device import move_to
 from core.encoders.base import Encoder
-
-
-def move_to_device(batch: Any, device: torch.device | str) -> Any:
-    """A collated batch (tensor or dict of tensors) on ``device``; copies overlap compute on CUDA."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {key: move_to_device(value, device) for key, value in batch.items()}
-    raise TypeError(f"Cannot move a {type(batch).__name__} batch to a device.")
 
 
 def encode_values(
@@ -48,7 +40,7 @@ def encode_values(
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
             for start in range(0, len(values), batch_size):
                 batch = encoder.collate([encoder.prepare(v) for v in values[start : start + batch_size]])
-                chunks.append(encoder(move_to_device(batch, device)).float().cpu())
+                chunks.append(encoder(move_to(batch, device)).float().cpu())
     finally:
         encoder.train(was_training)
     if not chunks:

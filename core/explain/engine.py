@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.device import autocast, describe_device, is_out_of_memory
+from core.device import autocast, describe_device, input_bytes, is_out_of_memory, memory_bounded_batch, move_to
 from core.explain.params import ExplainParams
 from core.explain.result import ExplanationCancelled
 from core.explain.segmentation import SEGMENTATIONS, Segmentation, content_hash, uses_spectrogram_masking
-from core.model import MultimodalClassifier, move_to
+from core.model import MultimodalClassifier
 from core.sample import DecodedSample
 
 ProgressCallback = Callable[[float], None]
@@ -89,6 +89,8 @@ class PerturbationEngine:
         self._started = time.perf_counter()
         batch = model.prepare([sample])
         self.present = batch.present
+        per_sample = max((input_bytes(v) for v in batch.inputs.values()), default=0)
+        self.batch_size = memory_bounded_batch(self.device, per_sample, self.batch_size)
         with torch.inference_mode(), autocast(self.device):
             self.base_embeddings = {m: e.float() for m, e in model.embed(batch).items()}
         self.probabilities = self.classify_embeddings({}, 1)[0]

@@ -69,9 +69,13 @@ class BuiltinImageEncoder(Encoder):
 
     def prepare(self, value: np.ndarray) -> torch.Tensor:
         """RGB ``uint8`` (H, W, 3) -> ``Tensor[3, image_size, image_size]`` in [0, 1] (PIL bilinear)."""
-        image = Image.fromarray(np.asarray(value, dtype=np.uint8)).convert("RGB")
-        image = image.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR)
-        array = np.asarray(image, dtype=np.float32) / 255.0
+        array = np.asarray(value, dtype=np.uint8)
+        if array.shape != (self.image_size, self.image_size, 3):
+            # Already the right size needs no resize (PIL would return a copy); explanations
+            # prepare a thousand perturbed copies per sample, so the round trip matters.
+            image = Image.fromarray(array).convert("RGB")
+            array = np.asarray(image.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR))
+        array = array.astype(np.float32) / 255.0
         return torch.from_numpy(array.transpose(2, 0, 1).copy())
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:

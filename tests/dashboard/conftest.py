@@ -6,6 +6,8 @@ so the dashboard tests never depend on the full demo having been built.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -44,3 +46,33 @@ def dashboard_env(small_demo: dict[str, str], monkeypatch: pytest.MonkeyPatch) -
     for name, value in small_demo.items():
         monkeypatch.setenv(name, value)
     return small_demo
+
+
+@dataclass
+class LiveServer:
+    url: str
+    pid: int
+
+
+def _live_server(small_demo: dict[str, str], log_dir: Path) -> Iterator[LiveServer]:
+    """A real ``streamlit run`` on a free localhost port, pointed at the small demo."""
+    from core.dashboard_server import CHROMIUM, free_port, start_dashboard, stop_dashboard, wait_healthy
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium to run browser tests)")
+    pytest.importorskip("playwright.sync_api", reason="the playwright python package is not installed")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(log_dir / "streamlit.log", "wb") as log:
+        process = start_dashboard(port, small_demo, log)
+        try:
+            wait_healthy(url, process)
+            yield LiveServer(url, process.pid)
+        finally:
+            stop_dashboard(process)
+
+
+@pytest.fixture(scope="module")
+def live_server(small_demo: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One dashboard server per test module (browser tests), stopped afterwards."""
+    yield from _live_server(small_demo, tmp_path_factory.mktemp("server"))

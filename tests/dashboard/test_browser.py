@@ -6,12 +6,11 @@ Run with ``pytest -m browser tests/dashboard/test_browser.py``. Screenshots land
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from core.dashboard_server import CHROMIUM, CHROMIUM_ARGS, free_port, start_dashboard, stop_dashboard, wait_healthy
+from core.dashboard_server import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 
@@ -20,20 +19,8 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
-def server(small_demo: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A dashboard server on a free port, pointed at the small demo; stopped afterwards."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium to run browser tests)")
-    pytest.importorskip("playwright.sync_api", reason="the playwright python package is not installed")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with open(tmp_path_factory.mktemp("server") / "streamlit.log", "wb") as log:
-        process = start_dashboard(port, small_demo, log)
-        try:
-            wait_healthy(url, process)
-            yield url
-        finally:
-            stop_dashboard(process)
+def server(live_server) -> str:
+    return live_server.url
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from core.dashboard_server import CHROMIUM, CHROMIUM_ARGS, free_port, start_dashboard, stop_dashboard, wait_healthy
+from core.dashboard_server import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 
@@ -41,19 +40,8 @@ def peak_rss_mib(pid: int) -> float:
 
 
 @pytest.fixture(scope="module")
-def server(small_demo: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium to run browser tests)")
-    pytest.importorskip("playwright.async_api", reason="the playwright python package is not installed")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with open(tmp_path_factory.mktemp("load-server") / "streamlit.log", "wb") as log:
-        process = start_dashboard(port, small_demo, log)
-        try:
-            wait_healthy(url, process)
-            yield url, process.pid
-        finally:
-            stop_dashboard(process)
+def server(live_server) -> tuple[str, int]:
+    return live_server.url, live_server.pid
 
 
 async def settle(page) -> None:

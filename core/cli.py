@@ -445,6 +445,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (InputError, CheckpointError, EncoderLoadError, UsageError, ValueError) as err:
+        if os.environ.get("FUSION_DEBUG"):
+            raise  # the full traceback, for bug reports
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

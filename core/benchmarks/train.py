@@ -99,53 +99,41 @@ def fusion_head_epochs(
 
     cached_model = _fresh_head(loaded_model, card, config.seed)
     embedded, embed_once_s = timed(lambda: embed_records(cached_model, records, cache=None), device)
-    optimizer = _head_optimizer(cached_model, config)
-    cached_model.fusion.train()
-    cached_model.head.train()
+
+    def timed_epochs(model: MultimodalClassifier, rows: EmbedRows) -> list[float]:
+        """Seconds of each of ``epochs`` epochs of a fresh head fed by ``rows``; same seed, same batches."""
+        optimizer = _head_optimizer(model, config)
+        model.fusion.train()
+        model.head.train()
+        generator = torch.Generator().manual_seed(config.seed)
+        return [
+            _train_epoch(
+                model,
+                optimizer,
+                labels,
+                embedded.present,
+                rows,
+                batch_size=config.batch_size,
+                modality_dropout=config.modality_dropout,
+                generator=generator,
+            )
+            for _ in range(epochs)
+        ]
 
     def cached_rows(idx: torch.Tensor) -> dict[str, torch.Tensor]:
         return {m: e[idx].to(device, non_blocking=True) for m, e in embedded.embeddings.items()}
 
-    generator = torch.Generator().manual_seed(config.seed)
-    cached = [
-        _train_epoch(
-            cached_model,
-            optimizer,
-            labels,
-            embedded.present,
-            cached_rows,
-            batch_size=config.batch_size,
-            modality_dropout=config.modality_dropout,
-            generator=generator,
-        )
-        for _ in range(epochs)
-    ]
+    cached = timed_epochs(cached_model, cached_rows)
 
     samples, decode_s = timed(lambda: [load_sample(r) for r in records], torch.device("cpu"))
     reencode_model = _fresh_head(loaded_model, card, config.seed)
-    optimizer = _head_optimizer(reencode_model, config)
-    reencode_model.fusion.train()
-    reencode_model.head.train()
 
     def reencoded_rows(idx: torch.Tensor) -> dict[str, torch.Tensor]:
         batch = reencode_model.prepare([samples[i] for i in idx.tolist()])
         with torch.no_grad():  # frozen encoders: no graph, exactly as much work as inference
             return reencode_model.embed(batch)
 
-    generator = torch.Generator().manual_seed(config.seed)
-    reencode = [
-        _train_epoch(
-            reencode_model,
-            optimizer,
-            labels,
-            embedded.present,
-            reencoded_rows,
-            batch_size=config.batch_size,
-            modality_dropout=config.modality_dropout,
-            generator=generator,
-        )
-        for _ in range(epochs)
-    ]
+    reencode = timed_epochs(reencode_model, reencoded_rows)
     cached_epoch = float(np.median(cached))
     reencode_epoch = float(np.median(reencode))
     full_epochs = config.fusion_epochs

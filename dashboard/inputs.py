@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+from core.data import Dataset
 from core.io import InputError, Limits, decode_audio, decode_image, decode_text
 from core.sample import DecodedSample
 from dashboard.state import CurrentSample
@@ -47,3 +49,21 @@ def decode_uploads(image: bytes | None, text: str | None, audio: bytes | None) -
         audio_bytes=audio if "audio" in values else None,
     )
     return DecodedUploads(sample, errors)
+
+
+def pick_record_id(dataset: Dataset, key: str, split_column: Any, record_column: Any) -> str | None:
+    """A split selectbox and a record selectbox (id, true label, modalities) in the given columns.
+
+    ``key`` prefixes the widget keys, so each page keeps its own choice.
+    """
+    split = split_column.selectbox(
+        "Split", ["test", "val", "train"], key=f"{key}_split", help="Split to pick the sample from."
+    )
+    records = {r.id: r for r in dataset.split(split)}
+    return record_column.selectbox(
+        "Sample",
+        list(records),
+        format_func=lambda rid: f"{rid} · label {records[rid].label} · {' + '.join(records[rid].present())}",
+        key=f"{key}_record",
+        help="A dataset record by id (its true label and modalities shown).",
+    )

@@ -12,6 +12,7 @@ from core.explain import ExplainParams, explain
 from core.figures import explanation as explanation_figures
 from dashboard import loaders
 from dashboard.errors import friendly_errors, show_exception
+from dashboard.inputs import pick_record_id
 from dashboard.jobs import job_registry
 from dashboard.renderers import PLOTLY_CONFIG, VIEWS
 from dashboard.state import EXPLAIN_CHECKPOINT, current_sample, sample_from_record, selection, set_current_sample
@@ -28,20 +29,15 @@ with friendly_errors("choosing the sample"):
             st.caption(chosen.dataset_error or "No dataset loaded.")
         else:
             left, mid, right = st.columns([1, 3, 1], vertical_alignment="bottom")
-            split = left.selectbox("Split", ["test", "val", "train"], key="explain_split", help="Split to pick the sample from.")
-            records = {r.id: r for r in chosen.dataset.split(split)}
-            record_id = mid.selectbox(
-                "Sample",
-                list(records),
-                format_func=lambda rid: f"{rid} · label {records[rid].label} · {' + '.join(records[rid].present())}",
-                key="explain_record",
-                help="A dataset record by id (its true label and modalities shown).",
-            )
+            record_id = pick_record_id(chosen.dataset, "explain", left, mid)
             if right.button("Explain this one", key="explain_use_record", help="Make this record the current sample."):
                 sample = sample_from_record(chosen.dataset, record_id)
                 set_current_sample(sample)
     if sample is None:
-        st.info("Upload inputs on **Predict**, open a sample from **Compare**, or pick a dataset sample above.", icon=":material/info:")
+        st.info(
+            "Upload inputs on **Predict**, open a sample from **Compare**, or pick a dataset sample above.",
+            icon=":material/info:",
+        )
         st.stop()
     st.markdown(f"Explaining **{sample.description}** · {' + '.join(sample.decoded.present())}")
 
@@ -53,16 +49,28 @@ with friendly_errors("computing modality Shapley values"):
             loaded_models[info.name] = (info, loaders.load_model(info.path))
         except Exception as err:  # noqa: BLE001 - one unreadable checkpoint must not hide the others
             show_exception(err, f"loading {info.name}")
-    items = [(name, pair) for name, pair in loaded_models.items() if set(pair[1].model.modalities) & set(sample.decoded.present())]
+    items = [
+        (name, pair)
+        for name, pair in loaded_models.items()
+        if set(pair[1].model.modalities) & set(sample.decoded.present())
+    ]
     for row in range(0, len(items), 3):
         for col, (name, (info, loaded)) in zip(st.columns(3), items[row : row + 3], strict=False):
             with col, st.container(border=True):
-                expl = loaders.modality_explanation(str(info.path), loaded.card["weights"]["sha256"], sample.key, sample.decoded)
+                expl = loaders.modality_explanation(
+                    str(info.path), loaded.card["weights"]["sha256"], sample.key, sample.decoded
+                )
                 st.markdown(f"**{name}** predicts **{expl.target_name}** ({expl.probabilities[expl.target]:.2f})")
-                st.plotly_chart(explanation_figures.modality_bar(expl).update_layout(title=None, margin={"t": 10}), config=PLOTLY_CONFIG, key=f"mbar_{name}")
+                st.plotly_chart(
+                    explanation_figures.modality_bar(expl).update_layout(title=None, margin={"t": 10}),
+                    config=PLOTLY_CONFIG,
+                    key=f"mbar_{name}",
+                )
                 if expl.interactions is not None and len(expl.interaction_modalities) > 1:
                     st.plotly_chart(
-                        explanation_figures.interaction_heatmap(expl).update_layout(title="Interactions", height=240, margin={"t": 40}),
+                        explanation_figures.interaction_heatmap(expl).update_layout(
+                            title="Interactions", height=240, margin={"t": 40}
+                        ),
                         config=PLOTLY_CONFIG,
                         key=f"inter_{name}",
                     )
@@ -76,7 +84,13 @@ with friendly_errors("setting up SHAP and LIME"):
     linked = st.session_state.get(EXPLAIN_CHECKPOINT)
     default = next((i for i, n in enumerate(names) if str(loaded_models[n][0].path) == linked), 0)
     controls = st.columns([2, 2, 1, 1, 1, 1])
-    name = controls[0].selectbox("Checkpoint", names, index=default, key="explain_checkpoint_name", help="Whose prediction SHAP and LIME explain.")
+    name = controls[0].selectbox(
+        "Checkpoint",
+        names,
+        index=default,
+        key="explain_checkpoint_name",
+        help="Whose prediction SHAP and LIME explain.",
+    )
     info, loaded = loaded_models[name]
     base = loaders.modality_explanation(str(info.path), loaded.card["weights"]["sha256"], sample.key, sample.decoded)
     target = controls[1].selectbox(
@@ -87,13 +101,31 @@ with friendly_errors("setting up SHAP and LIME"):
         help="Attributions are for this class's probability; the predicted class is preselected.",
     )
     lime_samples = controls[2].number_input(
-        "LIME samples", 50, 5000, 300, 50, key="explain_lime_samples", help="Perturbed samples per modality for LIME (more: steadier, slower)."
+        "LIME samples",
+        50,
+        5000,
+        300,
+        50,
+        key="explain_lime_samples",
+        help="Perturbed samples per modality for LIME (more: steadier, slower).",
     )
     shap_evals = controls[3].number_input(
-        "SHAP evals", 50, 5000, 300, 50, key="explain_shap_evals", help="Model evaluations for the joint SHAP permutation explainer."
+        "SHAP evals",
+        50,
+        5000,
+        300,
+        50,
+        key="explain_shap_evals",
+        help="Model evaluations for the joint SHAP permutation explainer.",
     )
     image_segments = controls[4].number_input(
-        "Image segments", 4, 200, 36, 4, key="explain_image_segments", help="Superpixels the image is split into (SLIC)."
+        "Image segments",
+        4,
+        200,
+        36,
+        4,
+        key="explain_image_segments",
+        help="Superpixels the image is split into (SLIC).",
     )
     audio_segments = controls[5].number_input(
         "Audio segments", 2, 40, 10, 1, key="explain_audio_segments", help="Time slices of the audio clip."
@@ -112,7 +144,9 @@ with friendly_errors("computing SHAP and LIME"):
     if previous is not None and previous != key:
         jobs.cancel(previous)  # the inputs changed: stop computing the stale explanation
     st.session_state["explain_job_key"] = key
-    job = jobs.submit(key, lambda progress, cancel: explain(loaded, sample.decoded, "all", target, params, progress, cancel))
+    job = jobs.submit(
+        key, lambda progress, cancel: explain(loaded, sample.decoded, "all", target, params, progress, cancel)
+    )
     if not job.done:
         bar = st.progress(0.0, text="Computing SHAP and LIME…")
         while not job.done:
@@ -128,7 +162,9 @@ with friendly_errors("computing SHAP and LIME"):
         st.stop()
     shap_result, lime_result = job.result["shap"], job.result["lime"]
     runtime = sum(r.metadata.get("runtime_s", 0.0) for r in (shap_result, lime_result))
-    st.caption(f"Explaining P({shap_result.target_name}) of {name} · {shap_result.metadata.get('device', '')} · computed in {runtime:.1f} s, cached afterwards")
+    st.caption(
+        f"Explaining P({shap_result.target_name}) of {name} · {shap_result.metadata.get('device', '')} · computed in {runtime:.1f} s, cached afterwards"
+    )
 
     for view in VIEWS:
         if not view.present_in(sample) or view.modality not in loaded.model.modalities:
@@ -141,8 +177,12 @@ with friendly_errors("computing SHAP and LIME"):
             left, right = st.columns(2)
             for col, result in ((left, shap_result), (right, lime_result)):
                 with col:
-                    st.markdown(f"**{result.method.upper()}** · total {result.modality_totals.get(view.modality, 0.0):+.3f}")
-                    view.render_attribution(result, sample, loaded.model, key=f"{result.method}_{view.modality}", opacity=opacity)
+                    st.markdown(
+                        f"**{result.method.upper()}** · total {result.modality_totals.get(view.modality, 0.0):+.3f}"
+                    )
+                    view.render_attribution(
+                        result, sample, loaded.model, key=f"{result.method}_{view.modality}", opacity=opacity
+                    )
 
     st.subheader("Can these attributions be trusted?")
     left, right = st.columns(2)

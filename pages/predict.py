@@ -12,7 +12,7 @@ from core.figures.explanation import modality_bar
 from core.figures.predictions import probability_figure
 from dashboard import loaders
 from dashboard.errors import friendly_errors, show_exception
-from dashboard.inputs import decode_uploads
+from dashboard.inputs import decode_uploads, pick_record_id
 from dashboard.navigation import page
 from dashboard.renderers import PLOTLY_CONFIG, VIEWS
 from dashboard.state import sample_from_record, selection, set_current_sample
@@ -42,15 +42,7 @@ with friendly_errors("reading your inputs"):
     if source == "Dataset sample":
         dataset = chosen.require_dataset()
         left, right = st.columns([1, 3])
-        split = left.selectbox("Split", ["test", "val", "train"], key="predict_split", help="Split to pick the sample from.")
-        records = {r.id: r for r in dataset.split(split)}
-        record_id = right.selectbox(
-            "Sample",
-            list(records),
-            format_func=lambda rid: f"{rid} · label {records[rid].label} · {' + '.join(records[rid].present())}",
-            key="predict_record",
-            help="A dataset record by id (its true label and modalities shown).",
-        )
+        record_id = pick_record_id(dataset, "predict", left, right)
         if record_id is not None:
             sample = sample_from_record(dataset, record_id)
     else:
@@ -77,7 +69,9 @@ with friendly_errors("reading your inputs"):
             key="predict_mic",
             help="Used when no audio file is uploaded.",
         )
-        audio = audio_file.getvalue() if audio_file is not None else recording.getvalue() if recording is not None else None
+        audio = (
+            audio_file.getvalue() if audio_file is not None else recording.getvalue() if recording is not None else None
+        )
         decoded = decode_uploads(image_file.getvalue() if image_file is not None else None, text, audio)
         names = {"image": "Image", "text": "Text", "audio": "Audio"}
         for modality, message in decoded.errors.items():
@@ -85,7 +79,9 @@ with friendly_errors("reading your inputs"):
         sample = decoded.sample
 
     if sample is None:
-        st.info("Upload an image, type some text or add audio (any subset) to get predictions.", icon=":material/upload:")
+        st.info(
+            "Upload an image, type some text or add audio (any subset) to get predictions.", icon=":material/upload:"
+        )
         st.stop()
     set_current_sample(sample)
 
@@ -97,10 +93,16 @@ with friendly_errors("predicting"):
         used = [m for m in sample.decoded.present() if m in loaded.model.modalities]
         ignored = [m for m in sample.decoded.present() if m not in loaded.model.modalities]
         if not used:
-            st.info(f"**{name}** uses {', '.join(loaded.model.modalities)}, none of which you gave: no prediction.", icon=":material/info:")
+            st.info(
+                f"**{name}** uses {', '.join(loaded.model.modalities)}, none of which you gave: no prediction.",
+                icon=":material/info:",
+            )
             continue
         if ignored:
-            st.info(f"**{name}** does not use {', '.join(ignored)}; it predicts from {', '.join(used)} only.", icon=":material/info:")
+            st.info(
+                f"**{name}** does not use {', '.join(ignored)}; it predicts from {', '.join(used)} only.",
+                icon=":material/info:",
+            )
         sha = loaded.card["weights"]["sha256"]
         results[name] = (loaded, loaders.modality_explanation(str(info.path), sha, sample.key, sample.decoded), used)
     elapsed = time.perf_counter() - started
@@ -125,7 +127,9 @@ with friendly_errors("predicting"):
     )
     if len(set(predictions.values())) > 1:
         votes = ", ".join(f"{name} → **{p}**" for name, p in predictions.items())
-        st.warning(f"The strategies disagree: {votes}. Disputed classes are highlighted below.", icon=":material/call_split:")
+        st.warning(
+            f"The strategies disagree: {votes}. Disputed classes are highlighted below.", icon=":material/call_split:"
+        )
     st.dataframe(
         summary,
         hide_index=True,
@@ -146,13 +150,21 @@ with friendly_errors("predicting"):
         st.plotly_chart(fig, config=PLOTLY_CONFIG)
 
     st.subheader("Which modality drove each prediction")
-    st.caption("Modality Shapley values: each modality's contribution to the predicted class probability, relative to no input.")
+    st.caption(
+        "Modality Shapley values: each modality's contribution to the predicted class probability, relative to no input."
+    )
     items = list(results.items())
     for row in range(0, len(items), 3):
         for col, (name, (_, expl, _)) in zip(st.columns(3), items[row : row + 3], strict=False):
             with col:
                 st.markdown(f"**{name}** → {expl.target_name}")
-                st.plotly_chart(modality_bar(expl).update_layout(title=None, height=90 + 40 * len(expl.modality_totals), margin={"t": 10}), config=PLOTLY_CONFIG, key=f"shapley_{name}")
+                st.plotly_chart(
+                    modality_bar(expl).update_layout(
+                        title=None, height=90 + 40 * len(expl.modality_totals), margin={"t": 10}
+                    ),
+                    config=PLOTLY_CONFIG,
+                    key=f"shapley_{name}",
+                )
 
 with friendly_errors("showing your inputs"):
     st.subheader("Input")

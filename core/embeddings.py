@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.data import Record, load_sample
+from core.data import Record, load_modality
 from core.device import autocast, move_to
 from core.encoders.cache import EmbeddingCache
 from core.io import DEFAULT_LIMITS, Limits
@@ -96,7 +96,7 @@ def embed_records(
         cache_id = enc.cache_id() if cache is not None else ""
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
-            values = [load_sample(records[i], limits).get(m) for i in chunk]
+            values = [load_modality(records[i], m, limits) for i in chunk]
             inputs = enc.collate([enc.prepare(v) for v in values])
             with torch.inference_mode(), autocast(device):
                 emb = enc(move_to(inputs, device)).float().cpu()

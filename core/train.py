@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from core import distributed
 from core.checkpoints import CheckpointError, load_checkpoint, read_card, save_checkpoint
-from core.data import Dataset, Record, load_sample
+from core.data import Dataset, Record, load_modality
 from core.device import autocast, describe_device, move_to, pick_device
 from core.embeddings import EmbeddedRecords, classify_embedded, embed_records, labels_to_indices
 from core.encoders import encoder_from_choice
@@ -288,7 +288,7 @@ def _fit(
 def _prepared_inputs(records: list[Record], encoder: Encoder, modality: str, limits) -> list[Any]:
     out: list[Any] = []
     for rec in records:
-        value = load_sample(rec, limits).get(modality) if getattr(rec, modality) is not None else None
+        value = load_modality(rec, modality, limits)
         out.append(encoder.prepare(value) if value is not None else None)
     return out
 

@@ -28,6 +28,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 
@@ -549,12 +550,21 @@ def load_dataset(
     )
 
 
+def load_modality(record: Record, modality: str, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """Decode one modality of a record through :mod:`core.io` (``None`` when it is absent)."""
+    if modality == "text":
+        return decode_text(record.text, limits) if record.text is not None else None
+    path = getattr(record, modality)
+    if path is None:
+        return None
+    decode = decode_image if modality == "image" else decode_audio
+    return decode(read_file(path, limits), limits)
+
+
 def load_sample(record: Record, limits: Limits = DEFAULT_LIMITS) -> DecodedSample:
     """Decode a record's modalities through :mod:`core.io`; ``meta`` holds its extras."""
     return DecodedSample(
-        image=decode_image(read_file(record.image, limits), limits) if record.image else None,
-        text=decode_text(record.text, limits) if record.text is not None else None,
-        audio=decode_audio(read_file(record.audio, limits), limits) if record.audio else None,
+        **{m: load_modality(record, m, limits) for m in MODALITIES},
         label=record.label,
         id=record.id,
         meta=dict(record.extras),

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.dashboard_server import CHROMIUM, CHROMIUM_ARGS
+from tests.dashboard.locators import file_input
 
 pytestmark = pytest.mark.browser
 
@@ -67,10 +68,9 @@ def test_every_page_in_a_real_browser(server, browser_page, small_demo):
     page.screenshot(path=str(ARTIFACTS / "overview.png"), full_page=True)
 
     visit(page, server, "predict", "Predict")
-    uploaders = page.locator('[data-testid="stFileUploader"] input[type="file"]')
-    uploaders.nth(0).set_input_files(str(sorted(data.glob("images/*.png"))[0]))
+    file_input(page, "Image").set_input_files(str(sorted(data.glob("images/*.png"))[0]))
     settle(page)
-    uploaders.nth(1).set_input_files(str(sorted(data.glob("audio/*.wav"))[0]))
+    file_input(page, "Audio").set_input_files(str(sorted(data.glob("audio/*.wav"))[0]))
     settle(page)
     text = page.get_by_role("textbox", name="Text")
     text.fill("the digit after two")

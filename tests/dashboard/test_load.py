@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from core.dashboard_server import CHROMIUM, CHROMIUM_ARGS
+from tests.dashboard.locators import file_input
 
 pytestmark = pytest.mark.browser
 
@@ -44,13 +45,18 @@ def server(live_server) -> tuple[str, int]:
     return live_server.url, live_server.pid
 
 
-async def settle(page) -> None:
-    """Wait until Streamlit has finished running the script for this session."""
-    await page.wait_for_timeout(300)
-    await page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=120_000)
+PROMPT = "Upload an image, type some text or add audio"
+"""Shown by Predict at the end of a run that received no input."""
+PREDICTED = re.compile(r"checkpoint\(s\) predicted in")
 
 
-async def one_session(browser, url: str, images: list[Path], index: int, deadline: float) -> SessionLog:
+async def idle_prompt(page) -> None:
+    """Wait until Predict has finished a run that saw no input (its prompt is shown, nothing runs)."""
+    await page.get_by_text(PROMPT).first.wait_for()
+    await page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden")
+
+
+async def one_session(browser, url: str, images: list[Path], index: int, deadline: float, shots: Path) -> SessionLog:
     log = SessionLog()
     context = await browser.new_context(viewport={"width": 1400, "height": 2000})
     page = await context.new_page()
@@ -62,13 +68,12 @@ async def one_session(browser, url: str, images: list[Path], index: int, deadlin
             started = time.monotonic()
             await page.goto(f"{url}/predict")
             await page.get_by_role("heading", name="Predict", exact=True).first.wait_for()
-            uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]').first
-            await uploader.wait_for(state="attached")
-            # An upload sent while the first script run is still going can be lost in the rerun.
-            await settle(page)
+            # An upload sent before the first run has finished can be lost in the rerun.
+            await idle_prompt(page)
             image = images[(index * MAX_ROUNDS + round_) % len(images)]
-            await uploader.set_input_files(str(image))
-            await page.get_by_text(re.compile(r"checkpoint\(s\) predicted in")).first.wait_for()
+            await file_input(page, "Image").set_input_files(str(image))
+            # Predictions or an error message, whichever comes first (errors are collected below).
+            await page.get_by_text(PREDICTED).or_(page.locator('[data-testid="stAlertContentError"]')).first.wait_for()
             exceptions = await page.locator('[data-testid="stException"]').count()
             errors = await page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
             if exceptions:
@@ -77,31 +82,39 @@ async def one_session(browser, url: str, images: list[Path], index: int, deadlin
             log.predictions += 1
             log.seconds.append(time.monotonic() - started)
     except Exception as err:  # a timeout or a crashed page is a failed session, reported with the rest
-        log.errors.append(f"{type(err).__name__}: {err}"[:300])
+        shot = shots / f"session-{index}.png"
+        try:
+            chips = await page.locator('[data-testid="stFileUploaderFile"]').count()
+            await page.screenshot(path=str(shot), full_page=True)
+        except Exception:  # noqa: BLE001 - the page may be gone; the error below is what matters
+            chips = -1
+        log.errors.append(f"{type(err).__name__}: {err}"[:300] + f" (uploaded-file chips: {chips}; screenshot {shot})")
     finally:
         await context.close()
     return log
 
 
-async def run_sessions(url: str, images: list[Path]) -> list[SessionLog]:
+async def run_sessions(url: str, images: list[Path], shots: Path) -> list[SessionLog]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             deadline = time.monotonic() + SECONDS
-            return await asyncio.gather(*(one_session(browser, url, images, i, deadline) for i in range(SESSIONS)))
+            return await asyncio.gather(
+                *(one_session(browser, url, images, i, deadline, shots) for i in range(SESSIONS))
+            )
         finally:
             await browser.close()
 
 
 @pytest.mark.timeout(600)
-def test_simultaneous_sessions_upload_and_predict_without_errors(server, small_demo):
+def test_simultaneous_sessions_upload_and_predict_without_errors(server, small_demo, tmp_path):
     url, pid = server
     images = sorted(Path(small_demo["FUSION_DEMO_DATA"]).glob("images/*.png"))[:12]
     baseline_mib = peak_rss_mib(pid)
     started = time.monotonic()
-    logs = asyncio.run(run_sessions(url, images))
+    logs = asyncio.run(run_sessions(url, images, tmp_path))
     elapsed = time.monotonic() - started
     predictions = sum(log.predictions for log in logs)
     errors = [f"session {i}: {e}" for i, log in enumerate(logs) for e in log.errors]

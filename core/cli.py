@@ -274,6 +274,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         params = replace(params, lime_samples=args.samples, shap_evals=args.samples)
     if args.segments is not None:
         params = replace(params, image_segments=args.segments)
+    params = replace(params, shap_algorithm=args.shap_algorithm)
     if args.data:
         return _explain_split(args, params)
     sample = load_cli_sample(args.image, args.text, args.audio)
@@ -416,6 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default=None, help="class name or index to explain (default: the predicted class)")
     p.add_argument("--samples", type=int, default=None, help="LIME samples per modality and SHAP evaluations")
     p.add_argument("--segments", type=int, default=None, help="image superpixels")
+    p.add_argument(
+        "--shap-algorithm",
+        default="partition",
+        choices=["partition", "permutation"],
+        help="partition: Owen values over modalities, then nearby segments (fast); permutation: flat Shapley samples",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     p.add_argument("--json", default=None, help="write the explanation(s) to this JSON file")

@@ -9,6 +9,7 @@ import time
 import streamlit as st
 
 from core.explain import ExplainParams, explain
+from core.explain.params import SHAP_ALGORITHMS
 from core.figures import explanation as explanation_figures
 from dashboard import loaders
 from dashboard.errors import friendly_errors, show_exception
@@ -83,7 +84,7 @@ with friendly_errors("setting up SHAP and LIME"):
         st.stop()
     linked = st.session_state.get(EXPLAIN_CHECKPOINT)
     default = next((i for i, n in enumerate(names) if str(loaded_models[n][0].path) == linked), 0)
-    controls = st.columns([2, 2, 1, 1, 1, 1])
+    controls = st.columns([2, 2, 1, 1, 1.3, 1, 1])
     name = controls[0].selectbox(
         "Checkpoint",
         names,
@@ -116,9 +117,20 @@ with friendly_errors("setting up SHAP and LIME"):
         300,
         50,
         key="explain_shap_evals",
-        help="Model evaluations for the joint SHAP permutation explainer.",
+        help="Model evaluations for the joint SHAP explainer.",
     )
-    image_segments = controls[4].number_input(
+    shap_algorithm = controls[4].selectbox(
+        "SHAP algorithm",
+        SHAP_ALGORITHMS,
+        format_func={"partition": "Partition (Owen)", "permutation": "Permutation"}.get,
+        key="explain_shap_algorithm",
+        help=(
+            "Partition: Owen values over a hierarchy (modalities, then neighbouring regions, words, "
+            "spectrogram blocks); few large batches, fastest. Permutation: sampled Shapley values "
+            "of the flat game; one model call per permutation."
+        ),
+    )
+    image_segments = controls[5].number_input(
         "Image segments",
         4,
         200,
@@ -127,12 +139,13 @@ with friendly_errors("setting up SHAP and LIME"):
         key="explain_image_segments",
         help="Superpixels the image is split into (SLIC).",
     )
-    audio_segments = controls[5].number_input(
+    audio_segments = controls[6].number_input(
         "Audio segments", 2, 40, 10, 1, key="explain_audio_segments", help="Time slices of the audio clip."
     )
     params = ExplainParams(
         lime_samples=int(lime_samples),
         shap_evals=int(shap_evals),
+        shap_algorithm=shap_algorithm,
         image_segments=int(image_segments),
         audio_time_segments=int(audio_segments),
     )
@@ -162,8 +175,11 @@ with friendly_errors("computing SHAP and LIME"):
         st.stop()
     shap_result, lime_result = job.result["shap"], job.result["lime"]
     runtime = sum(r.metadata.get("runtime_s", 0.0) for r in (shap_result, lime_result))
+    explainer = str(shap_result.metadata.get("explainer", "")).removeprefix("shap.")
     st.caption(
-        f"Explaining P({shap_result.target_name}) of {name} · {shap_result.metadata.get('device', '')} · computed in {runtime:.1f} s, cached afterwards"
+        f"Explaining P({shap_result.target_name}) of {name} · SHAP by {explainer}, "
+        f"{shap_result.metadata.get('evaluations', 0)} evaluations · {shap_result.metadata.get('device', '')} · "
+        f"computed in {runtime:.1f} s, cached afterwards"
     )
 
     for view in VIEWS:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+SHAP_ALGORITHMS = ("partition", "permutation")
+
 
 @dataclass(frozen=True)
 class ExplainParams:
@@ -19,9 +21,12 @@ class ExplainParams:
         audio_freq_bands: mel-frequency bands per time slice (builtin log-mel encoder only;
             waveform encoders are masked in time alone).
         lime_samples: perturbed samples per modality for LIME.
-        shap_evals: model evaluations for the joint SHAP permutation explainer (raised to one
-            full forward+backward permutation, ``2 * features + 1``, when smaller).
-        seed: seeds LIME's sampling and SHAP's permutations.
+        shap_evals: model evaluations for the joint SHAP explainer (for ``"permutation"``,
+            raised to one full forward+backward permutation, ``2 * features + 1``, when smaller).
+        shap_algorithm: ``"partition"`` (Owen values over a hierarchy of modalities and nearby
+            segments; few large batches) or ``"permutation"`` (sampled Shapley values of the
+            flat game; one model call per permutation).
+        seed: seeds LIME's sampling and SHAP's permutations and tie-breaks.
         batch_size: perturbations per encoder call (halved automatically on out-of-memory).
         modalities: restrict SHAP/LIME to these modalities (``None``: every present one).
         faithfulness_steps: points on each deletion/insertion curve (plus the start).
@@ -35,6 +40,7 @@ class ExplainParams:
     audio_freq_bands: int = 4
     lime_samples: int = 1000
     shap_evals: int = 500
+    shap_algorithm: str = "partition"
     seed: int = 0
     batch_size: int = 256
     modalities: tuple[str, ...] | None = None
@@ -44,6 +50,8 @@ class ExplainParams:
     def __post_init__(self) -> None:
         if self.image_segmentation not in ("slic", "grid"):
             raise ValueError(f"image_segmentation must be 'slic' or 'grid', not {self.image_segmentation!r}")
+        if self.shap_algorithm not in SHAP_ALGORITHMS:
+            raise ValueError(f"shap_algorithm must be 'partition' or 'permutation', not {self.shap_algorithm!r}")
         if self.image_baseline not in ("blur", "mean"):
             raise ValueError(f"image_baseline must be 'blur' or 'mean', not {self.image_baseline!r}")
         if min(self.image_segments, self.audio_time_segments, self.audio_freq_bands, self.batch_size) < 1:

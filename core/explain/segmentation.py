@@ -56,6 +56,10 @@ class ImageSegmentation:
         """``[n_segments]`` scores -> ``[H, W]`` map."""
         return np.asarray(scores, dtype=np.float64)[self.labels]
 
+    def positions(self) -> np.ndarray:
+        """``[n_segments, 2]`` superpixel centroids (row, column), scaled to [0, 1]."""
+        return label_centroids(self.labels)
+
 
 @dataclass(frozen=True)
 class TextSegmentation:
@@ -76,6 +80,10 @@ class TextSegmentation:
 
     def to_map(self, scores: np.ndarray) -> list[tuple[str, float]]:
         return [(t, float(s)) for t, s in zip(self.tokens, scores, strict=True)]
+
+    def positions(self) -> np.ndarray:
+        """``[n_tokens, 1]`` token positions in the text, scaled to [0, 1]."""
+        return (np.arange(self.n_segments, dtype=np.float64) / max(1, self.n_segments - 1)).reshape(-1, 1)
 
 
 @dataclass(frozen=True)
@@ -118,8 +126,21 @@ class AudioSegmentation:
         """``[n_segments]`` scores -> ``[n_mels, frames]`` map."""
         return np.asarray(scores, dtype=np.float64)[self.labels]
 
+    def positions(self) -> np.ndarray:
+        """``[n_segments, 2]`` segment centres (mel band, frame), scaled to [0, 1]."""
+        return label_centroids(self.labels)
+
 
 Segmentation = ImageSegmentation | TextSegmentation | AudioSegmentation
+
+
+def label_centroids(labels: np.ndarray) -> np.ndarray:
+    """``[n_labels, 2]`` mean (row, column) of each label of a 2-D label grid, scaled to [0, 1]."""
+    rows, cols = np.indices(labels.shape, dtype=np.float64)
+    counts = np.bincount(labels.ravel()).astype(np.float64)
+    centroid_rows = np.bincount(labels.ravel(), rows.ravel()) / counts / max(1, labels.shape[0] - 1)
+    centroid_cols = np.bincount(labels.ravel(), cols.ravel()) / counts / max(1, labels.shape[1] - 1)
+    return np.stack([centroid_rows, centroid_cols], axis=1)
 
 
 def uses_spectrogram_masking(encoder: Encoder) -> bool:

@@ -158,6 +158,11 @@ def test_explain_shows_modality_shapley_shap_and_lime_for_a_dataset_sample(dashb
         "Can these attributions be trusted?",
     ]
     assert len(plotly_charts(at)) >= 5
+    assert any("SHAP by PartitionExplainer" in c.value for c in at.caption)
+    at.selectbox(key="explain_shap_algorithm").set_value("permutation")
+    at.run()
+    assert_clean(at)
+    assert any("SHAP by PermutationExplainer" in c.value for c in at.caption)
 
 
 def test_train_page_lists_every_dataset_problem(dashboard_env, tmp_path):

@@ -184,11 +184,12 @@ def _evaluate(section: dict[str, Any]) -> str:
 
 def _explain(section: dict[str, Any]) -> str:
     rows = []
-    for method in ("lime_image", "lime_text", "lime_audio", "shap_image"):
+    for method in ("lime_image", "lime_text", "lime_audio", "shap_image", "shap_image_permutation"):
         if method in section:
             r = section[method]
+            name = f"{method} ({r['algorithm']}, {r['evaluations']} evals)" if "algorithm" in r else method
             rows.append(
-                [method, _num(r["naive_s"]), _num(r["ours_s"]), _ratio(r["speedup"]), _ratio(r["ours_over_floor"])]
+                [name, _num(r["naive_s"]), _num(r["ours_s"]), _ratio(r["speedup"]), _ratio(r["ours_over_floor"])]
             )
     table = _rows(["Explanation", "Naive (s)", "Engine (s)", "Speed-up", "Engine / encoder floor"], rows)
     shapley = section.get("modality_shapley")

@@ -1,10 +1,10 @@
-"""The encode / predict / train / dashboard benchmark sections in quick mode, and the markdown table."""
+"""The encode / predict / train / explain / dashboard benchmark sections in quick mode, and the markdown table."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.benchmarks import dashboard, encode, predict, train
+from core.benchmarks import dashboard, encode, explain, predict, train
 from core.benchmarks.table import markdown_table
 from core.checkpoints import list_checkpoints
 
@@ -63,6 +63,21 @@ def test_train_cached_embeddings_beat_reencoding_and_stage1_is_timed(options, sm
 
 
 @pytest.mark.browser
+def test_explain_compares_naive_and_engine_for_both_shap_algorithms(options):
+    result = explain.run({**options, "lime_samples": 50, "shap_evals": 120, "repeats": 3})
+
+    for key in ("lime_image", "lime_text", "lime_audio", "shap_image", "shap_image_permutation"):
+        measured = result[key]
+        assert measured["naive_s"] > 0 and measured["ours_s"] > 0
+        assert measured["ours_over_floor"] == pytest.approx(measured["ours_s"] / measured["throughput_floor_s"])
+    assert result["shap_image"]["algorithm"] == "partition"
+    assert result["shap_image_permutation"]["algorithm"] == "permutation"
+    for key in ("shap_image", "shap_image_permutation"):
+        assert 0 < result[key]["evaluations"] <= 120
+        assert result[key]["model_calls"] >= 1
+    assert result["modality_shapley"]["ours_median_ms"] > 0
+
+
 def test_dashboard_cold_start_page_switches_and_memory(options):
     result = dashboard.run({**options, "timeout_s": 180})
     if "skipped" in result:

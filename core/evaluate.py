@@ -1287,16 +1287,23 @@ def evaluate_cached(
     embedding_cache: EmbeddingCache | bool = True,
     device: torch.device | str | None = None,
     progress: Callable[[str], None] | None = None,
+    inputs: SplitInputs | None = None,
 ) -> EvaluationReport:
     """:func:`evaluate`, with each checkpoint's result cached as JSON under ``cache_dir``
     (default :func:`default_evaluation_cache_dir`), keyed by (checkpoint sha256, dataset
     fingerprint, split, options). Only misses are computed; pairwise tests are recomputed
-    from the cached per-sample results (cheap and seeded, so identical)."""
+    from the cached per-sample results (cheap and seeded, so identical).
+
+    ``inputs`` lets several calls on the same split share decoded samples and corrupted
+    embeddings (e.g. evaluating checkpoints one at a time to report progress)."""
     started = time.perf_counter()
     options = options or EvaluationOptions()
     dataset = _as_dataset(dataset)
     root = Path(cache_dir) if cache_dir is not None else default_evaluation_cache_dir()
-    inputs = SplitInputs(dataset, split)
+    if inputs is None:
+        inputs = SplitInputs(dataset, split)
+    elif inputs.dataset is not dataset or inputs.split != split:
+        raise ValueError("inputs were prepared for another dataset or split")
     results = []
     for checkpoint in checkpoints:
         card = checkpoint.card if isinstance(checkpoint, LoadedCheckpoint) else read_card(checkpoint)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.loaders import warm_explainers
 from dashboard.navigation import all_pages
 from dashboard.sidebar import render_sidebar
 
@@ -21,4 +22,5 @@ st.logo(
     "<text x='40' y='22' font-family='Helvetica,Arial,sans-serif' font-size='17' font-weight='700' fill='%231F2937'>Fusion Lens</text></svg>"
 )
 render_sidebar()
+warm_explainers()
 navigation.run()

@@ -9,6 +9,7 @@ weights' SHA-256 for a checkpoint, the folder's mtime for a checkpoint list.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -22,17 +23,29 @@ from core.device import pick_device
 from core.evaluate import (
     EvaluationOptions,
     EvaluationReport,
+    SplitInputs,
     default_evaluation_cache_dir,
     evaluate_cached,
     evaluation_cache_key,
 )
 from core.explain import Explanation, explain
+from core.explain.shap_explainer import warm_up as shap_warm_up
 from core.io import SAMPLE_RATE, Limits
 from core.sample import DecodedSample
 
 WARM_UP_SAMPLE = DecodedSample(
     image=np.zeros((32, 32, 3), np.uint8), text="warm up", audio=np.zeros(SAMPLE_RATE, np.float32)
 )
+
+
+@st.cache_resource(show_spinner=False)
+def warm_explainers() -> threading.Thread:
+    """Once per process, in the background: compile shap's partition-tree code (numba, a few
+    seconds) while the user is still on another page, so their first SHAP explanation is not
+    the one that pays for it."""
+    thread = threading.Thread(target=shap_warm_up, daemon=True, name="shap-warm-up")
+    thread.start()
+    return thread
 
 
 @st.cache_resource(show_spinner=False)
@@ -115,16 +128,25 @@ def cached_evaluation_count() -> int:
     return sum(1 for _ in folder.glob("*.json")) if folder.is_dir() else 0
 
 
-def pending_evaluations(paths: list[str], dataset: Dataset, split: str, options: EvaluationOptions) -> list[str]:
-    """Names of the checkpoints whose evaluation is not yet in core's evaluation cache."""
+def pending_evaluations(
+    paths: list[str], dataset: Dataset, split: str, options: EvaluationOptions
+) -> dict[str, str]:
+    """Path -> name of the checkpoints whose evaluation is not yet in core's evaluation cache."""
     folder = default_evaluation_cache_dir()
-    pending = []
+    pending = {}
     for path in paths:
         card = read_card(path)
         key = evaluation_cache_key(card["weights"]["sha256"], dataset.fingerprint, split, options)
         if not (folder / f"{key}.json").is_file():
-            pending.append(card.get("name", Path(path).name))
+            pending[path] = card.get("name", Path(path).name)
     return pending
+
+
+def evaluate_to_disk_cache(path: str, inputs: SplitInputs, options: EvaluationOptions) -> None:
+    """Evaluate one checkpoint into core's on-disk evaluation cache (lets a page show progress
+    checkpoint by checkpoint before :func:`evaluation_report` bundles the cached results).
+    Calls sharing ``inputs`` decode the split and embed its corruptions once."""
+    evaluate_cached([load_model(path)], inputs.dataset, inputs.split, options, inputs=inputs)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -295,6 +295,25 @@ def test_cache_hit_is_identical_and_does_not_recompute(tiny, tmp_path, monkeypat
     assert len(calls) == 5  # other options, other key
 
 
+def test_one_at_a_time_with_shared_inputs_matches_one_call(tiny, tmp_path):
+    options = EvaluationOptions(bootstrap=50, cost=False)
+    paths = [tiny.paths["early"], tiny.paths["late"]]
+    together = evaluate_cached(paths, tiny.dataset, "test", options, cache_dir=tmp_path / "together")
+    inputs = ev.SplitInputs(tiny.dataset, "test")
+    for path in paths:  # what the Compare page does to show progress per checkpoint
+        evaluate_cached([path], tiny.dataset, "test", options, cache_dir=tmp_path / "apart", inputs=inputs)
+    decoded = inputs.decoded
+    apart = evaluate_cached(paths, tiny.dataset, "test", options, cache_dir=tmp_path / "apart")
+    assert inputs.decoded is decoded  # decoded once for both checkpoints
+
+    def results(report):  # everything but the wall-clock time
+        return [{k: v for k, v in r.to_json().items() if k != "seconds"} for r in report.checkpoints]
+
+    assert results(apart) == results(together)
+    with pytest.raises(ValueError, match="another dataset or split"):
+        evaluate_cached(paths, tiny.dataset, "val", options, cache_dir=tmp_path, inputs=inputs)
+
+
 def test_cli_writes_json_and_html_and_refuses_bad_input(tiny, tmp_path, capsys):
     out, html = tmp_path / "e.json", tmp_path / "r.html"
     args = ["evaluate", "--checkpoint", str(tiny.paths["early"]), "--checkpoint", str(tiny.paths["late"])]

@@ -84,7 +84,7 @@ with friendly_errors("setting up SHAP and LIME"):
         st.stop()
     linked = st.session_state.get(EXPLAIN_CHECKPOINT)
     default = next((i for i, n in enumerate(names) if str(loaded_models[n][0].path) == linked), 0)
-    controls = st.columns([2, 2, 1, 1, 1.3, 1, 1])
+    controls = st.columns([2, 2, 1, 1, 1.4, 1, 1])
     name = controls[0].selectbox(
         "Checkpoint",
         names,
@@ -122,7 +122,7 @@ with friendly_errors("setting up SHAP and LIME"):
     shap_algorithm = controls[4].selectbox(
         "SHAP algorithm",
         SHAP_ALGORITHMS,
-        format_func={"partition": "Partition (Owen)", "permutation": "Permutation"}.get,
+        format_func={"partition": "Partition", "permutation": "Permutation"}.get,
         key="explain_shap_algorithm",
         help=(
             "Partition: Owen values over a hierarchy (modalities, then neighbouring regions, words, "

@@ -54,3 +54,21 @@ def joint_tree(trees: list[np.ndarray]) -> np.ndarray:
         rows.append([joined, root, top + step, covered])
         joined = n_leaves + len(rows) - 1
     return np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+
+
+def full_owen_evaluations(tree: np.ndarray) -> int:
+    """Model evaluations shap's partition explainer needs to expand ``tree`` completely.
+
+    It evaluates everything-kept and nothing-kept once, then two masks for each
+    (internal node, context) pair it expands; every expanded pair hands each child two
+    contexts, so a node at depth ``d`` is expanded ``2 ** d`` times.
+    """
+    n_leaves = len(tree) + 1
+    depth = {2 * n_leaves - 2: 0}  # the root
+    total = 0
+    for row in range(len(tree) - 1, -1, -1):  # parents come after their children in a linkage
+        node = n_leaves + row
+        total += 2 * 2 ** depth[node]
+        for child in tree[row, :2].astype(int):
+            depth[int(child)] = depth[node] + 1
+    return 2 + total

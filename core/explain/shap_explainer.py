@@ -28,7 +28,7 @@ import numpy as np
 import shap
 
 from core.explain.engine import PerturbationEngine
-from core.explain.partition_tree import joint_tree, segment_tree
+from core.explain.partition_tree import full_owen_evaluations, joint_tree, segment_tree
 from core.explain.result import Explanation
 from core.explain.segmentation import AudioSegmentation, ImageSegmentation, Segmentation, TextSegmentation
 
@@ -122,8 +122,9 @@ def shap_explanation(engine: PerturbationEngine, target: int, modalities: list[s
 
     if params.shap_algorithm == "partition":
         max_evals = params.shap_evals
-        engine.expect(max_evals)
-        explainer = partition_explainer(target_probability, feature_hierarchy(engine, layout))
+        tree = feature_hierarchy(engine, layout)
+        engine.expect(min(max_evals, full_owen_evaluations(tree)))
+        explainer = partition_explainer(target_probability, tree)
         name = "shap.PartitionExplainer"
     else:
         per_permutation = 2 * n_features + 1

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.cluster.hierarchy import is_valid_linkage
 
-from core.explain.partition_tree import joint_tree, segment_tree
+from core.explain.partition_tree import full_owen_evaluations, joint_tree, segment_tree
 from core.explain.segmentation import TextSegmentation, label_centroids
 
 
@@ -57,3 +57,18 @@ def test_joint_tree_keeps_each_modality_in_one_subtree(sizes):
         for leaves in groups:  # no node mixes a modality with part of another
             assert leaves <= columns or columns <= leaves or not (leaves & columns)
         start += n
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 12])
+def test_full_expansion_count_matches_what_shap_evaluates(n):
+    from core.explain.shap_explainer import partition_explainer
+
+    tree = segment_tree(np.arange(n, dtype=float).reshape(-1, 1))
+    calls = []
+
+    def model(masks):
+        calls.append(len(masks))
+        return masks @ np.arange(1.0, n + 1) + masks[:, 0] * masks[:, -1]  # additive + one interaction
+
+    partition_explainer(model, tree)(np.ones((1, n)), max_evals=10_000, batch_size=10_000, silent=True)
+    assert sum(calls) == full_owen_evaluations(tree)

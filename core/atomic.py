@@ -73,7 +73,8 @@ def exchange(a: str | Path, b: str | Path) -> bool:
     raise OSError(error, os.strerror(error), str(b))
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this PID exists (one owned by another user counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -96,7 +97,7 @@ def clean_stale(path: str | Path) -> None:
     pattern = re.compile(rf"^\.{re.escape(path.name)}\.(tmp|old)-(\d+)(-.*)?$")
     for sibling in path.parent.iterdir():
         match = pattern.match(sibling.name)
-        if match is None or _pid_alive(int(match.group(2))):
+        if match is None or pid_alive(int(match.group(2))):
             continue
         if match.group(1) == "old" and not path.exists():
             os.replace(sibling, path)

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.atomic import write_text_atomic
+from core.atomic import pid_alive, write_text_atomic
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RUN_FILE = "run.json"
@@ -189,13 +189,7 @@ def _exit_code(pid: int) -> int | None:
     try:
         done, status = os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return -1
-        except PermissionError:
-            return None
-        return None
+        return None if pid_alive(pid) else -1
     if done == 0:
         return None
     return os.waitstatus_to_exitcode(status)

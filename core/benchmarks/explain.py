@@ -14,7 +14,6 @@ Options (all optional): ``data`` (demo folder), ``checkpoints`` (folder),
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,14 +26,21 @@ from lime.lime_image import LimeImageExplainer
 from lime.lime_text import LimeTextExplainer
 from sklearn.metrics import pairwise_distances
 
+from core.benchmarks.timing import timed
 from core.checkpoints import default_checkpoint_dir, load_checkpoint
 from core.data import load_dataset, load_sample
 from core.device import autocast, describe_device, move_to, pick_device
 from core.explain import ExplainParams, PerturbationEngine
 from core.explain.lime_explainer import KERNEL_WIDTH, lime_audio_scores, lime_image_scores, lime_text_scores
 from core.explain.modality_shapley import modality_shapley
-from core.explain.segmentation import SEGMENTATIONS, uses_spectrogram_masking
-from core.explain.shap_explainer import ZeroMasker, feature_hierarchy, seeded_global_rng, shap_explanation
+from core.explain.segmentation import SEGMENTATIONS, composed_prepare
+from core.explain.shap_explainer import (
+    ZeroMasker,
+    feature_hierarchy,
+    feature_layout,
+    seeded_global_rng,
+    shap_explanation,
+)
 from core.model import MultimodalClassifier
 from core.sample import DecodedSample
 
@@ -48,19 +54,10 @@ single explanation run would overstate the gap). Naive runs are timed once: they
 and only enter the speed-up."""
 
 
-def _timed(fn) -> tuple[Any, float]:
-    started = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - started
-
-
-def _median_timed(fn, repeats: int) -> tuple[Any, float]:
-    """The last result of ``repeats`` runs of ``fn`` and their median time."""
-    times = []
-    for _ in range(repeats):
-        out, seconds = _timed(fn)
-        times.append(seconds)
-    return out, float(np.median(times))
+def _median_timed(fn, device: torch.device, repeats: int = TIMING_REPEATS) -> tuple[Any, float]:
+    """The last result of ``repeats`` device-synchronised runs of ``fn`` and their median time."""
+    runs = [timed(fn, device) for _ in range(repeats)]
+    return runs[-1][0], float(np.median([seconds for _, seconds in runs]))
 
 
 def encoder_throughput(
@@ -78,9 +75,7 @@ def encoder_throughput(
     """
     encoder = model.encoders[modality]
     segmentation = SEGMENTATIONS.get(modality, sample.get(modality), encoder, params)
-    prepare = encoder.prepare
-    if getattr(segmentation, "domain", "") == "spectrogram" and uses_spectrogram_masking(encoder):
-        prepare = encoder.prepare_spectrogram
+    prepare = composed_prepare(encoder, segmentation)
     rng = np.random.default_rng(params.seed)
     best: dict[str, Any] = {"samples_per_s": 0.0, "batch_size": 0}
     for batch_size in (16, 64, 256):
@@ -92,7 +87,7 @@ def encoder_throughput(
                 encoder(move_to(inputs, model.device)).float().cpu()
 
         run()  # warm-up
-        elapsed = _median_timed(run, TIMING_REPEATS)[1]
+        elapsed = _median_timed(run, model.device)[1]
         rate = batch_size / elapsed
         if rate > best["samples_per_s"]:
             best = {"samples_per_s": rate, "batch_size": batch_size}
@@ -165,8 +160,8 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
             num_samples=lime_samples,
         )
 
-    naive_s = _timed(naive_lime_image)[1]
-    ours_s = _median_timed(lambda: lime_image_scores(engine(), target), TIMING_REPEATS)[1]
+    naive_s = timed(naive_lime_image, device)[1]
+    ours_s = _median_timed(lambda: lime_image_scores(engine(), target), device)[1]
     results["lime_image"] = _side_by_side(naive_s, ours_s, lime_samples, throughput["image"]["samples_per_s"])
 
     # LIME text
@@ -178,8 +173,8 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
             num_samples=lime_samples,
         )
 
-    naive_s = _timed(naive_lime_text)[1]
-    ours_s = _median_timed(lambda: lime_text_scores(engine(), target), TIMING_REPEATS)[1]
+    naive_s = timed(naive_lime_text, device)[1]
+    ours_s = _median_timed(lambda: lime_text_scores(engine(), target), device)[1]
     results["lime_text"] = _side_by_side(naive_s, ours_s, lime_samples, throughput["text"]["samples_per_s"])
 
     # LIME audio: audioLIME-style time segments of the waveform, full model per perturbation.
@@ -203,15 +198,15 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
             data, labels, distances, target, params.audio_time_segments
         )
 
-    naive_s = _timed(naive_lime_audio)[1]
-    ours_s = _median_timed(lambda: lime_audio_scores(engine(), target), TIMING_REPEATS)[1]
+    naive_s = timed(naive_lime_audio, device)[1]
+    ours_s = _median_timed(lambda: lime_audio_scores(engine(), target), device)[1]
     results["lime_audio"] = _side_by_side(naive_s, ours_s, lime_samples, throughput["audio"]["samples_per_s"])
 
     # SHAP image, both algorithms: naive = the same shap explainer calling the full model on
     # every masked image in lime's default batches; the floor counts the evaluations ours ran.
     image_engine = PerturbationEngine(model, sample, replace(params, modalities=("image",)))
     segmentation = image_engine.segmentation("image")
-    clustering = feature_hierarchy(image_engine, {"image": slice(0, segmentation.n_segments)})
+    clustering = feature_hierarchy(image_engine, feature_layout(image_engine, ["image"]))
 
     def naive_full_model(masks: np.ndarray) -> np.ndarray:
         images = segmentation.compose(np.atleast_2d(masks) > 0.5)
@@ -228,12 +223,12 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
             with seeded_global_rng(0):
                 make_naive()(np.ones((1, segmentation.n_segments)), max_evals=shap_evals, silent=True)
 
-        naive_s = _timed(naive_shap_image)[1]
+        naive_s = timed(naive_shap_image, device)[1]
         explanation, ours_s = _median_timed(
             lambda algorithm_params=algorithm_params: shap_explanation(
                 PerturbationEngine(model, sample, algorithm_params), target, ["image"]
             ),
-            TIMING_REPEATS,
+            device,
         )
         key = "shap_image" if algorithm == params.shap_algorithm else f"shap_image_{algorithm}"
         results[key] = {
@@ -246,7 +241,7 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
     # Modality Shapley: 2^M coalitions in one classify call vs 2^M full predictions.
     shapley_engine = engine()
     latencies = [
-        _timed(lambda: modality_shapley(shapley_engine, target))[1] for _ in range(int(options.get("repeats", 50)))
+        timed(lambda: modality_shapley(shapley_engine, target), device)[1] for _ in range(int(options.get("repeats", 50)))
     ]
 
     def naive_modality() -> None:
@@ -257,7 +252,7 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
     results["modality_shapley"] = {
         "ours_median_ms": 1000 * float(np.median(latencies)),
         "ours_p95_ms": 1000 * float(np.percentile(latencies, 95)),
-        "naive_ms": 1000 * _timed(naive_modality)[1],
-        "encode_once_ms": 1000 * _timed(engine)[1],
+        "naive_ms": 1000 * timed(naive_modality, device)[1],
+        "encode_once_ms": 1000 * timed(engine, device)[1],
     }
     return results

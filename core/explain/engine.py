@@ -26,7 +26,7 @@ import torch
 from core.device import autocast, describe_device, input_bytes, is_out_of_memory, memory_bounded_batch, move_to
 from core.explain.params import ExplainParams
 from core.explain.result import ExplanationCancelled
-from core.explain.segmentation import SEGMENTATIONS, Segmentation, content_hash, uses_spectrogram_masking
+from core.explain.segmentation import SEGMENTATIONS, Segmentation, composed_prepare, content_hash
 from core.model import MultimodalClassifier
 from core.sample import DecodedSample
 
@@ -172,10 +172,7 @@ class PerturbationEngine:
             base = self.base_embeddings[modality][0]
             table = base.unsqueeze(0).repeat(len(unique_rows), 1)
             if changed.any():
-                encoder = self.model.encoders[modality]
-                prepare = encoder.prepare
-                if getattr(segmentation, "domain", "") == "spectrogram" and uses_spectrogram_masking(encoder):
-                    prepare = encoder.prepare_spectrogram
+                prepare = composed_prepare(self.model.encoders[modality], segmentation)
                 encoded = self._encode(
                     modality, _LazyComposition(segmentation, unique_rows[changed]), prepare=prepare, rows=n_rows
                 )

@@ -148,6 +148,14 @@ def uses_spectrogram_masking(encoder: Encoder) -> bool:
     return hasattr(encoder, "spectrogram") and hasattr(encoder, "prepare_spectrogram")
 
 
+def composed_prepare(encoder: Encoder, segmentation: Segmentation) -> Any:
+    """How ``encoder`` prepares what ``segmentation.compose`` returns: masked log-mels go
+    through ``prepare_spectrogram``, every other perturbed value through ``prepare``."""
+    if getattr(segmentation, "domain", "") == "spectrogram" and uses_spectrogram_masking(encoder):
+        return encoder.prepare_spectrogram
+    return encoder.prepare
+
+
 def segment_image(image: np.ndarray, params: ExplainParams) -> ImageSegmentation:
     """Superpixels (SLIC, or a square grid) and the removal baseline of an RGB image."""
     image = np.asarray(image, dtype=np.uint8)

@@ -37,10 +37,10 @@ test-fast: setup
 	$(PY) -m pytest -m "not browser and not slow"
 
 lint: setup
-	$(PY) -m ruff check core dashboard pages tests
+	$(PY) -m ruff check core dashboard pages bench tests
 
 bench: demo
-	$(PY) -m core bench all --json bench.json
+	$(PY) -m bench all --json bench.json
 
 clean-demo:
 	rm -rf demo_data checkpoints .cache

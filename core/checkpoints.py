@@ -10,7 +10,6 @@ Writes are atomic: a temporary folder is filled, then renamed into place.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import platform
@@ -21,46 +20,30 @@ from typing import Any
 import torch
 
 from core.atomic import staged_folder
-from core.encoders import EncoderLoadError, build_encoder
-from core.fusion import FUSIONS, build_fusion
+from core.card import CARD_FILE, CARD_FORMAT, WEIGHTS_FILE, CheckpointCard, DatasetInfo, TrainingInfo, WeightsInfo
+from core.encoders import build_encoder
+from core.errors import CheckpointError, EncoderLoadError
+from core.fusion import build_fusion
+from core.hashing import sha256_file
 from core.model import MultimodalClassifier
-from core.sample import MODALITIES
+from core.serialization import JsonMixin
+from core.settings import settings
 
-CARD_FORMAT = "fusion-checkpoint"
-CARD_VERSION = 1
-WEIGHTS_FILE = "model.safetensors"
-CARD_FILE = "card.json"
 MAX_CARD_BYTES = 5 * 1024 * 1024
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def default_checkpoint_dir() -> Path:
-    """``$FUSION_CHECKPOINTS`` or ``checkpoints/`` at the project root."""
-    return Path(os.environ.get("FUSION_CHECKPOINTS", PROJECT_ROOT / "checkpoints"))
-
-
-class CheckpointError(Exception):
-    """A checkpoint that cannot be loaded; ``str(err)`` says why in user terms."""
 
 
 @dataclass
 class LoadedCheckpoint:
+    """A checkpoint in memory: the eval-mode model, its card and its folder."""
+
     model: MultimodalClassifier
-    card: dict[str, Any]
+    card: CheckpointCard
     path: Path
 
     @property
     def name(self) -> str:
-        return self.card.get("name", self.path.name)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return self.card.name or self.path.name
 
 
 def checkpoint_state(model: MultimodalClassifier) -> dict[str, torch.Tensor]:
@@ -74,11 +57,11 @@ def checkpoint_state(model: MultimodalClassifier) -> dict[str, torch.Tensor]:
     }
 
 
-def build_model_from_card(card: dict[str, Any]) -> MultimodalClassifier:
+def build_model_from_card(card: CheckpointCard) -> MultimodalClassifier:
     """The architecture a card describes, with freshly initialised weights."""
-    encoders = {m: build_encoder(m, spec) for m, spec in sorted(card["encoders"].items())}
-    fusion = build_fusion(card["fusion"], **card["fusion_config"])
-    return MultimodalClassifier(encoders, fusion, card["classes"])
+    encoders = {m: build_encoder(m, spec) for m, spec in sorted(card.encoders.items())}
+    fusion = build_fusion(card.fusion, **card.fusion_config)
+    return MultimodalClassifier(encoders, fusion, card.classes)
 
 
 def versions() -> dict[str, str]:
@@ -93,12 +76,22 @@ def versions() -> dict[str, str]:
     }
 
 
-def save_checkpoint(model: MultimodalClassifier, path: str | Path, card: dict[str, Any]) -> Path:
+def save_checkpoint(
+    model: MultimodalClassifier,
+    path: str | Path,
+    *,
+    name: str,
+    kind: str = "fusion",
+    dataset: DatasetInfo | None = None,
+    training: TrainingInfo | None = None,
+    metrics: dict[str, dict[str, float]] | None = None,
+    preprocessing: dict[str, Any] | None = None,
+) -> Path:
     """Write ``model`` and its card to folder ``path`` atomically; returns ``path``.
 
-    ``card`` holds the run's facts (name, dataset, training, metrics); the
-    architecture fields (fusion, encoders, classes, weights hash) are filled in here
-    from the model itself so they can never disagree with the weights.
+    The run's facts (name, dataset, training, metrics) come from the caller; the
+    architecture fields (fusion, encoders, classes, weights hash) are filled in here from
+    the model itself, so they can never disagree with the weights.
     """
     from safetensors.torch import save_file
 
@@ -107,35 +100,33 @@ def save_checkpoint(model: MultimodalClassifier, path: str | Path, card: dict[st
     state = checkpoint_state(model)
     with staged_folder(path) as tmp:
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": CARD_FORMAT})
-        full_card = {
-            "format": CARD_FORMAT,
-            "format_version": CARD_VERSION,
-            **card,
-            "fusion": model.fusion.name,
-            "fusion_config": model.fusion.config(),
-            "modalities": model.modalities,
-            "encoders": {m: model.encoders[m].spec() for m in model.modalities},
-            "classes": model.classes,
-            "parameters": {
-                "total": model.parameter_count(),
-                "stored": int(sum(v.numel() for v in state.values())),
-            },
-            "weights": {
-                "file": WEIGHTS_FILE,
-                "sha256": sha256_file(tmp / WEIGHTS_FILE),
-                "tensors": {k: list(v.shape) for k, v in state.items()},
-            },
-            "versions": versions(),
-            "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        }
-        (tmp / CARD_FILE).write_text(json.dumps(full_card, indent=2, sort_keys=False))
+        card = CheckpointCard(
+            name=name,
+            kind=kind,
+            fusion=model.fusion.name,
+            fusion_config=model.fusion.config(),
+            modalities=list(model.modalities),
+            encoders={m: model.encoders[m].spec() for m in model.modalities},
+            classes=list(model.classes),
+            weights=WeightsInfo(
+                sha256=sha256_file(tmp / WEIGHTS_FILE), tensors={k: list(v.shape) for k, v in state.items()}
+            ),
+            dataset=dataset or DatasetInfo(),
+            training=training or TrainingInfo(),
+            metrics=metrics or {},
+            parameters={"total": model.parameter_count(), "stored": int(sum(v.numel() for v in state.values()))},
+            preprocessing=preprocessing or {},
+            versions=versions(),
+            created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        )
+        (tmp / CARD_FILE).write_text(json.dumps(card.to_json(), indent=2))
         for f in (tmp / WEIGHTS_FILE, tmp / CARD_FILE):
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
     return path
 
 
-def read_card(path: str | Path) -> dict[str, Any]:
+def read_card(path: str | Path) -> CheckpointCard:
     """Read and validate ``card.json`` of checkpoint folder ``path`` without touching weights."""
     path = Path(path)
     if not path.is_dir():
@@ -157,55 +148,18 @@ def read_card(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{CARD_FILE} in {path.name} is not valid JSON ({err}).") from None
     except RecursionError:
         raise CheckpointError(f"{CARD_FILE} in {path.name} is nested too deeply to be a checkpoint card.") from None
-    _validate_card(card, path.name)
-    return card
+    return CheckpointCard.parse(card, path.name)
 
 
-def _validate_card(card: Any, where: str) -> None:
-    def fail(msg: str) -> None:
-        raise CheckpointError(f"Checkpoint {where}: {msg}")
-
-    if not isinstance(card, dict):
-        fail("the card is not a JSON object.")
-    if card.get("format") != CARD_FORMAT:
-        fail(f"the card's format is {card.get('format')!r}, expected {CARD_FORMAT!r}.")
-    if card.get("format_version") != CARD_VERSION:
-        fail(f"card format version {card.get('format_version')!r} is not supported (expected {CARD_VERSION}).")
-    if card.get("fusion") not in FUSIONS:
-        fail(f"unknown fusion strategy {card.get('fusion')!r}.")
-    classes = card.get("classes")
-    if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes)):
-        fail("'classes' must be a list of at least two class names.")
-    if len(set(classes)) != len(classes):
-        fail("'classes' contains duplicates.")
-    encoders = card.get("encoders")
-    if not (isinstance(encoders, dict) and encoders and set(encoders) <= set(MODALITIES)):
-        fail(f"'encoders' must map modalities ({', '.join(MODALITIES)}) to encoder specs.")
-    if not all(isinstance(s, dict) and isinstance(s.get("kind"), str) for s in encoders.values()):
-        fail("every encoder spec must be an object with a 'kind'.")
-    if sorted(card.get("modalities", [])) != sorted(encoders):
-        fail("'modalities' does not match 'encoders'.")
-    cfg = card.get("fusion_config")
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("in_dims"), dict):
-        fail("'fusion_config' is missing or malformed.")
-    if sorted(cfg["in_dims"]) != sorted(encoders):
-        fail("'fusion_config.in_dims' does not match 'encoders'.")
-    if cfg.get("num_classes") != len(classes):
-        fail(f"'fusion_config.num_classes' is {cfg.get('num_classes')}, but the card lists {len(classes)} classes.")
-    weights = card.get("weights")
-    if not (isinstance(weights, dict) and weights.get("file") == WEIGHTS_FILE and isinstance(weights.get("sha256"), str)):
-        fail(f"'weights' must name {WEIGHTS_FILE} and its sha256.")
-
-
-def _check_declared_size(card: dict[str, Any], weights_size: int, where: str) -> None:
+def _check_declared_size(card: CheckpointCard, weights_size: int, where: str) -> None:
     """Refuse a card whose stored parts (fusion head, built-in encoders) need more bytes than the
     weights file holds, before anything is allocated: a few edited numbers in a card must not make
     the loader allocate terabytes. The parts are built on the ``meta`` device, which allocates nothing;
     pretrained encoders are left out, their size comes from their own installed weights."""
     try:
         with torch.device("meta"):
-            parts = [build_fusion(card["fusion"], **card["fusion_config"])]
-            parts += [build_encoder(m, spec) for m, spec in sorted(card["encoders"].items()) if spec.get("kind") == "builtin"]
+            parts = [build_fusion(card.fusion, **card.fusion_config)]
+            parts += [build_encoder(m, spec) for m, spec in sorted(card.encoders.items()) if spec.get("kind") == "builtin"]
     except EncoderLoadError as err:
         raise CheckpointError(f"Checkpoint {where}: {err}") from None
     except (TypeError, ValueError, KeyError, RuntimeError) as err:
@@ -235,10 +189,10 @@ def load_checkpoint(path: str | Path, device: torch.device | str | None = None) 
     if not weights_path.is_file():
         raise CheckpointError(f"Checkpoint {path.name} has no {WEIGHTS_FILE}.")
     actual = sha256_file(weights_path)
-    if actual != card["weights"]["sha256"]:
+    if actual != card.sha256:
         raise CheckpointError(
             f"Checkpoint {path.name}: {WEIGHTS_FILE} was modified after it was saved "
-            f"(sha256 {actual[:12]}..., card says {card['weights']['sha256'][:12]}...)."
+            f"(sha256 {actual[:12]}..., card says {card.sha256[:12]}...)."
         )
     _check_declared_size(card, weights_path.stat().st_size, path.name)
     try:
@@ -263,7 +217,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str | None = None) 
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
         raise CheckpointError(
-            f"Checkpoint {path.name}: weights do not match the {card['fusion']} architecture in the card: "
+            f"Checkpoint {path.name}: weights do not match the {card.fusion} architecture in the card: "
             + "; ".join(parts) + "."
         )
     for key, tensor in expected.items():
@@ -287,7 +241,9 @@ def load_checkpoint(path: str | Path, device: torch.device | str | None = None) 
 
 
 @dataclass
-class CheckpointInfo:
+class CheckpointInfo(JsonMixin):
+    """One row of a checkpoint listing; an unreadable folder has ``error`` set and little else."""
+
     path: Path
     name: str
     fusion: str
@@ -301,20 +257,18 @@ class CheckpointInfo:
     created_at: str
     error: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
-
 
 def encoder_label(spec: dict[str, Any]) -> str:
-    """Short human name of an encoder spec, e.g. ``builtin-cnn`` or ``hf:bert-base``."""
+    """Short human name of an encoder spec, e.g. ``builtin`` or ``hf:bert-base``."""
     kind = spec.get("kind", "?")
     name = spec.get("name")
     return f"{kind}:{name}" if name else kind
 
 
 def list_checkpoints(root: str | Path | None = None) -> list[CheckpointInfo]:
-    """Every checkpoint folder directly under ``root``; unreadable ones are listed with ``error``."""
-    root = Path(root) if root is not None else default_checkpoint_dir()
+    """Every checkpoint folder directly under ``root`` (default: the configured checkpoint
+    folder); unreadable ones are listed with ``error``."""
+    root = Path(root) if root is not None else settings().checkpoints
     if not root.is_dir():
         return []
     infos = []
@@ -324,20 +278,19 @@ def list_checkpoints(root: str | Path | None = None) -> list[CheckpointInfo]:
         except CheckpointError as err:
             infos.append(CheckpointInfo(path, path.name, "?", "?", [], {}, 0, 0, None, None, "", error=str(err)))
             continue
-        metrics = card.get("metrics", {})
         infos.append(
             CheckpointInfo(
                 path=path,
-                name=card.get("name", path.name),
-                fusion=card["fusion"],
-                kind=card.get("kind", "fusion"),
-                modalities=card["modalities"],
-                encoders={m: encoder_label(s) for m, s in card["encoders"].items()},
-                classes=len(card["classes"]),
-                parameters=int(card.get("parameters", {}).get("total", 0)),
-                test_accuracy=metrics.get("test", {}).get("accuracy"),
-                val_accuracy=metrics.get("val", {}).get("accuracy"),
-                created_at=card.get("created_at", ""),
+                name=card.name or path.name,
+                fusion=card.fusion,
+                kind=card.kind,
+                modalities=list(card.modalities),
+                encoders={m: encoder_label(s) for m, s in card.encoders.items()},
+                classes=len(card.classes),
+                parameters=int(card.parameters.get("total", 0)),
+                test_accuracy=card.metric("test", "accuracy"),
+                val_accuracy=card.metric("val", "accuracy"),
+                created_at=card.created_at,
             )
         )
     return infos

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Any
 
 import torch
 
+from core.settings import settings
+
 
 def pick_device(override: str | None = None) -> torch.device:
-    """``cuda`` > ``mps`` > ``cpu``; ``override`` or env ``FUSION_DEVICE`` forces one.
+    """``cuda`` > ``mps`` > ``cpu``; ``override`` or the ``FUSION_DEVICE`` setting forces one.
 
     A forced device that is not available falls back to the CPU rather than failing,
     so a config written on a GPU machine still runs on a laptop.
     """
-    wanted = override or os.environ.get("FUSION_DEVICE")
+    wanted = override or settings().device
     if wanted:
         dev = torch.device(wanted)
         if dev.type == "cuda" and not torch.cuda.is_available():

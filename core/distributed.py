@@ -7,12 +7,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from core.settings import settings
 
 
 @dataclass(frozen=True)
@@ -33,18 +34,19 @@ class DistContext:
 
 def context() -> DistContext:
     if dist.is_available() and dist.is_initialized():
-        return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+        return DistContext(dist.get_rank(), dist.get_world_size(), settings().distributed.local_rank)
     return DistContext()
 
 
 def init_from_env() -> DistContext:
     """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1); idempotent."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
+    env = settings().distributed
+    if env.world_size <= 1 or not dist.is_available():
         return context()
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(env.local_rank)
         dist.init_process_group(backend=backend)
     return context()
 

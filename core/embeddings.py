@@ -1,24 +1,24 @@
-"""Embeddings of dataset records, computed once and cached on disk.
+"""Embeddings of dataset records, computed once and kept in the embedding cache.
 
-Training fusion heads, evaluating checkpoints and explaining samples all start
-from per-modality embeddings. They are keyed by (encoder cache id, content hash
-of the file or text), so retraining a fusion head or re-evaluating never
-re-encodes what was already encoded.
+Training fusion heads, evaluating checkpoints and explaining samples all start from
+per-modality embeddings. They are keyed by (encoder cache id, content hash of the file
+or text), so retraining a fusion head or re-evaluating never re-encodes what was
+already encoded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from core.data import Record, load_modality
-from core.device import autocast, move_to
 from core.encoders.cache import EmbeddingCache
-from core.io import DEFAULT_LIMITS, Limits
+from core.inference import BatchSize, classify_proba, encode
 from core.model import MultimodalClassifier
+from core.settings import DEFAULT_LIMITS, Limits
 
 
 @dataclass
@@ -40,7 +40,7 @@ class EmbeddedRecords:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def subset(self, index: torch.Tensor | np.ndarray | list[int]) -> EmbeddedRecords:
+    def subset(self, index: torch.Tensor | np.ndarray | Sequence[int]) -> EmbeddedRecords:
         idx = torch.as_tensor(index, dtype=torch.long)
         return EmbeddedRecords(
             {m: e[idx] for m, e in self.embeddings.items()},
@@ -49,77 +49,94 @@ class EmbeddedRecords:
             [self.ids[i] for i in idx.tolist()],
         )
 
+    def with_present(self, present: torch.Tensor) -> EmbeddedRecords:
+        """The same rows with another presence mask (e.g. some modalities marked absent)."""
+        return EmbeddedRecords(self.embeddings, present, self.labels, self.ids)
 
-def labels_to_indices(labels: list[str | None], classes: list[str]) -> torch.Tensor:
+    def with_embeddings(self, embeddings: dict[str, torch.Tensor], present: torch.Tensor | None = None) -> EmbeddedRecords:
+        """The same rows with some modalities' embeddings (and optionally the mask) replaced."""
+        return EmbeddedRecords(
+            {**self.embeddings, **embeddings}, self.present if present is None else present, self.labels, self.ids
+        )
+
+
+def labels_to_indices(labels: Sequence[str | None], classes: Sequence[str]) -> torch.Tensor:
+    """Class indices of ``labels`` (``-1`` for a missing label or one not in ``classes``)."""
     lookup = {c: i for i, c in enumerate(classes)}
     return torch.tensor([lookup.get(label, -1) if label is not None else -1 for label in labels], dtype=torch.long)
 
 
 def embed_records(
     model: MultimodalClassifier,
-    records: list[Record],
+    records: Sequence[Record],
     *,
     cache: EmbeddingCache | None = None,
-    batch_size: int = 128,
     limits: Limits = DEFAULT_LIMITS,
+    batch: BatchSize | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> EmbeddedRecords:
-    """Embed every modality of ``records`` with ``model``'s encoders, using ``cache`` when given.
+    """Embed every modality of ``records`` with ``model``'s encoders, reusing and filling ``cache``.
 
-    ``progress(done, total)`` is called after each encoded batch (total counts cache misses only).
+    ``progress(done, total)`` is called after each encoded batch (``total`` counts cache misses only).
     """
     device = model.device
     n = len(records)
-    present = torch.zeros(n, len(model.modalities), dtype=torch.bool)
+    present = torch.tensor(
+        [[getattr(r, m) is not None for m in model.modalities] for r in records], dtype=torch.bool
+    ).reshape(n, len(model.modalities))
     embeddings: dict[str, torch.Tensor] = {}
-    todo: dict[str, list[int]] = {}
+    todo: dict[str, tuple[list[int], list[str]]] = {}
     for j, m in enumerate(model.modalities):
-        enc = model.encoders[m]
-        out = torch.zeros(n, enc.out_dim)
-        cache_id = enc.cache_id() if cache is not None else ""
-        todo[m] = []
-        for i, rec in enumerate(records):
-            if getattr(rec, m) is None:
-                continue
-            present[i, j] = True
-            hit = cache.get(cache_id, rec.content_hash(m)) if cache is not None else None
-            if hit is not None and hit.shape == (enc.out_dim,):
-                out[i] = torch.from_numpy(hit)
-            else:
-                todo[m].append(i)
+        encoder = model.encoders[m]
+        rows = present[:, j].nonzero().flatten().tolist()
+        keys = [records[i].content_hash(m) for i in rows]
+        out = torch.zeros(n, encoder.out_dim)
+        missing_rows, missing_keys = rows, keys
+        if cache is not None and rows:
+            found, hit = cache.get_many(encoder.cache_id(), keys, encoder.out_dim)
+            out[torch.tensor(rows)[torch.from_numpy(hit)]] = torch.from_numpy(found[hit])
+            missing_rows = [r for r, h in zip(rows, hit, strict=True) if not h]
+            missing_keys = [k for k, h in zip(keys, hit, strict=True) if not h]
         embeddings[m] = out
+        todo[m] = (missing_rows, missing_keys)
 
-    total = sum(len(v) for v in todo.values())
+    total = sum(len(rows) for rows, _ in todo.values())
     done = 0
-    for m, rows in todo.items():
-        enc = model.encoders[m]
-        cache_id = enc.cache_id() if cache is not None else ""
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start : start + batch_size]
-            values = [load_modality(records[i], m, limits) for i in chunk]
-            inputs = enc.collate([enc.prepare(v) for v in values])
-            with torch.inference_mode(), autocast(device):
-                emb = enc(move_to(inputs, device)).float().cpu()
-            embeddings[m][chunk] = emb
-            if cache is not None:
-                for i, row in zip(chunk, emb.numpy(), strict=False):
-                    cache.put(cache_id, records[i].content_hash(m), row)
-            done += len(chunk)
+    for m, (rows, keys) in todo.items():
+        if not rows:
+            continue
+        encoder = model.encoders[m]
+        values = _LazyModality(records, rows, m, limits)
+        base = done
+
+        def report(count: int, base: int = base) -> None:
             if progress is not None:
-                progress(done, total)
+                progress(base + count, total)
+
+        fresh = encode(encoder, values, device, batch=batch or BatchSize(128), after_batch=report).cpu()
+        embeddings[m][torch.tensor(rows)] = fresh
+        if cache is not None:
+            cache.put_many(encoder.cache_id(), keys, fresh.numpy())
+        done += len(rows)
     labels = labels_to_indices([r.label for r in records], model.classes)
     return EmbeddedRecords(embeddings, present, labels, [r.id for r in records])
 
 
-@torch.inference_mode()
-def classify_embedded(model: MultimodalClassifier, data: EmbeddedRecords, batch_size: int = 1024) -> np.ndarray:
+class _LazyModality(Sequence):
+    """One modality of some records, decoded only when a batch asks for it (bounded memory)."""
+
+    def __init__(self, records: Sequence[Record], rows: list[int], modality: str, limits: Limits):
+        self.records, self.rows, self.modality, self.limits = records, rows, modality, limits
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [load_modality(self.records[r], self.modality, self.limits) for r in self.rows[index]]
+        return load_modality(self.records[self.rows[index]], self.modality, self.limits)
+
+
+def classify_embedded(model: MultimodalClassifier, data: EmbeddedRecords) -> np.ndarray:
     """Class probabilities ``[N, C]`` from precomputed embeddings (fusion + head only)."""
-    device = model.device
-    chunks = []
-    for start in range(0, len(data), batch_size):
-        sl = slice(start, start + batch_size)
-        emb = {m: e[sl].to(device, non_blocking=True) for m, e in data.embeddings.items()}
-        with autocast(device):
-            logits = model.classify(emb, data.present[sl])
-        chunks.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
-    return np.concatenate(chunks) if chunks else np.zeros((0, len(model.classes)), dtype=np.float32)
+    return classify_proba(model, data.embeddings, data.present)

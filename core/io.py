@@ -1,21 +1,37 @@
 """Bytes in, decoded modalities out: the one place that parses files and uploads.
 
-Every decoder enforces :class:`Limits` *before* doing expensive work (file size
+Every decoder enforces :class:`~core.settings.Limits` (the configured ones by default) *before* doing expensive work (file size
 before reading, pixel count before decoding, duration before resampling) and
-turns every failure into an :class:`InputError` subclass carrying a message a
-user can act on. Nothing else in the project calls PIL, soundfile or librosa's
-loaders directly.
+turns every failure into an :class:`~core.errors.InputError` subclass carrying a
+message a user can act on. Nothing else in the project calls PIL, soundfile or
+librosa's loaders directly, and :func:`decode_sample` is the one way a sample (an
+upload, a command line, a manifest row) becomes model input.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from core.errors import (
+    AudioTooLongError,
+    EmptyInputError,
+    ImageTooLargeError,
+    InputError,
+    InputTooLargeError,
+    InvalidAudioError,
+    InvalidTextError,
+    SampleDecodeError,
+    TextTooLongError,
+    UnreadableAudioError,
+    UnreadableImageError,
+)
+from core.sample import MODALITIES, DecodedSample, Sample
+from core.settings import Limits, settings
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "GIF")
@@ -29,77 +45,6 @@ MAX_SAMPLE_RATE = 384_000
 rate would let a tiny compressed file decode to hundreds of megabytes within the duration limit."""
 MAX_AUDIO_CHANNELS = 64
 _AUDIO_BLOCK_FRAMES = 1 << 16
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Upper bounds applied to every decoded input.
-
-    Args:
-        max_bytes: largest file or upload accepted, in bytes.
-        max_image_pixels: largest width*height decoded (guards decompression bombs).
-        max_audio_seconds: longest audio clip decoded.
-        max_text_chars: longest text accepted.
-    """
-
-    max_bytes: int = 50 * 1024 * 1024
-    max_image_pixels: int = 40_000_000
-    max_audio_seconds: float = 60.0
-    max_text_chars: int = 10_000
-
-    @classmethod
-    def from_env(cls) -> Limits:
-        """Defaults, overridden by ``FUSION_MAX_BYTES`` etc. when set."""
-        default = cls()
-        return cls(
-            max_bytes=int(os.environ.get("FUSION_MAX_BYTES", default.max_bytes)),
-            max_image_pixels=int(os.environ.get("FUSION_MAX_IMAGE_PIXELS", default.max_image_pixels)),
-            max_audio_seconds=float(os.environ.get("FUSION_MAX_AUDIO_SECONDS", default.max_audio_seconds)),
-            max_text_chars=int(os.environ.get("FUSION_MAX_TEXT_CHARS", default.max_text_chars)),
-        )
-
-
-DEFAULT_LIMITS = Limits()
-
-
-class InputError(ValueError):
-    """Base of every input failure; ``str(err)`` is a message meant for the user."""
-
-
-class EmptyInputError(InputError):
-    pass
-
-
-class InputTooLargeError(InputError):
-    pass
-
-
-class UnreadableImageError(InputError):
-    pass
-
-
-class ImageTooLargeError(InputError):
-    pass
-
-
-class UnreadableAudioError(InputError):
-    pass
-
-
-class AudioTooLongError(InputError):
-    pass
-
-
-class InvalidAudioError(InputError):
-    pass
-
-
-class InvalidTextError(InputError):
-    pass
-
-
-class TextTooLongError(InputError):
-    pass
 
 
 def _human_size(n: float) -> str:
@@ -116,8 +61,9 @@ def _check_size(data: bytes, what: str, limits: Limits) -> None:
         )
 
 
-def read_file(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> bytes:
+def read_file(path: str | Path, limits: Limits | None = None) -> bytes:
     """Read a file's bytes, refusing empty, missing or oversized files without reading them whole."""
+    limits = limits or settings().limits
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -144,12 +90,13 @@ def read_file(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> bytes:
     return data
 
 
-def decode_image(data: bytes, limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
+def decode_image(data: bytes, limits: Limits | None = None) -> np.ndarray:
     """Decode PNG/JPEG/BMP/WebP/GIF bytes to an RGB ``uint8`` array of shape (H, W, 3).
 
     Animated images give their first frame. The pixel count is checked from the
     header before any pixel is decoded.
     """
+    limits = limits or settings().limits
     from PIL import Image, UnidentifiedImageError
 
     _check_size(data, "image", limits)
@@ -181,7 +128,7 @@ def decode_image(data: bytes, limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
         raise UnreadableImageError(f"The image is corrupt or truncated ({type(err).__name__}).") from None
 
 
-def decode_audio(data: bytes, limits: Limits = DEFAULT_LIMITS, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def decode_audio(data: bytes, limits: Limits | None = None, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode WAV/FLAC/OGG (and MP3 where a backend can) to mono ``float32`` at ``sample_rate``.
 
     Multi-channel audio is averaged to mono. The duration, sample rate and channel
@@ -189,6 +136,7 @@ def decode_audio(data: bytes, limits: Limits = DEFAULT_LIMITS, sample_rate: int 
     samples are decoded block by block, so memory follows the samples actually
     decoded (within the limits), never a length the header merely claims.
     """
+    limits = limits or settings().limits
     import soundfile as sf
 
     _check_size(data, "audio file", limits)
@@ -283,11 +231,12 @@ def _finish_audio(mono: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
-def decode_text(data: bytes | str, limits: Limits = DEFAULT_LIMITS) -> str:
+def decode_text(data: bytes | str, limits: Limits | None = None) -> str:
     """Validate text: UTF-8, no binary control characters, at most ``max_text_chars``.
 
     Surrounding whitespace is stripped and internal runs of whitespace collapse to one space.
     """
+    limits = limits or settings().limits
     if isinstance(data, bytes):
         if len(data) > limits.max_bytes:
             raise InputTooLargeError(f"The text is {_human_size(len(data))}, over the {_human_size(limits.max_bytes)} limit.")
@@ -330,3 +279,47 @@ def encode_png(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def is_blank(text: str | bytes | None) -> bool:
+    """Whether a text input counts as absent: missing, or nothing but whitespace (the one rule)."""
+    if text is None:
+        return True
+    return not (text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text).strip()
+
+
+def decode_modality(modality: str, data: bytes | str, limits: Limits | None = None) -> Any:
+    """Decode one modality's bytes (image, audio) or text with the decoder of that modality."""
+    limits = limits or settings().limits
+    if modality == "image":
+        return decode_image(data, limits)  # type: ignore[arg-type]
+    if modality == "audio":
+        return decode_audio(data, limits)  # type: ignore[arg-type]
+    if modality == "text":
+        return decode_text(data, limits)
+    raise ValueError(f"unknown modality {modality!r}")
+
+
+def decode_sample(raw: Sample, limits: Limits | None = None) -> DecodedSample:
+    """Decode every given input of ``raw``; blank text counts as no text.
+
+    Raises:
+        EmptyInputError: no input at all.
+        SampleDecodeError: some inputs did not decode; ``err.errors`` says why per modality
+            and ``err.decoded`` holds the sample of those that did (so a page can go on with them).
+    """
+    limits = limits or settings().limits
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    given = [m for m in MODALITIES if not (is_blank(raw.text) if m == "text" else getattr(raw, m) is None)]
+    if not given:
+        raise EmptyInputError("Give at least one input: an image, a text or an audio clip.")
+    for modality in given:
+        try:
+            values[modality] = decode_modality(modality, getattr(raw, modality), limits)
+        except InputError as err:
+            errors[modality] = str(err)
+    decoded = DecodedSample(**values, label=raw.label, id=raw.id)
+    if errors:
+        raise SampleDecodeError(errors, decoded)
+    return decoded

@@ -137,4 +137,3 @@ def render_html_report(report: EvaluationReport, title: str = "Fusion strategy c
 def write_html_report(report: EvaluationReport, path: str | Path, title: str = "Fusion strategy comparison") -> Path:
     """Write the comparison report to ``path`` atomically; returns the path."""
     return write_text_atomic(path, render_html_report(report, title))
-    return path

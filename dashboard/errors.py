@@ -1,4 +1,10 @@
-"""Failures shown as messages, never as raw tracebacks."""
+"""Failures shown as messages, never as raw tracebacks.
+
+A :class:`~core.errors.FusionError` is the user's to fix: its one-line message (the same
+line the CLI prints after ``error:``) goes in an error box, its details (every bad row of a
+manifest, say) in a collapsed element below. Anything else is a bug: a friendly line, with
+the traceback inside a collapsed "details" element.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +14,20 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from core.checkpoints import CheckpointError
-from core.encoders import EncoderLoadError
-from core.evaluate import EvaluationError
-from core.io import InputError
-
-# Errors whose message is written for users: shown as they are, without details.
-USER_ERRORS = (InputError, CheckpointError, EncoderLoadError, EvaluationError)
+from core.errors import FusionError, user_message
 
 
 def show_exception(err: BaseException, what: str) -> None:
-    """An error box: the message for known user errors, a friendly line plus details otherwise."""
-    if isinstance(err, USER_ERRORS):
-        st.error(str(err), icon=":material/error:")
+    """An error box for ``err``, raised while doing ``what`` ("loading the model")."""
+    if isinstance(err, FusionError):
+        st.error(user_message(err), icon=":material/error:")
+        if err.details:
+            with st.expander("Details"):
+                st.code(err.details, language="text")
         return
-    st.error(f"Something went wrong while {what}. The rest of the page still works; details below.", icon=":material/error:")
+    st.error(
+        f"Something went wrong while {what}. The rest of the page still works; details below.", icon=":material/error:"
+    )
     with st.expander("Technical details"):
         st.code("".join(traceback.format_exception(err, limit=-8)), language="text")
 

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.data import Dataset
-from core.io import InputError, Limits, decode_audio, decode_image, decode_text
-from core.sample import DecodedSample
+from core.errors import SampleDecodeError
+from core.io import decode_sample, is_blank
+from core.sample import Sample
 from dashboard.state import CurrentSample
 
 
@@ -20,33 +21,25 @@ class DecodedUploads:
 
 
 def decode_uploads(image: bytes | None, text: str | None, audio: bytes | None) -> DecodedUploads:
-    """Decode each given input with :class:`Limits` from the environment.
+    """Decode the given inputs with :func:`core.io.decode_sample` (the configured limits).
 
-    A bad input is reported in ``errors`` (the :class:`InputError` message, meant for the
-    user) and left out; the others still make a sample. Blank text counts as no text.
+    A bad input is reported in ``errors`` (its message, meant for the user) and left out;
+    the others still make a sample. Blank text counts as no text, as everywhere.
     """
-    limits = Limits.from_env()
-    errors: dict[str, str] = {}
-    values: dict[str, object] = {}
-    decoders = {
-        "image": (image, lambda data: decode_image(data, limits)),
-        "text": (text if text and text.strip() else None, lambda data: decode_text(data, limits)),
-        "audio": (audio, lambda data: decode_audio(data, limits)),
-    }
-    for modality, (raw, decode) in decoders.items():
-        if raw is None:
-            continue
-        try:
-            values[modality] = decode(raw)
-        except InputError as err:
-            errors[modality] = str(err)
-    if not values:
+    raw = Sample(image=image, text=text, audio=audio)
+    if image is None and audio is None and is_blank(text):
+        return DecodedUploads(None)
+    try:
+        decoded, errors = decode_sample(raw), {}
+    except SampleDecodeError as err:
+        decoded, errors = err.decoded, err.errors
+    if not decoded.present():
         return DecodedUploads(None, errors)
     sample = CurrentSample(
         description="your upload",
-        decoded=DecodedSample(**values),
-        image_bytes=image if "image" in values else None,
-        audio_bytes=audio if "audio" in values else None,
+        decoded=decoded,
+        image_bytes=image if decoded.image is not None else None,
+        audio_bytes=audio if decoded.audio is not None else None,
     )
     return DecodedUploads(sample, errors)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.explain import ExplanationCancelled
+from core.errors import Cancelled
 
 Compute = Callable[[Callable[[float], None], threading.Event], Any]
 
@@ -70,7 +70,7 @@ class JobRegistry:
 
         try:
             job.result = compute(progress, job.cancel)
-        except ExplanationCancelled:
+        except Cancelled:
             pass
         except Exception as err:  # noqa: BLE001 - handed to the page, which shows it
             job.error = err

@@ -17,21 +17,17 @@ import streamlit as st
 import torch
 
 from core.checkpoints import CheckpointInfo, LoadedCheckpoint, list_checkpoints, load_checkpoint, read_card
-from core.data import Dataset, DatasetError, load_dataset
+from core.data import Dataset, load_dataset
 from core.data.manifest import MANIFEST_NAMES
 from core.device import pick_device
-from core.evaluate import (
-    EvaluationOptions,
-    EvaluationReport,
-    SplitInputs,
-    default_evaluation_cache_dir,
-    evaluate_cached,
-    evaluation_cache_key,
-)
+from core.errors import DatasetError
+from core.evaluate import EvaluationOptions, EvaluationReport, SplitInputs, cached_evaluation_path, evaluate_cached
 from core.explain import Explanation, explain
 from core.explain.shap_explainer import warm_up as shap_warm_up
-from core.io import SAMPLE_RATE, Limits
+from core.inference import Prediction, predict, predict_proba
+from core.io import SAMPLE_RATE
 from core.sample import DecodedSample
+from core.settings import Limits, settings
 
 WARM_UP_SAMPLE = DecodedSample(
     image=np.zeros((32, 32, 3), np.uint8), text="warm up", audio=np.zeros(SAMPLE_RATE, np.float32)
@@ -62,18 +58,19 @@ def _manifest_mtime(root: Path) -> float:
 
 
 @st.cache_resource(show_spinner="Loading and validating the dataset…", max_entries=4)
-def _dataset(root: str, manifest_mtime: float) -> Dataset | DatasetError:
+def _dataset(root: str, manifest_mtime: float, limits: Limits) -> Dataset | DatasetError:
     # The error is cached too: re-validating a large broken dataset on every click is slow.
     try:
-        return load_dataset(root, limits=Limits.from_env())
+        return load_dataset(root, limits=limits)
     except DatasetError as err:
         return err
 
 
 def dataset_or_error(root: str | Path) -> Dataset | DatasetError:
-    """The loaded dataset, or the :class:`DatasetError` listing every problem."""
+    """The loaded dataset, or the :class:`DatasetError` listing every problem (cached until the
+    manifest or the decoding limits change)."""
     root = Path(root).expanduser().resolve()
-    return _dataset(str(root), _manifest_mtime(root))
+    return _dataset(str(root), _manifest_mtime(root), settings().limits)
 
 
 @st.cache_data(show_spinner=False, ttl=60)
@@ -103,7 +100,7 @@ def _checkpoint(path: str, sha256: str, device: str) -> LoadedCheckpoint:
     loaded = load_checkpoint(path, device=device)
     # One throw-away prediction pays the one-time costs (kernel selection, lazy imports,
     # first-call allocations) here, so the user's first prediction is fast.
-    loaded.model.predict_proba([WARM_UP_SAMPLE])
+    predict_proba(loaded.model, [WARM_UP_SAMPLE])
     _loaded_models()[path] = loaded.name
     return loaded
 
@@ -114,8 +111,21 @@ def load_model(path: str | Path) -> LoadedCheckpoint:
     Raises:
         CheckpointError: the checkpoint cannot be read or its weights do not match its card.
     """
-    card = read_card(path)
-    return _checkpoint(str(Path(path).resolve()), card["weights"]["sha256"], str(compute_device()))
+    return _checkpoint(str(Path(path).resolve()), read_card(path).sha256, str(compute_device()))
+
+
+def load_models(infos: list[CheckpointInfo]) -> dict[str, tuple[CheckpointInfo, LoadedCheckpoint]]:
+    """Name -> (info, loaded checkpoint) of ``infos``; one that fails to load gets an error box
+    (the others are still returned)."""
+    from dashboard.errors import show_exception
+
+    models = {}
+    for info in infos:
+        try:
+            models[info.name] = (info, load_model(info.path))
+        except Exception as err:  # noqa: BLE001 - one unreadable checkpoint must not hide the others
+            show_exception(err, f"loading {info.name}")
+    return models
 
 
 def loaded_model_count() -> int:
@@ -124,7 +134,7 @@ def loaded_model_count() -> int:
 
 def cached_evaluation_count() -> int:
     """Evaluations stored in core's on-disk evaluation cache."""
-    folder = default_evaluation_cache_dir()
+    folder = settings().evaluation_cache_dir
     return sum(1 for _ in folder.glob("*.json")) if folder.is_dir() else 0
 
 
@@ -132,13 +142,11 @@ def pending_evaluations(
     paths: list[str], dataset: Dataset, split: str, options: EvaluationOptions
 ) -> dict[str, str]:
     """Path -> name of the checkpoints whose evaluation is not yet in core's evaluation cache."""
-    folder = default_evaluation_cache_dir()
     pending = {}
     for path in paths:
         card = read_card(path)
-        key = evaluation_cache_key(card["weights"]["sha256"], dataset.fingerprint, split, options)
-        if not (folder / f"{key}.json").is_file():
-            pending[path] = card.get("name", Path(path).name)
+        if not cached_evaluation_path(card.sha256, dataset, split, options).is_file():
+            pending[path] = card.name or Path(path).name
     return pending
 
 
@@ -165,33 +173,18 @@ def evaluation_report(
     return evaluate_cached([load_model(p) for p in paths], dataset, split, options)
 
 
-def compatible(loaded: LoadedCheckpoint, dataset: Dataset) -> str | None:
-    """Why a checkpoint does not fit a dataset (classes, modalities), or ``None`` when it does."""
-    model = loaded.model
-    if set(dataset.classes) != set(model.classes):
-        missing = sorted(set(dataset.classes) - set(model.classes))
-        extra = sorted(set(model.classes) - set(dataset.classes))
-        parts = []
-        if missing:
-            parts.append(f"it does not know the dataset's classes {', '.join(missing[:8])}")
-        if extra:
-            parts.append(f"it predicts classes the dataset lacks ({', '.join(extra[:8])})")
-        return f"{loaded.name} was trained on other classes: " + "; ".join(parts) + "."
-    if not set(model.modalities) & set(dataset.modalities()):
-        return (
-            f"{loaded.name} uses {', '.join(model.modalities)}, none of which the dataset has "
-            f"({', '.join(dataset.modalities())})."
-        )
-    return None
-
+@st.cache_data(show_spinner=False, max_entries=512)
+def prediction(path: str, weights: str, sample_key: str, _sample: DecodedSample) -> Prediction | None:
+    """One checkpoint's prediction for one sample (:func:`core.inference.predict`), cached by
+    the checkpoint's weights hash and the sample's content hash."""
+    return predict(load_model(path), _sample)
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
 def modality_explanation(path: str, weights: str, sample_key: str, _sample: DecodedSample) -> Explanation:
     """Modality Shapley values and interactions of one checkpoint on one sample.
 
-    Cheap (2^M coalitions on the fusion head, the sample encoded once), and its
-    ``probabilities`` are the checkpoint's prediction, so Predict needs no other call.
-    Keyed by the checkpoint's weights hash and the sample's content hash.
+    Cheap (2^M coalitions on the fusion head, the sample encoded once). Keyed by the
+    checkpoint's weights hash and the sample's content hash.
     """
-    return explain(load_model(path), _sample, method="modality")
+    return explain(load_model(path), _sample, "modality")["modality"]

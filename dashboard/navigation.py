@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
-ROOT = Path(__file__).resolve().parent.parent
-PAGES_DIR = ROOT / "pages"
+from core.settings import PROJECT_ROOT
+
+PAGES_DIR = PROJECT_ROOT / "pages"
 
 # name -> (file, title, icon); order is the navigation order.
 PAGES: dict[str, tuple[str, str, str]] = {

@@ -16,8 +16,9 @@ from core.explain import Explanation
 from core.explain.audio_highlights import top_audio_segments
 from core.figures import explanation as explanation_figures
 from core.figures.inputs import audio_preview_figure
-from core.io import Limits, encode_wav
+from core.io import encode_wav
 from core.model import MultimodalClassifier
+from core.settings import Limits
 from dashboard.state import CurrentSample
 
 PLOTLY_CONFIG = {"displaylogo": False}

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.checkpoints import CheckpointInfo, default_checkpoint_dir
-from core.cli import default_demo_dir
-from core.data import DatasetError
+from core.checkpoints import CheckpointInfo
 from core.device import describe_device
+from core.errors import DatasetError
+from core.settings import settings
 from dashboard import loaders
 from dashboard.state import SELECTION, Selection
 
@@ -24,13 +24,12 @@ def _default_choice(infos: list[CheckpointInfo]) -> list[str]:
 
 def _load_dataset(root: Path) -> tuple:
     if not root.exists():
-        if root == default_demo_dir().expanduser().resolve():
+        if root == settings().demo_data.expanduser().resolve():
             return None, f"The demo dataset is not built yet ({root} does not exist). {BUILD_DEMO_HINT}", None
         return None, f"The dataset folder {root} does not exist. Check the path in the sidebar.", None
     result = loaders.dataset_or_error(root)
     if isinstance(result, DatasetError):
-        first_line = str(result).splitlines()[0]
-        return None, f"{first_line} {len(result.report.issues)} problem(s) found; fix the manifest or pick another folder.", result
+        return None, str(result), result
     return result, None, None
 
 
@@ -40,20 +39,20 @@ def render_sidebar() -> Selection:
         st.markdown("### :material/tune: Data and models")
         data_text = st.text_input(
             "Dataset folder",
-            value=str(default_demo_dir()),
+            value=str(settings().demo_data),
             key="sidebar_dataset",
             help="A folder with manifest.csv or manifest.jsonl. Defaults to the embedded demo "
             "(env FUSION_DEMO_DATA overrides the default).",
         )
         ckpt_text = st.text_input(
             "Checkpoint folder",
-            value=str(default_checkpoint_dir()),
+            value=str(settings().checkpoints),
             key="sidebar_checkpoints",
             help="Folder whose sub-folders are checkpoints (model.safetensors + card.json). "
             "Env FUSION_CHECKPOINTS overrides the default.",
         )
-        dataset_root = Path(data_text.strip() or default_demo_dir()).expanduser().resolve()
-        checkpoint_dir = Path(ckpt_text.strip() or default_checkpoint_dir()).expanduser()
+        dataset_root = Path(data_text.strip() or settings().demo_data).expanduser().resolve()
+        checkpoint_dir = Path(ckpt_text.strip() or settings().checkpoints).expanduser()
         dataset, error, report = _load_dataset(dataset_root)
 
         infos = loaders.checkpoint_infos(checkpoint_dir)

@@ -8,9 +8,10 @@ from pathlib import Path
 import streamlit as st
 
 from core.checkpoints import CheckpointInfo
-from core.data import Dataset, DatasetError, load_sample
-from core.explain.segmentation import content_hash
-from core.io import Limits, read_file
+from core.data import Dataset, load_sample
+from core.errors import DatasetError, UsageError
+from core.hashing import content_hash
+from core.io import read_file
 from core.sample import MODALITIES, DecodedSample
 
 SELECTION = "selection"
@@ -45,7 +46,7 @@ class Selection:
             st.error(self.dataset_error or "No dataset is loaded.", icon=":material/database:")
             if self.dataset_report is not None:
                 with st.expander("Every problem found"):
-                    st.code(self.dataset_report.report.format(max_lines=200), language="text")
+                    st.code(self.dataset_report.details or "", language="text")
             st.stop()
         return self.dataset
 
@@ -97,13 +98,12 @@ def sample_from_record(dataset: Dataset, record_id: str) -> CurrentSample:
     """A dataset record as the current sample (decoded with the dataset's limits)."""
     record = next((r for r in dataset.records if r.id == record_id), None)
     if record is None:
-        raise KeyError(f"No record with id {record_id!r} in {dataset.root}.")
-    limits = Limits.from_env()
+        raise UsageError(f"The dataset has no sample with id {record_id!r}.")
     return CurrentSample(
         description=f"dataset sample {record.id} ({record.split}, label {record.label})",
-        decoded=load_sample(record, limits),
-        image_bytes=read_file(record.image, limits) if record.image else None,
-        audio_bytes=read_file(record.audio, limits) if record.audio else None,
+        decoded=load_sample(record, dataset.limits),
+        image_bytes=read_file(record.image, dataset.limits) if record.image else None,
+        audio_bytes=read_file(record.audio, dataset.limits) if record.audio else None,
     )
 
 

@@ -8,11 +8,11 @@ import time
 
 import streamlit as st
 
-from core.evaluate import EvaluationOptions, EvaluationReport, SplitInputs, disagreements
+from core.evaluate import EvaluationOptions, EvaluationReport, SplitInputs, disagreements, incompatibility
 from core.figures import evaluation as figures
 from core.report import render_html_report
 from dashboard import loaders
-from dashboard.errors import friendly_errors, show_exception
+from dashboard.errors import friendly_errors
 from dashboard.navigation import page
 from dashboard.renderers import PLOTLY_CONFIG
 from dashboard.state import EXPLAIN_CHECKPOINT, sample_from_record, selection, set_current_sample
@@ -70,13 +70,8 @@ with friendly_errors("checking the checkpoints against the dataset"):
         help="Missing-modality table, corruption sweeps and modality reliance (slower the first time).",
     )
     usable = []
-    for info in infos:
-        try:
-            loaded = loaders.load_model(info.path)
-        except Exception as err:  # noqa: BLE001 - one bad checkpoint must not hide the others
-            show_exception(err, f"loading {info.name}")
-            continue
-        problem = loaders.compatible(loaded, dataset)
+    for info, loaded in loaders.load_models(infos).values():
+        problem = incompatibility(loaded, dataset)
         if problem:
             st.error(f"{problem} It is left out of the comparison.", icon=":material/block:")
         else:
@@ -89,7 +84,7 @@ with friendly_errors("evaluating the checkpoints"):
     paths = [str(i.path) for i in usable]
     args = (
         tuple(paths),
-        tuple(loaders.load_model(p).card["weights"]["sha256"] for p in paths),
+        tuple(loaders.load_model(p).card.sha256 for p in paths),
         str(dataset.root),
         dataset.fingerprint,
         split,

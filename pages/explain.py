@@ -8,13 +8,15 @@ import time
 
 import streamlit as st
 
-from core.explain import ExplainParams, explain
+from core.errors import ExplanationError
+from core.explain import ExplainParams, explain, resolve_target
 from core.explain.params import SHAP_ALGORITHMS
 from core.figures import explanation as explanation_figures
 from dashboard import loaders
 from dashboard.errors import friendly_errors, show_exception
 from dashboard.inputs import pick_record_id
 from dashboard.jobs import job_registry
+from dashboard.links import new_explain_link
 from dashboard.renderers import PLOTLY_CONFIG, VIEWS
 from dashboard.state import EXPLAIN_CHECKPOINT, current_sample, sample_from_record, selection, set_current_sample
 
@@ -22,6 +24,24 @@ st.title("Explain")
 st.caption("Modality Shapley values for every chosen checkpoint, then SHAP and LIME attributions inside each modality.")
 chosen = selection()
 infos = chosen.require_checkpoints()
+
+TARGET_REQUEST = "explain_target_request"
+
+with friendly_errors("opening the link"):
+    link = new_explain_link()
+    if link is not None:
+        if link.checkpoint:
+            named = {i.name: i for i in chosen.checkpoints if i.error is None}
+            if link.checkpoint not in named:
+                st.error(f"The link names a checkpoint that is not here: {link.checkpoint!r}.", icon=":material/link_off:")
+            else:
+                st.session_state[EXPLAIN_CHECKPOINT] = str(named[link.checkpoint].path)
+                if named[link.checkpoint] not in infos:
+                    infos = [*infos, named[link.checkpoint]]
+        if link.target:
+            st.session_state[TARGET_REQUEST] = link.target
+        if link.sample:
+            set_current_sample(sample_from_record(chosen.require_dataset(), link.sample))
 
 with friendly_errors("choosing the sample"):
     sample = current_sample()
@@ -44,12 +64,7 @@ with friendly_errors("choosing the sample"):
 
 with friendly_errors("computing modality Shapley values"):
     st.subheader("Which modality mattered")
-    loaded_models = {}
-    for info in infos:
-        try:
-            loaded_models[info.name] = (info, loaders.load_model(info.path))
-        except Exception as err:  # noqa: BLE001 - one unreadable checkpoint must not hide the others
-            show_exception(err, f"loading {info.name}")
+    loaded_models = loaders.load_models(infos)
     items = [
         (name, pair)
         for name, pair in loaded_models.items()
@@ -59,7 +74,7 @@ with friendly_errors("computing modality Shapley values"):
         for col, (name, (info, loaded)) in zip(st.columns(3), items[row : row + 3], strict=False):
             with col, st.container(border=True):
                 expl = loaders.modality_explanation(
-                    str(info.path), loaded.card["weights"]["sha256"], sample.key, sample.decoded
+                    str(info.path), loaded.card.sha256, sample.key, sample.decoded
                 )
                 st.markdown(f"**{name}** predicts **{expl.target_name}** ({expl.probabilities[expl.target]:.2f})")
                 st.plotly_chart(
@@ -93,7 +108,13 @@ with friendly_errors("setting up SHAP and LIME"):
         help="Whose prediction SHAP and LIME explain.",
     )
     info, loaded = loaded_models[name]
-    base = loaders.modality_explanation(str(info.path), loaded.card["weights"]["sha256"], sample.key, sample.decoded)
+    base = loaders.modality_explanation(str(info.path), loaded.card.sha256, sample.key, sample.decoded)
+    requested = st.session_state.pop(TARGET_REQUEST, None)
+    if requested is not None:
+        try:  # a linked class: the same check, and the same message, as the CLI's --target
+            st.session_state["explain_target"] = base.classes[resolve_target(base.classes, requested, base.probabilities)]
+        except ExplanationError as err:
+            show_exception(err, "reading the linked class")
     target = controls[1].selectbox(
         "Class to explain",
         base.classes,
@@ -151,14 +172,14 @@ with friendly_errors("setting up SHAP and LIME"):
     )
 
 with friendly_errors("computing SHAP and LIME"):
-    key = (loaded.card["weights"]["sha256"], sample.key, "all", target, json.dumps(params.to_dict(), sort_keys=True))
+    key = (loaded.card.sha256, sample.key, "shap+lime", target, json.dumps(params.to_dict(), sort_keys=True))
     jobs = job_registry()
     previous = st.session_state.get("explain_job_key")
     if previous is not None and previous != key:
         jobs.cancel(previous)  # the inputs changed: stop computing the stale explanation
     st.session_state["explain_job_key"] = key
     job = jobs.submit(
-        key, lambda progress, cancel: explain(loaded, sample.decoded, "all", target, params, progress, cancel)
+        key, lambda progress, cancel: explain(loaded, sample.decoded, ["shap", "lime"], target, params, progress, cancel)
     )
     if not job.done:
         bar = st.progress(0.0, text="Computing SHAP and LIME…")

@@ -8,7 +8,6 @@ import pandas as pd
 import streamlit as st
 
 from core.figures.dataset import card_metric_figure, class_balance_figure, modality_coverage_figure
-from core.io import Limits
 from dashboard.errors import friendly_errors
 from dashboard.renderers import PLOTLY_CONFIG, render_record_card
 from dashboard.state import selection
@@ -47,11 +46,10 @@ with friendly_errors("summarising the dataset"):
         st.session_state["gallery_seed"] = st.session_state.get("gallery_seed", 0) + 1
     records = dataset.split(split)
     picked = random.Random(st.session_state.get("gallery_seed", 0)).sample(records, min(GALLERY_SIZE, len(records)))
-    limits = Limits.from_env()
     for row in range(0, len(picked), 4):
         for col, record in zip(st.columns(4), picked[row : row + 4], strict=False):
             with col:
-                render_record_card(record, limits)
+                render_record_card(record, dataset.limits)
 
 with friendly_errors("listing the checkpoints"):
     st.subheader("Checkpoints")

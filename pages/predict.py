@@ -11,7 +11,7 @@ import streamlit as st
 from core.figures.explanation import modality_bar
 from core.figures.predictions import probability_figure
 from dashboard import loaders
-from dashboard.errors import friendly_errors, show_exception
+from dashboard.errors import friendly_errors
 from dashboard.inputs import decode_uploads, pick_record_id
 from dashboard.navigation import page
 from dashboard.renderers import PLOTLY_CONFIG, VIEWS
@@ -23,12 +23,7 @@ chosen = selection()
 infos = chosen.require_checkpoints()
 
 # Loaded before any input arrives (once per process), so the first upload is answered at once.
-models = {}
-for info in infos:
-    try:
-        models[info.name] = (info, loaders.load_model(info.path))
-    except Exception as err:  # noqa: BLE001 - one unreadable checkpoint must not hide the others
-        show_exception(err, f"loading {info.name}")
+models = loaders.load_models(infos)
 
 with friendly_errors("reading your inputs"):
     source = st.segmented_control(
@@ -90,39 +85,38 @@ with friendly_errors("predicting"):
     started = time.perf_counter()
     results = {}
     for name, (info, loaded) in models.items():
-        used = [m for m in sample.decoded.present() if m in loaded.model.modalities]
-        ignored = [m for m in sample.decoded.present() if m not in loaded.model.modalities]
-        if not used:
+        prediction = loaders.prediction(str(info.path), loaded.card.sha256, sample.key, sample.decoded)
+        if prediction is None:
             st.info(
                 f"**{name}** uses {', '.join(loaded.model.modalities)}, none of which you gave: no prediction.",
                 icon=":material/info:",
             )
             continue
-        if ignored:
+        if prediction.ignored_modalities:
             st.info(
-                f"**{name}** does not use {', '.join(ignored)}; it predicts from {', '.join(used)} only.",
+                f"**{name}** does not use {', '.join(prediction.ignored_modalities)}; it predicts from "
+                f"{', '.join(prediction.used_modalities)} only.",
                 icon=":material/info:",
             )
-        sha = loaded.card["weights"]["sha256"]
-        results[name] = (loaded, loaders.modality_explanation(str(info.path), sha, sample.key, sample.decoded), used)
+        results[name] = (info, loaded, prediction)
     elapsed = time.perf_counter() - started
     if not results:
         st.stop()
 
     st.subheader("Prediction")
-    predictions = {name: expl.target_name for name, (_, expl, _) in results.items()}
+    predictions = {name: prediction.prediction for name, (_, _, prediction) in results.items()}
     label = sample.decoded.label
     summary = pd.DataFrame(
         [
             {
                 "checkpoint": name,
-                "fusion": loaded.card["fusion"],
-                "prediction": expl.target_name,
-                "confidence": float(expl.probabilities[expl.target]),
-                "uses": " + ".join(used),
-                **({"correct": expl.target_name == label} if label is not None else {}),
+                "fusion": prediction.fusion,
+                "prediction": prediction.prediction,
+                "confidence": prediction.confidence,
+                "uses": " + ".join(prediction.used_modalities),
+                **({"correct": prediction.prediction == label} if label is not None else {}),
             }
-            for name, (loaded, expl, used) in results.items()
+            for name, (_, _, prediction) in results.items()
         ]
     )
     if len(set(predictions.values())) > 1:
@@ -142,8 +136,8 @@ with friendly_errors("predicting"):
 
     # Checkpoints trained on different class lists cannot share one chart.
     groups: dict[tuple[str, ...], dict] = {}
-    for name, (_, expl, _) in results.items():
-        groups.setdefault(tuple(expl.classes), {})[name] = expl.probabilities
+    for name, (_, _, prediction) in results.items():
+        groups.setdefault(tuple(prediction.classes), {})[name] = prediction.probabilities
     disputed = sorted(set(predictions.values())) if len(set(predictions.values())) > 1 else []
     for classes, probabilities in groups.items():
         fig = probability_figure(probabilities, list(classes), highlight=[c for c in disputed if c in classes])
@@ -155,8 +149,9 @@ with friendly_errors("predicting"):
     )
     items = list(results.items())
     for row in range(0, len(items), 3):
-        for col, (name, (_, expl, _)) in zip(st.columns(3), items[row : row + 3], strict=False):
+        for col, (name, (info, loaded, _)) in zip(st.columns(3), items[row : row + 3], strict=False):
             with col:
+                expl = loaders.modality_explanation(str(info.path), loaded.card.sha256, sample.key, sample.decoded)
                 st.markdown(f"**{name}** → {expl.target_name}")
                 st.plotly_chart(
                     modality_bar(expl).update_layout(

@@ -12,9 +12,8 @@ from core.data.manifest import MANIFEST_NAMES
 from core.encoders import ENCODER_CHOICES
 from core.figures.training import training_curves_figure
 from core.fusion import FUSIONS
-from core.io import Limits
-from core.runs import RunSpec, RunState, cancel_run, list_runs, start_run
 from core.sample import MODALITIES
+from core.train.runs import RunSpec, RunState, cancel_run, list_runs, start_run
 from dashboard import loaders
 from dashboard.errors import friendly_errors
 from dashboard.renderers import PLOTLY_CONFIG
@@ -31,7 +30,7 @@ STATUS_BADGES = {
 @st.cache_data(show_spinner="Validating the dataset…", max_entries=8)
 def validation_issues(root: str, manifest_mtime: float) -> tuple[int, list[dict]]:
     """Rows checked and every issue of the dataset (cached until the manifest changes)."""
-    report = validate_dataset(root, Limits.from_env())
+    report = validate_dataset(root)
     return report.n_rows, [{"row": i.row or "manifest", "column": i.column, "problem": i.reason} for i in report.issues]
 
 

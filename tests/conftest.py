@@ -1,4 +1,8 @@
-"""Test-wide settings: offline model hubs, a private cache dir, deterministic threads."""
+"""Test-wide settings and the one shared small demo (dataset + quickly trained checkpoints).
+
+The small demo is built once per test session (about a minute on two CPU cores) and used
+by core, dashboard and benchmark tests alike, so no test depends on the full demo.
+"""
 
 import os
 
@@ -6,10 +10,76 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
+
+from core.settings import configure_process  # noqa: E402
+
+configure_process()  # what every entry point does: passive OpenMP waits, single-threaded BLAS
+
+FIXTURE_MODELS = ["early", "late", "image-only"]
+N_SOURCE = 60
+"""Source images of the small demo (about 95 samples)."""
+
+
+@dataclass
+class SmallDemo:
+    """The small demo on disk: ``data`` (dataset folder), ``checkpoints`` (folder of
+    :data:`FIXTURE_MODELS`) and ``cache`` (its embedding and evaluation caches)."""
+
+    data: Path
+    checkpoints: Path
+    cache: Path
+
+    def env(self, root: Path) -> dict[str, str]:
+        """Variables pointing a dashboard or CLI process at this demo, with private caches under ``root``."""
+        return {
+            "FUSION_DEMO_DATA": str(self.data),
+            "FUSION_CHECKPOINTS": str(self.checkpoints),
+            "FUSION_CACHE_DIR": str(root / "cache"),
+            "FUSION_RUNS": str(root / "runs"),
+        }
+
+
+def fast_config():
+    from core.train import TrainConfig
+
+    return TrainConfig(encoder_epochs=2, fusion_epochs=3, patience=2, batch_size=32, seed=0)
 
 
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory, monkeypatch):
-    """Tests never read or write the user's embedding cache or checkpoint folder."""
-    monkeypatch.setenv("FUSION_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "embedding-cache"))
+    """Tests never read or write the user's caches."""
+    monkeypatch.setenv("FUSION_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session")
+def small_demo_files(tmp_path_factory: pytest.TempPathFactory) -> SmallDemo:
+    from core.data import build_demo, load_dataset
+    from core.encoders.cache import EmbeddingCache
+    from core.train import Trainer
+
+    root = tmp_path_factory.mktemp("small-demo")
+    demo = SmallDemo(root / "data", root / "checkpoints", root / "cache")
+    build_demo(demo.data, seed=0, progress=False, n_source=N_SOURCE)
+    cache = EmbeddingCache(demo.cache / "embeddings")
+    Trainer(load_dataset(demo.data), demo.checkpoints, fast_config(), cache=cache, show_progress=False).run(
+        FIXTURE_MODELS
+    )
+    return demo
+
+
+@pytest.fixture(scope="session")
+def small_demo(small_demo_files: SmallDemo):
+    """The small demo dataset, loaded."""
+    from core.data import load_dataset
+
+    return load_dataset(small_demo_files.data)
+
+
+@pytest.fixture(scope="session")
+def small_checkpoints(small_demo_files: SmallDemo) -> dict[str, Path]:
+    """Checkpoint name -> folder, for :data:`FIXTURE_MODELS`."""
+    return {name: small_demo_files.checkpoints / name for name in FIXTURE_MODELS}

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 import shlex
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")
-MAKEFILE = (ROOT / "Makefile").read_text(encoding="utf-8")
+from core.settings import PROJECT_ROOT
+
+DOCKERFILE = (PROJECT_ROOT / "Dockerfile").read_text(encoding="utf-8")
+MAKEFILE = (PROJECT_ROOT / "Makefile").read_text(encoding="utf-8")
 
 
 def _instructions() -> list[tuple[str, str]]:
@@ -91,5 +91,5 @@ def test_docker_healthcheck_exposed_port_multi_stage_and_cuda_build_arg():
 
 
 def test_dockerignore_keeps_local_state_out_of_the_build_context():
-    ignored = set((ROOT / ".dockerignore").read_text(encoding="utf-8").split())
+    ignored = set((PROJECT_ROOT / ".dockerignore").read_text(encoding="utf-8").split())
     assert {".venv", ".git", "demo_data", "checkpoints", ".cache"} <= ignored

@@ -3,7 +3,6 @@
 from core.data.demo import build_demo, demo_is_built
 from core.data.manifest import (
     Dataset,
-    DatasetError,
     Record,
     RowIssue,
     ValidationReport,
@@ -17,7 +16,6 @@ from core.data.manifest import (
 
 __all__ = [
     "Dataset",
-    "DatasetError",
     "Record",
     "RowIssue",
     "ValidationReport",

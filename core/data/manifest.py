@@ -32,18 +32,20 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import DatasetError, InputError, UsageError
+from core.hashing import content_hash
 from core.io import (
     AUDIO_EXTENSIONS,
-    DEFAULT_LIMITS,
     IMAGE_EXTENSIONS,
-    InputError,
-    Limits,
     decode_audio,
     decode_image,
+    decode_modality,
+    decode_sample,
     decode_text,
     read_file,
 )
 from core.sample import MODALITIES, DecodedSample, Sample
+from core.settings import Limits, settings
 
 MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")
 """Looked up in this order: a folder holding both uses the CSV."""
@@ -105,8 +107,7 @@ class Record:
             value = getattr(self, modality, None) if modality in MODALITIES else None
             if value is None:
                 raise ValueError(f"Record {self.id} has no {modality}.")
-            data = value.encode("utf-8") if modality == "text" else read_file(value, _NO_SIZE_LIMIT)
-            self._hashes[modality] = hashlib.sha256(data).hexdigest()
+            self._hashes[modality] = content_hash(value if modality == "text" else read_file(value, _NO_SIZE_LIMIT))
         return self._hashes[modality]
 
 
@@ -163,14 +164,6 @@ class ValidationReport:
         return self.format()
 
 
-class DatasetError(InputError):
-    """A dataset that cannot be loaded as it is; ``.report`` lists every problem."""
-
-    def __init__(self, message: str, report: ValidationReport) -> None:
-        super().__init__(message)
-        self.report = report
-
-
 @dataclass
 class Dataset:
     """A validated dataset: records with their split assigned, and the class list."""
@@ -180,12 +173,12 @@ class Dataset:
     classes: list[str]
     fingerprint: str
     skipped: ValidationReport | None = None
-    limits: Limits = DEFAULT_LIMITS
+    limits: Limits = field(default_factory=Limits)
 
     def split(self, name: str) -> list[Record]:
         """Records of one split (``train``, ``val`` or ``test``), in manifest order."""
         if name not in SPLITS:
-            raise ValueError(f"Unknown split {name!r}; expected one of {', '.join(SPLITS)}.")
+            raise UsageError(f"Unknown split {name!r}; expected one of {', '.join(SPLITS)}.")
         return [r for r in self.records if r.split == name]
 
     def modalities(self) -> list[str]:
@@ -357,7 +350,7 @@ def _check_file(path: Path, cell: str, modality: str, limits: Limits) -> tuple[s
         return None, f"{err} ({cell})"
     except OSError as err:  # e.g. a name too long for the filesystem
         return None, f"cannot access the file ({err.strerror or err}): {cell}"
-    return hashlib.sha256(data).hexdigest(), None
+    return content_hash(data), None
 
 
 def _scan(root: str | Path, limits: Limits) -> _Scan:
@@ -425,22 +418,22 @@ def _scan(root: str | Path, limits: Limits) -> _Scan:
     return _Scan(report, rows, manifest_bytes, file_hashes, resolved, extra_columns)
 
 
-def validate_dataset(root: str | Path, limits: Limits = DEFAULT_LIMITS) -> ValidationReport:
+def validate_dataset(root: str | Path, limits: Limits | None = None) -> ValidationReport:
     """Check a dataset folder and report every problem at once; never raises for bad content.
 
     Parameters
     ----------
     root : str or Path
         The dataset folder (holding ``manifest.csv`` or ``manifest.jsonl``).
-    limits : Limits
-        Size limits applied to the manifest and to every file and text.
+    limits : Limits, optional
+        Size limits applied to the manifest and to every file and text (default: the configured ones).
 
     Returns
     -------
     ValidationReport
         ``report.ok`` is True when the dataset loads as it is.
     """
-    return _scan(root, limits).report
+    return _scan(root, limits or settings().limits).report
 
 
 # --------------------------------------------------------------------------- loading
@@ -478,7 +471,7 @@ def load_dataset(
     *,
     seed: int = 0,
     skip_invalid: bool = False,
-    limits: Limits = DEFAULT_LIMITS,
+    limits: Limits | None = None,
 ) -> Dataset:
     """Validate and load a dataset folder.
 
@@ -490,8 +483,9 @@ def load_dataset(
         Seed of the stratified split given to rows without a ``split``.
     skip_invalid : bool
         Drop bad rows (kept in ``Dataset.skipped``) instead of refusing the dataset.
-    limits : Limits
-        Size limits for the manifest, files and texts.
+    limits : Limits, optional
+        Size limits for the manifest, files and texts (default: the configured ones, so the CLI
+        and the dashboard accept the same datasets).
 
     Raises
     ------
@@ -505,13 +499,19 @@ def load_dataset(
     >>> dataset.split_sizes()  # doctest: +SKIP
     {'train': 2156, 'val': 360, 'test': 359}
     """
+    limits = limits or settings().limits
     scan = _scan(root, limits)
     report = scan.report
     manifest = _find_manifest(Path(root)) or Path(root) / MANIFEST_NAMES[0]
     if report.fatal or (not report.ok and not skip_invalid):
-        hint = "" if report.fatal else ", or pass --skip-invalid to leave the bad rows out"
+        first = report.issues[0].format()
+        hint = "" if report.fatal else ", or skip the invalid rows"
+        where = "the manifest" if report.fatal else f"{len(report.bad_rows)} of {report.n_rows} rows"
         raise DatasetError(
-            f"Cannot load the dataset in {manifest.parent}.\n{report.format()}\nFix {manifest.name}{hint}.", report
+            f"Cannot load the dataset in {manifest.parent}: {len(report.issues)} problem(s) in {where} "
+            f"(first: {first}). Fix {manifest.name}{hint}.",
+            report,
+            details=report.format(max_lines=200),
         )
 
     bad_rows = report.bad_rows
@@ -537,7 +537,7 @@ def load_dataset(
         if not record.split:
             unassigned.append(record)
     if not records:
-        raise DatasetError(f"No valid row left in {manifest}.\n{report.format()}", report)
+        raise DatasetError(f"No valid row left in {manifest}.", report, details=report.format(max_lines=200))
     _assign_splits(records, unassigned, seed)
     classes = sorted({r.label for r in records}, key=natural_sort_key)
     return Dataset(
@@ -550,29 +550,18 @@ def load_dataset(
     )
 
 
-def load_modality(record: Record, modality: str, limits: Limits = DEFAULT_LIMITS) -> Any:
+def load_modality(record: Record, modality: str, limits: Limits | None = None) -> Any:
     """Decode one modality of a record through :mod:`core.io` (``None`` when it is absent)."""
-    if modality == "text":
-        return decode_text(record.text, limits) if record.text is not None else None
-    path = getattr(record, modality)
-    if path is None:
+    value = getattr(record, modality)
+    if value is None:
         return None
-    decode = decode_image if modality == "image" else decode_audio
-    return decode(read_file(path, limits), limits)
+    limits = limits or settings().limits
+    return decode_modality(modality, value if modality == "text" else read_file(value, limits), limits)
 
 
-def load_sample(record: Record, limits: Limits = DEFAULT_LIMITS) -> DecodedSample:
-    """Decode a record's modalities through :mod:`core.io`; ``meta`` holds its extras."""
-    return DecodedSample(
-        **{m: load_modality(record, m, limits) for m in MODALITIES},
-        label=record.label,
-        id=record.id,
-        meta=dict(record.extras),
-    )
-
-
-def record_to_sample(record: Record, limits: Limits = DEFAULT_LIMITS) -> Sample:
+def record_to_sample(record: Record, limits: Limits | None = None) -> Sample:
     """The record as raw bytes and text, the form uploads take in the dashboard."""
+    limits = limits or settings().limits
     return Sample(
         image=read_file(record.image, limits) if record.image else None,
         text=record.text,
@@ -580,3 +569,10 @@ def record_to_sample(record: Record, limits: Limits = DEFAULT_LIMITS) -> Sample:
         label=record.label,
         id=record.id,
     )
+
+
+def load_sample(record: Record, limits: Limits | None = None) -> DecodedSample:
+    """Decode a record through :func:`core.io.decode_sample`; ``meta`` holds its extras."""
+    decoded = decode_sample(record_to_sample(record, limits), limits or settings().limits)
+    decoded.meta = dict(record.extras)
+    return decoded

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from core.encoders.base import Encoder, EncoderLoadError, FrozenEncoder
-from core.encoders.batching import encode_values
+from core.encoders.base import Encoder, FrozenEncoder
+from core.errors import EncoderLoadError
 
 ENCODER_CHOICES: dict[str, list[str]] = {
     "audio": ["builtin", "resemblyzer", "hf:<name-or-dir>"],
@@ -26,10 +26,8 @@ _PRETRAINED_KIND = {"audio": "resemblyzer", "image": "efficientnet-lite0", "text
 __all__ = [
     "ENCODER_CHOICES",
     "Encoder",
-    "EncoderLoadError",
     "FrozenEncoder",
     "build_encoder",
-    "encode_values",
     "encoder_from_choice",
 ]
 

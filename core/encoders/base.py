@@ -79,10 +79,3 @@ def state_fingerprint(module: nn.Module, spec: dict[str, Any]) -> str:
         # Raw bytes through a uint8 view so any dtype (bf16 included) hashes the same way.
         digest.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-class EncoderLoadError(Exception):
-    """An encoder cannot be built: unknown choice, wrong modality, missing package or weights.
-
-    ``str(err)`` is a message meant for the user, saying what to do about it.
-    """

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from core.encoders.base import EncoderLoadError, FrozenEncoder
+from core.encoders.base import FrozenEncoder
+from core.errors import EncoderLoadError
 
 IMAGE_SIZE = 224
 # The packaged weights are converted from the TensorFlow Lite models, which were trained on

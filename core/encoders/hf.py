@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from core.encoders.base import EncoderLoadError, FrozenEncoder
+from core.encoders.base import FrozenEncoder
+from core.errors import EncoderLoadError
 from core.io import SAMPLE_RATE
+from core.settings import settings
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack")
 
 
 def hub_offline() -> bool:
     """Whether ``HF_HUB_OFFLINE`` forbids the hub (then only local files and the local cache are used)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    return settings().hf_offline
 
 
 def local_weights_signature(path: Path) -> str:

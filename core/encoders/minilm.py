@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.encoders.base import EncoderLoadError
 from core.encoders.hf import HuggingFaceEncoder
+from core.errors import EncoderLoadError
 
 
 def packaged_minilm_path() -> str:

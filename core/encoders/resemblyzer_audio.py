@@ -12,7 +12,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from core.encoders.base import EncoderLoadError, FrozenEncoder
+from core.encoders.base import FrozenEncoder
+from core.errors import EncoderLoadError
 
 MIN_TRIMMED_SECONDS = 0.1
 """Voice-activity trimming that leaves less than this keeps the untrimmed clip instead

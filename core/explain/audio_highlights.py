@@ -8,6 +8,7 @@ import numpy as np
 
 from core.encoders.audio_cnn import crop_or_pad
 from core.encoders.base import Encoder
+from core.errors import ExplanationError
 from core.explain.result import Explanation
 from core.io import SAMPLE_RATE
 
@@ -59,9 +60,9 @@ def top_audio_segments(
         :class:`AudioHighlights`; an empty clip when no segment speaks for the class.
     """
     if explanation.audio is None or explanation.audio_times is None:
-        raise ValueError("This explanation has no audio attributions.")
+        raise ExplanationError("This explanation has no audio attributions.")
     if k < 1:
-        raise ValueError("k must be at least 1.")
+        raise ExplanationError("k must be at least 1.")
     audio = encoder_view(waveform, encoder)
     per_frame = np.asarray(explanation.audio, dtype=np.float64).sum(axis=0)
     times = np.asarray(explanation.audio_times, dtype=np.float64)

@@ -20,8 +20,9 @@ from core import distributed
 from core.atomic import write_text_atomic
 from core.checkpoints import LoadedCheckpoint
 from core.data import Dataset, load_sample
-from core.explain import ExplainParams, explain
-from core.io import InputError
+from core.errors import InputError
+from core.explain.params import ExplainParams
+from core.explain.run import explain
 
 
 def shard_name(rank: int, world: int) -> str:
@@ -55,9 +56,8 @@ def explain_split(
         for i, record in enumerate(mine):
             line: dict[str, Any] = {"id": record.id, "label": record.label, "extras": record.extras}
             try:
-                result = explain(loaded, load_sample(record, dataset.limits), method, params=params)
-                results = result if isinstance(result, dict) else {method: result}
-                line["explanations"] = {name: r.to_dict() for name, r in results.items()}
+                results = explain(loaded, load_sample(record, dataset.limits), method, params=params)
+                line["explanations"] = {name: r.to_json() for name, r in results.items()}
             except InputError as err:
                 line["error"] = str(err)
             fh.write(json.dumps(line) + "\n")
@@ -92,7 +92,7 @@ def _write_index(
                 for m, v in (modality or {}).get("modality_totals", {}).items():
                     credit.setdefault(m, []).append(v)
     index = {
-        "checkpoint": {"name": loaded.name, "sha256": loaded.card["weights"]["sha256"]},
+        "checkpoint": {"name": loaded.name, "sha256": loaded.card.sha256},
         "split": split,
         "method": method,
         "samples": n,

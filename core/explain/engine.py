@@ -6,8 +6,8 @@ One engine explains one sample with one (shared, read-only, eval-mode) model:
 - a perturbation of one modality re-runs only that modality's encoder, then ``classify``;
 - for joint masks only modalities whose segments changed are re-encoded, and identical
   perturbed inputs within a call are encoded once;
-- perturbations run in large batches under ``torch.inference_mode()`` (autocast on
-  CUDA); a batch that runs out of memory is halved and retried.
+- perturbations run in large batches through :mod:`core.inference` (autocast on CUDA;
+  a batch that runs out of memory is halved, and stays halved for the rest of the sample).
 
 The engine never registers hooks on, moves, or changes the mode of the model, so
 several threads may explain with the same model at once.
@@ -23,18 +23,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.device import autocast, describe_device, input_bytes, is_out_of_memory, memory_bounded_batch, move_to
+from core.device import autocast, describe_device, input_bytes, memory_bounded_batch
+from core.errors import Cancelled, ExplanationError
 from core.explain.params import ExplainParams
-from core.explain.result import ExplanationCancelled
-from core.explain.segmentation import SEGMENTATIONS, Segmentation, composed_prepare, content_hash
+from core.explain.result import Explanation
+from core.explain.segmentation import (
+    SEGMENTATIONS,
+    AudioSegmentation,
+    ImageSegmentation,
+    Segmentation,
+    TextSegmentation,
+    composed_prepare,
+)
+from core.hashing import content_hash
+from core.inference import BatchSize, classify_proba, encode
 from core.model import MultimodalClassifier
 from core.sample import DecodedSample
 
 ProgressCallback = Callable[[float], None]
 CancelFlag = threading.Event | Callable[[], bool]
-
-CLASSIFY_BATCH = 4096
-"""Rows per ``classify`` call: fusion + head on embeddings is cheap, so only memory bounds it."""
 
 
 def is_cancelled(cancel: CancelFlag | None) -> bool:
@@ -54,7 +61,7 @@ class PerturbationEngine:
         params: segmentation and batching settings.
         progress: called with the fraction of ``expected`` evaluations done.
         cancel: an ``Event`` or a callable; when set, the next batch raises
-            :class:`ExplanationCancelled`.
+            :class:`~core.errors.Cancelled`.
 
     Attributes:
         modalities: the model's modalities present in the sample (sorted).
@@ -79,10 +86,9 @@ class PerturbationEngine:
         self.device = model.device
         self.progress = progress
         self.cancel = cancel
-        self.batch_size = params.batch_size
         self.modalities = [m for m in model.modalities if sample.get(m) is not None]
         if not self.modalities:
-            raise ValueError(f"The sample has none of the model's modalities ({', '.join(model.modalities)}).")
+            raise ExplanationError(f"The sample has none of the model's modalities ({', '.join(model.modalities)}).")
         self.evaluations = 0
         self.encoded = 0
         self.expected = 0
@@ -90,7 +96,7 @@ class PerturbationEngine:
         batch = model.prepare([sample])
         self.present = batch.present
         per_sample = max((input_bytes(v) for v in batch.inputs.values()), default=0)
-        self.batch_size = memory_bounded_batch(self.device, per_sample, self.batch_size)
+        self.batch = BatchSize(memory_bounded_batch(self.device, per_sample, params.batch_size))
         with torch.inference_mode(), autocast(self.device):
             self.base_embeddings = {m: e.float() for m, e in model.embed(batch).items()}
         self.probabilities = self.classify_embeddings({}, 1)[0]
@@ -102,7 +108,7 @@ class PerturbationEngine:
 
     def check_cancel(self) -> None:
         if is_cancelled(self.cancel):
-            raise ExplanationCancelled("explanation cancelled")
+            raise Cancelled("The explanation was cancelled.")
 
     def _report(self, evaluations: float) -> None:
         if self.progress is not None and self.expected > 0:
@@ -118,23 +124,14 @@ class PerturbationEngine:
             "evaluations": self.evaluations,
             "encoded": self.encoded,
             "device": describe_device(self.device),
-            "batch_size": self.batch_size,
+            "batch_size": self.batch.value,
         }
 
     # ------------------------------------------------------------------ evaluation
     def classify_embeddings(self, replaced: dict[str, torch.Tensor], n_rows: int) -> np.ndarray:
         """Probabilities ``[N, C]`` with ``replaced[m]`` (``[N, d_m]``) swapped in, others unperturbed."""
-        chunks = []
-        with torch.inference_mode(), autocast(self.device):
-            for start in range(0, n_rows, CLASSIFY_BATCH):
-                size = min(CLASSIFY_BATCH, n_rows - start)
-                embeddings = {
-                    m: replaced[m][start : start + size] if m in replaced else base.expand(size, -1)
-                    for m, base in self.base_embeddings.items()
-                }
-                logits = self.model.classify(embeddings, self.present.expand(size, -1))
-                chunks.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
-        return np.concatenate(chunks).astype(np.float64)
+        embeddings = {m: replaced.get(m, base.expand(n_rows, -1)) for m, base in self.base_embeddings.items()}
+        return classify_proba(self.model, embeddings, self.present.expand(n_rows, -1)).astype(np.float64)
 
     def evaluate_values(self, modality: str, values: Sequence[Any]) -> np.ndarray:
         """Probabilities ``[N, C]`` of the sample with ``modality`` replaced by each of ``values``.
@@ -189,28 +186,51 @@ class PerturbationEngine:
     def _encode(
         self, modality: str, values: Sequence[Any], *, prepare: Callable[[Any], Any], rows: int
     ) -> torch.Tensor:
-        """Embeddings ``[len(values), d]`` in batches of ``self.batch_size``, halved on out-of-memory."""
-        encoder = self.model.encoders[modality]
-        out: list[torch.Tensor] = []
-        done = 0
-        while done < len(values):
-            self.check_cancel()
-            size = min(self.batch_size, len(values) - done)
-            try:
-                inputs = encoder.collate([prepare(v) for v in values[done : done + size]])
-                with torch.inference_mode(), autocast(self.device):
-                    out.append(encoder(move_to(inputs, self.device)).float())
-            except Exception as err:
-                if not is_out_of_memory(err) or size == 1:
-                    raise
-                self.batch_size = max(1, size // 2)
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                continue
-            done += size
-            self.encoded += size
-            self._report(self.evaluations + rows * done / len(values))
-        return torch.cat(out) if out else torch.zeros(0, encoder.out_dim, device=self.device)
+        """Embeddings ``[len(values), d]`` on the device, in batches that shrink on out-of-memory."""
+        embeddings = encode(
+            self.model.encoders[modality],
+            values,
+            self.device,
+            batch=self.batch,
+            prepare=prepare,
+            before_batch=self.check_cancel,
+            after_batch=lambda done: self._report(self.evaluations + rows * done / len(values)),
+        )
+        self.encoded += len(values)
+        return embeddings
+
+    # ------------------------------------------------------------------ results
+    def attribution(self, method: str, target: int, segment_scores: dict[str, np.ndarray]) -> Explanation:
+        """An :class:`Explanation` whose per-modality maps are spread from per-segment scores."""
+        explanation = Explanation(
+            method=method,
+            target=target,
+            target_name=self.model.classes[target],
+            classes=list(self.model.classes),
+            probabilities=self.probabilities,
+            modality_totals={m: float(np.sum(s)) for m, s in segment_scores.items()},
+            segment_scores={m: np.asarray(s, dtype=np.float64) for m, s in segment_scores.items()},
+            metadata={
+                "method": method,
+                "target": target,
+                "parameters": self.params.to_dict(),
+                "device": describe_device(self.device),
+                "segments": {m: int(len(s)) for m, s in segment_scores.items()},
+            },
+        )
+        for modality, scores in segment_scores.items():
+            segmentation = self.segmentation(modality)
+            if isinstance(segmentation, ImageSegmentation):
+                explanation.image = segmentation.to_map(scores)
+            elif isinstance(segmentation, TextSegmentation):
+                explanation.tokens = segmentation.to_map(scores)
+            elif isinstance(segmentation, AudioSegmentation):
+                explanation.audio = segmentation.to_map(scores)
+                explanation.audio_times = segmentation.times
+                explanation.audio_freqs = segmentation.freqs
+                explanation.audio_spectrogram = segmentation.spectrogram.astype(np.float64)
+                explanation.metadata["audio_domain"] = segmentation.domain
+        return explanation
 
 
 class _LazyComposition(Sequence):

@@ -16,10 +16,11 @@ from lime.lime_image import LimeImageExplainer
 from lime.lime_text import LimeTextExplainer
 from sklearn.metrics import pairwise_distances
 
+from core.explain.base import Explainer
 from core.explain.engine import PerturbationEngine
+from core.explain.params import ExplainParams
 from core.explain.result import Explanation
 from core.explain.segmentation import AudioSegmentation, ImageSegmentation, TextSegmentation
-from core.explain.shap_explainer import attribution_explanation
 
 KERNEL_WIDTH = 0.25
 """LIME's image kernel width on cosine distance, used for audio segments too."""
@@ -126,7 +127,7 @@ def lime_explanation(engine: PerturbationEngine, target: int, modalities: list[s
     evaluations_before = engine.evaluations
     engine.expect(engine.params.lime_samples * len(modalities))
     scores = {m: SCORERS[m](engine, target) for m in modalities}
-    explanation = attribution_explanation(engine, "lime", target, scores)
+    explanation = engine.attribution("lime", target, scores)
     explanation.metadata.update(
         {
             "explainer": "lime (lime_image, lime_text, lime_base)",
@@ -135,3 +136,16 @@ def lime_explanation(engine: PerturbationEngine, target: int, modalities: list[s
         }
     )
     return explanation
+
+
+class LimeExplainer(Explainer):
+    """LIME, one local linear model per modality (lime_image, lime_text, lime_base)."""
+
+    name = "lime"
+    label = "LIME"
+
+    def cost(self, params: ExplainParams, n_modalities: int) -> float:
+        return float(params.lime_samples * n_modalities)
+
+    def explain(self, engine: PerturbationEngine, target: int, modalities: list[str]) -> Explanation:
+        return lime_explanation(engine, target, modalities)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from core.device import autocast
+from core.explain.base import Explainer
 from core.explain.engine import PerturbationEngine
 from core.explain.result import Explanation
 from core.model import MultimodalClassifier
@@ -90,6 +91,18 @@ def coalition_outputs(
     probabilities = torch.softmax(logits, dim=-1)
     shape = (batch, n_coalitions, -1)
     return probabilities.reshape(shape).cpu().numpy(), logits.reshape(shape).cpu().numpy()
+
+
+class ModalityShapley(Explainer):
+    """Exact modality Shapley values and interaction indices (2^M coalitions, one ``classify`` call)."""
+
+    name = "modality"
+    label = "Modality Shapley"
+    segment_scores = False
+    needs_modalities = False
+
+    def explain(self, engine: PerturbationEngine, target: int, modalities: list[str]) -> Explanation:
+        return modality_shapley(engine, target, include_logit=engine.params.include_logit)
 
 
 def modality_shapley(engine: PerturbationEngine, target: int, include_logit: bool = False) -> Explanation:

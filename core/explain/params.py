@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from core.errors import ExplanationError
+
 SHAP_ALGORITHMS = ("partition", "permutation")
 
 
@@ -49,15 +51,15 @@ class ExplainParams:
 
     def __post_init__(self) -> None:
         if self.image_segmentation not in ("slic", "grid"):
-            raise ValueError(f"image_segmentation must be 'slic' or 'grid', not {self.image_segmentation!r}")
+            raise ExplanationError(f"image_segmentation must be 'slic' or 'grid', not {self.image_segmentation!r}")
         if self.shap_algorithm not in SHAP_ALGORITHMS:
-            raise ValueError(f"shap_algorithm must be 'partition' or 'permutation', not {self.shap_algorithm!r}")
+            raise ExplanationError(f"shap_algorithm must be 'partition' or 'permutation', not {self.shap_algorithm!r}")
         if self.image_baseline not in ("blur", "mean"):
-            raise ValueError(f"image_baseline must be 'blur' or 'mean', not {self.image_baseline!r}")
+            raise ExplanationError(f"image_baseline must be 'blur' or 'mean', not {self.image_baseline!r}")
         if min(self.image_segments, self.audio_time_segments, self.audio_freq_bands, self.batch_size) < 1:
-            raise ValueError("segment counts and batch_size must be at least 1")
+            raise ExplanationError("segment counts and batch_size must be at least 1")
         if self.lime_samples < 10 or self.shap_evals < 10:
-            raise ValueError("lime_samples and shap_evals must be at least 10")
+            raise ExplanationError("lime_samples and shap_evals must be at least 10")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

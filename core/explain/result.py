@@ -1,20 +1,17 @@
-"""The one result shape shared by every explanation method, and its JSON form."""
+"""The one result shape shared by every explanation method; JSON through :mod:`core.serialization`."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-
-class ExplanationCancelled(Exception):
-    """The caller's cancel flag was set while an explanation was being computed."""
+from core.serialization import JsonMixin
 
 
 @dataclass
-class FaithfulnessCurves:
+class FaithfulnessCurves(JsonMixin):
     """Deletion and insertion curves of one explanation.
 
     Attributes:
@@ -37,7 +34,7 @@ class FaithfulnessCurves:
 
 
 @dataclass
-class Explanation:
+class Explanation(JsonMixin):
     """Attributions of one sample's prediction by one method.
 
     Attributes:
@@ -78,67 +75,3 @@ class Explanation:
     interaction_modalities: list[str] = field(default_factory=list)
     faithfulness: FaithfulnessCurves | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: numpy arrays become (nested) lists."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            out[f.name] = _jsonable(getattr(self, f.name))
-        return out
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Explanation:
-        def array(value: Any) -> np.ndarray | None:
-            return None if value is None else np.asarray(value, dtype=np.float64)
-
-        curves = data.get("faithfulness")
-        return cls(
-            method=data["method"],
-            target=int(data["target"]),
-            target_name=data["target_name"],
-            classes=list(data["classes"]),
-            probabilities=np.asarray(data["probabilities"], dtype=np.float64),
-            modality_totals={k: float(v) for k, v in data["modality_totals"].items()},
-            image=array(data.get("image")),
-            tokens=None if data.get("tokens") is None else [(str(t), float(s)) for t, s in data["tokens"]],
-            audio=array(data.get("audio")),
-            audio_times=array(data.get("audio_times")),
-            audio_freqs=array(data.get("audio_freqs")),
-            audio_spectrogram=array(data.get("audio_spectrogram")),
-            segment_scores={k: np.asarray(v, dtype=np.float64) for k, v in data.get("segment_scores", {}).items()},
-            interactions=array(data.get("interactions")),
-            interaction_modalities=list(data.get("interaction_modalities", [])),
-            faithfulness=None
-            if curves is None
-            else FaithfulnessCurves(
-                fractions=np.asarray(curves["fractions"]),
-                deletion=np.asarray(curves["deletion"]),
-                insertion=np.asarray(curves["insertion"]),
-                deletion_auc=float(curves["deletion_auc"]),
-                insertion_auc=float(curves["insertion_auc"]),
-                random_deletion_auc=float(curves["random_deletion_auc"]),
-                random_insertion_auc=float(curves["random_insertion_auc"]),
-            ),
-            metadata=dict(data.get("metadata", {})),
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> Explanation:
-        return cls.from_dict(json.loads(text))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, FaithfulnessCurves):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value

@@ -8,7 +8,6 @@ LIME and the quality checks of one sample share them.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from skimage.segmentation import slic
 
 from core.encoders.base import Encoder
 from core.explain.params import ExplainParams
+from core.hashing import content_hash
 from core.io import SAMPLE_RATE
 
 DISPLAY_N_MELS = 64
@@ -259,18 +259,6 @@ class SegmentationCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-
-
-def content_hash(value: Any) -> str:
-    """SHA-256 of a decoded value (array bytes + shape, or UTF-8 text)."""
-    digest = hashlib.sha256()
-    if isinstance(value, str):
-        digest.update(value.encode("utf-8"))
-    else:
-        array = np.ascontiguousarray(value)
-        digest.update(f"{array.dtype}{array.shape}".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
 
 
 def _cache_key(modality: str, value: Any, encoder: Encoder, params: ExplainParams) -> tuple:

@@ -30,10 +30,11 @@ from contextlib import contextmanager
 import numpy as np
 import shap
 
+from core.explain.base import Explainer
 from core.explain.engine import PerturbationEngine
+from core.explain.params import ExplainParams
 from core.explain.partition_tree import full_owen_evaluations, joint_tree, segment_tree
 from core.explain.result import Explanation
-from core.explain.segmentation import AudioSegmentation, ImageSegmentation, Segmentation, TextSegmentation
 
 # shap's explainers draw from numpy's global RNG; holding this lock while one runs (seeded,
 # with the previous state restored after) keeps results identical when threads explain at once.
@@ -139,7 +140,7 @@ def shap_explanation(engine: PerturbationEngine, target: int, modalities: list[s
         result = explainer(np.ones((1, n_features)), max_evals=max_evals, batch_size=max_evals, silent=True)
     values = np.asarray(result.values[0], dtype=np.float64)
     base_value = float(np.asarray(result.base_values).reshape(-1)[0])
-    explanation = attribution_explanation(engine, "shap", target, {m: values[columns] for m, columns in layout.items()})
+    explanation = engine.attribution("shap", target, {m: values[columns] for m, columns in layout.items()})
     explanation.metadata.update(
         {
             "explainer": name,
@@ -154,36 +155,14 @@ def shap_explanation(engine: PerturbationEngine, target: int, modalities: list[s
     return explanation
 
 
-def attribution_explanation(
-    engine: PerturbationEngine, method: str, target: int, segment_scores: dict[str, np.ndarray]
-) -> Explanation:
-    """An :class:`Explanation` with per-modality maps spread from per-segment scores."""
-    explanation = Explanation(
-        method=method,
-        target=target,
-        target_name=engine.model.classes[target],
-        classes=list(engine.model.classes),
-        probabilities=engine.probabilities,
-        modality_totals={m: float(np.sum(s)) for m, s in segment_scores.items()},
-        segment_scores={m: np.asarray(s, dtype=np.float64) for m, s in segment_scores.items()},
-        metadata={
-            "method": method,
-            "target": target,
-            "parameters": engine.params.to_dict(),
-            "device": engine.metadata()["device"],
-            "segments": {m: int(len(s)) for m, s in segment_scores.items()},
-        },
-    )
-    for modality, scores in segment_scores.items():
-        segmentation: Segmentation = engine.segmentation(modality)
-        if isinstance(segmentation, ImageSegmentation):
-            explanation.image = segmentation.to_map(scores)
-        elif isinstance(segmentation, TextSegmentation):
-            explanation.tokens = segmentation.to_map(scores)
-        elif isinstance(segmentation, AudioSegmentation):
-            explanation.audio = segmentation.to_map(scores)
-            explanation.audio_times = segmentation.times
-            explanation.audio_freqs = segmentation.freqs
-            explanation.audio_spectrogram = segmentation.spectrogram.astype(np.float64)
-            explanation.metadata["audio_domain"] = segmentation.domain
-    return explanation
+class ShapExplainer(Explainer):
+    """Joint SHAP values over every modality's segments (partition or permutation explainer)."""
+
+    name = "shap"
+    label = "SHAP"
+
+    def cost(self, params: ExplainParams, n_modalities: int) -> float:
+        return float(params.shap_evals)
+
+    def explain(self, engine: PerturbationEngine, target: int, modalities: list[str]) -> Explanation:
+        return shap_explanation(engine, target, modalities)

@@ -111,25 +111,6 @@ def token_html(explanation: Explanation) -> str:
     return '<div style="line-height: 2">' + " ".join(spans) + "</div>"
 
 
-def token_bar(explanation: Explanation) -> go.Figure:
-    """One bar per token, in text order."""
-    if explanation.tokens is None:
-        raise ValueError("This explanation has no token attributions.")
-    labels = [f"{i}: {t}" for i, (t, _) in enumerate(explanation.tokens)]
-    scores = [s for _, s in explanation.tokens]
-    fig = go.Figure(
-        go.Bar(
-            x=scores,
-            y=labels,
-            orientation="h",
-            marker_color=[POSITIVE if s >= 0 else NEGATIVE for s in scores],
-            hovertemplate="%{y}: %{x:+.4f}<extra></extra>",
-        )
-    )
-    fig.update_layout(yaxis={"autorange": "reversed"}, xaxis_title="attribution")
-    return styled(fig, f"Tokens ({explanation.method.upper()})", height=120 + 22 * len(labels))
-
-
 def audio_overlay(explanation: Explanation, opacity: float = 0.6) -> go.Figure:
     """The log-mel spectrogram (grey) with the time x frequency attribution on top; x in seconds."""
     if explanation.audio is None:

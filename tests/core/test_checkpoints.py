@@ -7,7 +7,8 @@ import shutil
 import pytest
 import torch
 
-from core.checkpoints import CheckpointError, list_checkpoints, load_checkpoint, read_card, save_checkpoint
+from core.checkpoints import list_checkpoints, load_checkpoint, read_card, save_checkpoint
+from core.errors import CheckpointError
 
 
 class _Boom:
@@ -39,7 +40,7 @@ def test_pickle_disguised_as_safetensors_is_refused(small_checkpoints, tmp_path)
         load_checkpoint(ckpt)
     # Even with a matching hash in the card, safetensors never unpickles.
     card = json.loads((ckpt / "card.json").read_text())
-    from core.checkpoints import sha256_file
+    from core.hashing import sha256_file
 
     card["weights"]["sha256"] = sha256_file(ckpt / "model.safetensors")
     (ckpt / "card.json").write_text(json.dumps(card))
@@ -96,8 +97,8 @@ def test_loaded_model_is_read_only_eval(small_checkpoints):
 def test_save_is_atomic_and_overwrites(small_checkpoints, tmp_path):
     loaded = load_checkpoint(small_checkpoints["early"])
     target = tmp_path / "copy"
-    save_checkpoint(loaded.model, target, {"name": "copy"})
-    save_checkpoint(loaded.model, target, {"name": "copy"})
+    save_checkpoint(loaded.model, target, name="copy")
+    save_checkpoint(loaded.model, target, name="copy")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"]  # no temp or old folders left
     again = load_checkpoint(target)
     for k, v in loaded.model.state_dict().items():
@@ -107,7 +108,7 @@ def test_save_is_atomic_and_overwrites(small_checkpoints, tmp_path):
 def test_failed_save_leaves_previous_checkpoint(small_checkpoints, tmp_path, monkeypatch):
     loaded = load_checkpoint(small_checkpoints["early"])
     target = tmp_path / "keep"
-    save_checkpoint(loaded.model, target, {"name": "keep"})
+    save_checkpoint(loaded.model, target, name="keep")
     before = (target / "card.json").read_text()
     import core.checkpoints as ck
 
@@ -116,7 +117,7 @@ def test_failed_save_leaves_previous_checkpoint(small_checkpoints, tmp_path, mon
 
     monkeypatch.setattr(ck, "sha256_file", explode)
     with pytest.raises(OSError):
-        save_checkpoint(loaded.model, target, {"name": "keep"})
+        save_checkpoint(loaded.model, target, name="keep")
     assert (target / "card.json").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep"]
 

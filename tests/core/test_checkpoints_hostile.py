@@ -15,7 +15,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from core.checkpoints import CheckpointError, list_checkpoints, load_checkpoint, sha256_file
+from core.checkpoints import list_checkpoints, load_checkpoint
+from core.errors import CheckpointError
+from core.hashing import sha256_file
 
 
 class RunsCodeWhenUnpickled:

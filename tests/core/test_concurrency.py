@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.benchmarks.reliability import concurrent_users
+from bench.reliability import concurrent_users
 from core.checkpoints import load_checkpoint
 from core.data import load_sample
 
@@ -33,18 +33,18 @@ def test_concurrent_users_notices_a_model_changed_mid_run(shared):
     loaded, samples = shared
     parameter = next(loaded.model.fusion.parameters())
     original = parameter.detach().clone()
-    predict_proba = loaded.model.predict_proba
+    classify = loaded.model.classify
 
-    def mutating_predict(batch, *args, **kwargs):
+    def mutating_classify(*args, **kwargs):
         with torch.no_grad():
             parameter.add_(1e-3)
-        return predict_proba(batch, *args, **kwargs)
+        return classify(*args, **kwargs)
 
-    loaded.model.predict_proba = mutating_predict
+    loaded.model.classify = mutating_classify
     try:
         result = concurrent_users(loaded, samples, threads=2)
     finally:
-        del loaded.model.predict_proba
+        del loaded.model.classify
         with torch.no_grad():
             parameter.copy_(original)
     assert not result.model_unchanged

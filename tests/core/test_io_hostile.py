@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.benchmarks.hostile_inputs import CASES, HOSTILE_INPUTS, HostileInput, cli_text_argument
+from bench.hostile_inputs import CASES, HOSTILE_INPUTS, HostileInput, cli_text_argument
 from core.cli import main
-from core.io import InputError, InputTooLargeError, Limits, read_file
+from core.errors import InputError, InputTooLargeError
+from core.io import read_file
+from core.settings import PROJECT_ROOT, Limits
 
-ROOT = Path(__file__).resolve().parents[2]
 CLI_CASES = [case for case in HOSTILE_INPUTS if case.cli]
 # Two real processes by default prove the process boundary (exit code, stderr, no traceback);
 # the slow sweep runs every case, since each process pays for importing torch.
@@ -82,7 +83,7 @@ def run_predict(case: HostileInput, checkpoint: Path, folder: Path) -> subproces
     folder.mkdir()
     return subprocess.run(
         [sys.executable, "-m", "core", "predict", "--checkpoint", str(checkpoint), *cli_arguments(case, folder)],
-        cwd=ROOT,
+        cwd=PROJECT_ROOT,
         env={**os.environ, **case.env()},
         capture_output=True,
         timeout=240,
@@ -122,7 +123,7 @@ BOMBS = ["image-bomb-20000px", "image-over-pixel-limit", "audio-header-lies-384k
 MEMORY_PROBE = textwrap.dedent(
     """
     import json, resource, sys
-    from core.benchmarks.hostile_inputs import CASES
+    from bench.hostile_inputs import CASES
     for warm_up in (CASES["image-1px"], CASES["audio-7919hz"]):  # imports and lazily built tables
         warm_up.decode()
     growth = {}
@@ -145,7 +146,7 @@ MEMORY_PROBE = textwrap.dedent(
 def test_bombs_are_refused_without_allocating():
     """Peak RSS of a fresh process (C allocations included, unlike tracemalloc) barely moves."""
     result = subprocess.run(
-        [sys.executable, "-c", MEMORY_PROBE, *BOMBS], cwd=ROOT, capture_output=True, text=True, timeout=100, check=True
+        [sys.executable, "-c", MEMORY_PROBE, *BOMBS], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=100, check=True
     )
     for name, (grown_kib, raised) in json.loads(result.stdout).items():
         assert raised == CASES[name].expected.__name__

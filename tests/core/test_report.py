@@ -25,7 +25,7 @@ def report(tmp_path_factory):
     for name in ("early", "attention"):
         fusion = build_fusion(name, in_dims={m: 128 for m in encoders}, num_classes=len(dataset.classes), hidden=16)
         paths.append(
-            save_checkpoint(MultimodalClassifier(encoders, fusion, dataset.classes), root / name, {"name": name})
+            save_checkpoint(MultimodalClassifier(encoders, fusion, dataset.classes), root / name, name=name)
         )
     return evaluate(paths, dataset, "test", EvaluationOptions(bootstrap=30, reliance_repeats=1, large_batch=4))
 

@@ -1,8 +1,4 @@
-"""A small demo dataset and three quickly trained checkpoints for the dashboard tests.
-
-Built once per test session in a temporary folder (about a minute on two CPU cores),
-so the dashboard tests never depend on the full demo having been built.
-"""
+"""Dashboard fixtures on the shared small demo: environment variables and a live server."""
 
 from __future__ import annotations
 
@@ -12,40 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from core.data import build_demo, load_dataset
-from core.encoders.cache import EmbeddingCache
-from core.train import TrainConfig, Trainer
-
-FIXTURE_MODELS = ["early", "late", "image-only"]
-
-
-def build_small_demo(root: Path) -> tuple[Path, Path]:
-    """Dataset in ``root/data`` and checkpoints of :data:`FIXTURE_MODELS` in ``root/checkpoints``."""
-    data, checkpoints = root / "data", root / "checkpoints"
-    build_demo(data, n_source=60, progress=False)
-    config = TrainConfig(encoder_epochs=2, fusion_epochs=2, patience=2)
-    Trainer(load_dataset(data), checkpoints, config, cache=EmbeddingCache(root / "embeddings"), show_progress=False).run(FIXTURE_MODELS)
-    return data, checkpoints
+from tests.conftest import SmallDemo
 
 
 @pytest.fixture(scope="session")
-def small_demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def small_demo_env(small_demo_files: SmallDemo, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Environment variables pointing the dashboard at the small demo, with private caches."""
-    root = tmp_path_factory.mktemp("dashboard-demo")
-    data, checkpoints = build_small_demo(root)
-    return {
-        "FUSION_DEMO_DATA": str(data),
-        "FUSION_CHECKPOINTS": str(checkpoints),
-        "FUSION_CACHE_DIR": str(root / "cache"),
-        "FUSION_RUNS": str(root / "runs"),
-    }
+    return small_demo_files.env(tmp_path_factory.mktemp("dashboard"))
 
 
 @pytest.fixture
-def dashboard_env(small_demo: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    for name, value in small_demo.items():
+def dashboard_env(small_demo_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for name, value in small_demo_env.items():
         monkeypatch.setenv(name, value)
-    return small_demo
+    return small_demo_env
 
 
 @dataclass
@@ -54,9 +30,9 @@ class LiveServer:
     pid: int
 
 
-def _live_server(small_demo: dict[str, str], log_dir: Path) -> Iterator[LiveServer]:
-    """A real ``streamlit run`` on a free localhost port, pointed at the small demo."""
-    from core.dashboard_server import CHROMIUM, free_port, start_dashboard, stop_dashboard, wait_healthy
+def live_dashboard(env: dict[str, str], log_dir: Path) -> Iterator[LiveServer]:
+    """A real ``streamlit run`` on a free localhost port with ``env``, stopped afterwards."""
+    from bench.server import CHROMIUM, free_port, start_dashboard, stop_dashboard, wait_healthy
 
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium to run browser tests)")
@@ -64,7 +40,7 @@ def _live_server(small_demo: dict[str, str], log_dir: Path) -> Iterator[LiveServ
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with open(log_dir / "streamlit.log", "wb") as log:
-        process = start_dashboard(port, small_demo, log)
+        process = start_dashboard(port, env, log)
         try:
             wait_healthy(url, process)
             yield LiveServer(url, process.pid)
@@ -73,6 +49,6 @@ def _live_server(small_demo: dict[str, str], log_dir: Path) -> Iterator[LiveServ
 
 
 @pytest.fixture(scope="module")
-def live_server(small_demo: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def live_server(small_demo_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """One dashboard server per test module (browser tests), stopped afterwards."""
-    yield from _live_server(small_demo, tmp_path_factory.mktemp("server"))
+    yield from live_dashboard(small_demo_env, tmp_path_factory.mktemp("server"))

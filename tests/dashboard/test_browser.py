@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from core.dashboard_server import CHROMIUM, CHROMIUM_ARGS
+from bench.server import CHROMIUM, CHROMIUM_ARGS
+from core.settings import PROJECT_ROOT
 from tests.dashboard.locators import file_input
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +57,9 @@ def assert_no_exception(page) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
-def test_every_page_in_a_real_browser(server, browser_page, small_demo):
+def test_every_page_in_a_real_browser(server, browser_page, small_demo_env):
     page = browser_page
-    data = Path(small_demo["FUSION_DEMO_DATA"])
+    data = Path(small_demo_env["FUSION_DEMO_DATA"])
 
     visit(page, server, "", "Overview")
     page.get_by_text("Sample gallery").wait_for()

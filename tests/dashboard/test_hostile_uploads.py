@@ -4,14 +4,14 @@ no exception element, and the same session still predicts from a good upload aft
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.benchmarks.hostile_inputs import CASES, HOSTILE_INPUTS, HostileInput
+from bench.hostile_inputs import CASES, HOSTILE_INPUTS, HostileInput
+from core.settings import PROJECT_ROOT
 
-APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+APP = str(PROJECT_ROOT / "dashboard" / "app.py")
 UI_CASES = [case for case in HOSTILE_INPUTS if case.ui]
 MIME = {"image": "image/png", "audio": "audio/wav"}
 
@@ -37,10 +37,10 @@ def assert_no_exception(at: AppTest) -> None:
 
 
 @pytest.fixture(scope="module")
-def page(small_demo) -> AppTest:
+def page(small_demo_env) -> AppTest:
     """One Predict session for every case, as one user trying file after file."""
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in small_demo.items():
+        for name, value in small_demo_env.items():
             patch.setenv(name, value)
         yield predict_page()
 

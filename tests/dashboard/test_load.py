@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from core.dashboard_server import CHROMIUM, CHROMIUM_ARGS
+from bench.server import CHROMIUM, CHROMIUM_ARGS
 from tests.dashboard.locators import file_input
 
 pytestmark = pytest.mark.browser
@@ -109,9 +109,9 @@ async def run_sessions(url: str, images: list[Path], shots: Path) -> list[Sessio
 
 
 @pytest.mark.timeout(600)
-def test_simultaneous_sessions_upload_and_predict_without_errors(server, small_demo, tmp_path):
+def test_simultaneous_sessions_upload_and_predict_without_errors(server, small_demo_env, tmp_path):
     url, pid = server
-    images = sorted(Path(small_demo["FUSION_DEMO_DATA"]).glob("images/*.png"))[:12]
+    images = sorted(Path(small_demo_env["FUSION_DEMO_DATA"]).glob("images/*.png"))[:12]
     baseline_mib = peak_rss_mib(pid)
     started = time.monotonic()
     logs = asyncio.run(run_sessions(url, images, tmp_path))

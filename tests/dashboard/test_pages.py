@@ -10,8 +10,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.io import encode_wav
+from core.settings import PROJECT_ROOT
 
-APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+APP = str(PROJECT_ROOT / "dashboard" / "app.py")
 PAGES = ["overview", "predict", "compare", "explain", "train"]
 
 

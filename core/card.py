@@ -1,0 +1,148 @@
+"""The checkpoint card: what a checkpoint folder's ``card.json`` holds, typed and validated.
+
+A card describes the architecture (fusion, encoders, classes), the weights (file, SHA-256,
+tensor shapes) and the run that produced them (dataset fingerprint, training config,
+metrics). :meth:`CheckpointCard.parse` validates everything a loader relies on before any
+weight is touched, and raises :class:`~core.errors.CheckpointError` naming the problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.errors import CheckpointError
+from core.fusion import FUSIONS
+from core.sample import MODALITIES
+from core.serialization import JsonMixin
+
+CARD_FORMAT = "fusion-checkpoint"
+CARD_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "card.json"
+
+
+@dataclass
+class DatasetInfo(JsonMixin):
+    """The dataset a checkpoint was trained on: folder, content fingerprint, rows per split."""
+
+    path: str = ""
+    fingerprint: str = ""
+    splits: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class TrainingInfo(JsonMixin):
+    """How a checkpoint was trained: the config (a :class:`core.train.TrainConfig` as JSON),
+    device, epochs, time, and the per-epoch history (``epoch``, ``train_loss``, ``val_loss``...)."""
+
+    config: dict[str, Any] = field(default_factory=dict)
+    device: str = ""
+    world_size: int = 1
+    epochs_run: int = 0
+    best_epoch: int = 0
+    seconds: float = 0.0
+    encoders_frozen_in_fusion: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class WeightsInfo(JsonMixin):
+    """The weights file, its SHA-256 and the shape of every tensor it stores."""
+
+    file: str = WEIGHTS_FILE
+    sha256: str = ""
+    tensors: dict[str, list[int]] = field(default_factory=dict)
+
+
+@dataclass
+class CheckpointCard(JsonMixin):
+    """Everything ``card.json`` records. ``metrics`` maps a split to headline metric values
+    (``accuracy``, ``balanced_accuracy``, ``f1_macro``, ``log_loss``, ``n``)."""
+
+    name: str
+    fusion: str
+    fusion_config: dict[str, Any]
+    modalities: list[str]
+    encoders: dict[str, dict[str, Any]]
+    classes: list[str]
+    weights: WeightsInfo
+    kind: str = "fusion"
+    dataset: DatasetInfo = field(default_factory=DatasetInfo)
+    training: TrainingInfo = field(default_factory=TrainingInfo)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    parameters: dict[str, int] = field(default_factory=dict)
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    created_at: str = ""
+    format: str = CARD_FORMAT
+    format_version: int = CARD_VERSION
+
+    @property
+    def sha256(self) -> str:
+        """The weights' SHA-256: what identifies a checkpoint in every cache key."""
+        return self.weights.sha256
+
+    def metric(self, split: str, name: str) -> float | None:
+        value = self.metrics.get(split, {}).get(name)
+        return float(value) if isinstance(value, (int, float)) else None
+
+    @classmethod
+    def parse(cls, data: Any, where: str) -> CheckpointCard:
+        """Validate a card read from JSON and build it.
+
+        Raises:
+            CheckpointError: ``Checkpoint <where>: <what is wrong>``.
+        """
+        _validate(data, where)
+        try:
+            return cls.from_json(data)
+        except (TypeError, ValueError, KeyError, AttributeError) as err:
+            raise CheckpointError(f"Checkpoint {where}: the card is malformed ({err}).") from None
+
+
+def _validate(card: Any, where: str) -> None:
+    def fail(message: str) -> None:
+        raise CheckpointError(f"Checkpoint {where}: {message}")
+
+    if not isinstance(card, dict):
+        fail("the card is not a JSON object.")
+    if card.get("format") != CARD_FORMAT:
+        fail(f"the card's format is {card.get('format')!r}, expected {CARD_FORMAT!r}.")
+    if card.get("format_version") != CARD_VERSION:
+        fail(f"card format version {card.get('format_version')!r} is not supported (expected {CARD_VERSION}).")
+    if not isinstance(card.get("name"), str):
+        fail("'name' must be a string.")
+    if card.get("fusion") not in FUSIONS:
+        fail(f"unknown fusion strategy {card.get('fusion')!r}.")
+    classes = card.get("classes")
+    if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes)):
+        fail("'classes' must be a list of at least two class names.")
+    if len(set(classes)) != len(classes):
+        fail("'classes' contains duplicates.")
+    encoders = card.get("encoders")
+    if not (isinstance(encoders, dict) and encoders and set(encoders) <= set(MODALITIES)):
+        fail(f"'encoders' must map modalities ({', '.join(MODALITIES)}) to encoder specs.")
+    if not all(isinstance(s, dict) and isinstance(s.get("kind"), str) for s in encoders.values()):
+        fail("every encoder spec must be an object with a 'kind'.")
+    if not isinstance(card.get("modalities"), list) or sorted(card["modalities"]) != sorted(encoders):
+        fail("'modalities' does not match 'encoders'.")
+    config = card.get("fusion_config")
+    if not isinstance(config, dict) or not isinstance(config.get("in_dims"), dict):
+        fail("'fusion_config' is missing or malformed.")
+    if sorted(config["in_dims"]) != sorted(encoders):
+        fail("'fusion_config.in_dims' does not match 'encoders'.")
+    if config.get("num_classes") != len(classes):
+        fail(f"'fusion_config.num_classes' is {config.get('num_classes')}, but the card lists {len(classes)} classes.")
+    weights = card.get("weights")
+    if not (isinstance(weights, dict) and weights.get("file") == WEIGHTS_FILE and isinstance(weights.get("sha256"), str)):
+        fail(f"'weights' must name {WEIGHTS_FILE} and its sha256.")
+    for section in ("dataset", "training", "metrics", "parameters", "preprocessing", "versions"):
+        if section in card and not isinstance(card[section], dict):
+            fail(f"'{section}' must be an object.")
+    metrics = card.get("metrics", {})
+    if not all(isinstance(values, dict) for values in metrics.values()):
+        fail("'metrics' must map each split to an object of metric values.")
+    history = card.get("training", {}).get("history", [])
+    if not (isinstance(history, list) and all(isinstance(epoch, dict) for epoch in history)):
+        fail("'training.history' must be a list of objects.")

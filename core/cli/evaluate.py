@@ -1,0 +1,51 @@
+"""``evaluate``: metrics, curves, robustness and cost of checkpoints on a split (JSON, HTML)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from core.errors import UsageError
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="metrics, curves, robustness and cost of checkpoints on a split")
+    p.add_argument("--checkpoint", action="append", required=True, help="checkpoint folder (repeat to compare)")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--json", default=None, help="write every result to this JSON file")
+    p.add_argument("--html", default=None, help="write a self-contained HTML report")
+    p.add_argument("--no-robustness", action="store_true", help="skip missing-modality, corruption and reliance analyses")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for confidence intervals (0: none)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from core.data import load_dataset
+    from core.evaluate import EvaluationOptions, evaluate
+    from core.report import write_html_report
+
+    if args.bootstrap < 0:
+        raise UsageError("--bootstrap must be 0 (no intervals) or a positive number of resamples.")
+    dataset = load_dataset(args.data)
+    options = EvaluationOptions(bootstrap=args.bootstrap, seed=args.seed, robustness=not args.no_robustness)
+    report = evaluate(
+        args.checkpoint, dataset, args.split, options, device=args.device, progress=lambda msg: print(msg, file=sys.stderr)
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_json()), encoding="utf-8")
+    if args.html:
+        write_html_report(report, args.html)
+    print(f"{'checkpoint':<16} {'accuracy':>26} {'macro F1':>9} {'ROC AUC':>8}")
+    for result in report.checkpoints:
+        accuracy = result.intervals.get("accuracy")
+        interval = f" [{accuracy.low:.3f}, {accuracy.high:.3f}]" if accuracy is not None and accuracy.low is not None else ""
+        values = result.metrics.values
+        auc = f"{values['roc_auc_macro']:.3f}" if values.get("roc_auc_macro") is not None else "-"
+        print(f"{result.name:<16} {values['accuracy']:>10.3f}{interval:<16} {values['f1_macro']:>9.3f} {auc:>8}")
+    print(f"{len(report.checkpoints)} checkpoint(s) on {report.split} in {report.seconds:.1f} s", file=sys.stderr)
+    return 0

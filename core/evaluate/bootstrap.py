@@ -1,0 +1,142 @@
+"""Bootstrap confidence intervals and paired tests, vectorised over resamples.
+
+Every bootstrap statistic is a weighted sum over rows, so one ``[resamples, n]`` matrix of
+row multiplicities evaluates it on all resamples at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from core.errors import EvaluationError
+from core.evaluate.curves import _confidence_bins, _normalised
+from core.evaluate.metrics import HEADLINE_METRICS
+from core.evaluate.results import CheckpointEvaluation, Interval, Metrics, PairedTest
+
+
+def _resample_weights(n: int, resamples: int, seed: int) -> np.ndarray:
+    """``[resamples, n]`` multiplicities of each row in each bootstrap resample.
+
+    Every bootstrap statistic below is a weighted sum over rows, so one matrix product
+    evaluates it on all resamples at once.
+    """
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
+
+
+def _weighted_auc(weights: np.ndarray, positive: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """One-vs-rest ROC AUC (Mann-Whitney, ties count half) for every resample; NaN where undefined."""
+    order = np.argsort(score, kind="stable")
+    sorted_score, pos = score[order], positive[order]
+    w = weights[:, order]
+    _, group_start, group_size = np.unique(sorted_score, return_index=True, return_counts=True)
+    group_of = np.repeat(np.arange(len(group_start)), group_size)
+    neg_cum = np.concatenate([np.zeros((len(w), 1)), np.cumsum(w * ~pos, axis=1)], axis=1)
+    below = neg_cum[:, group_start[group_of]]
+    tied = neg_cum[:, (group_start + group_size)[group_of]] - below
+    wins = ((below + 0.5 * tied) * w)[:, pos].sum(axis=1)
+    pairs = w[:, pos].sum(axis=1) * w[:, ~pos].sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(pairs > 0, wins / np.where(pairs > 0, pairs, 1), np.nan)
+
+
+def _interval(point: float | None, samples: np.ndarray) -> Interval:
+    finite = samples[np.isfinite(samples)]
+    if point is None or len(finite) == 0:
+        return Interval(point, None, None)
+    low, high = np.percentile(finite, [2.5, 97.5])
+    return Interval(point, float(low), float(high))
+
+
+def bootstrap_intervals(
+    y_true: np.ndarray, proba: np.ndarray, metrics: Metrics, *, resamples: int = 1000, seed: int = 0, ece_bins: int = 15
+) -> dict[str, Interval]:
+    """Percentile 95% intervals of :data:`HEADLINE_METRICS`, vectorised over resamples.
+
+    Each statistic uses the same definition as :func:`compute_metrics` (macro F1 over the
+    classes in truth or prediction, balanced accuracy and macro AUC over the classes present).
+    """
+    y = np.asarray(y_true, dtype=int)
+    p = _normalised(proba)
+    n, n_classes = p.shape
+    if resamples <= 0:
+        return {}
+    w = _resample_weights(n, resamples, seed)
+    total = w.sum(axis=1)
+    pred = p.argmax(axis=1)
+    correct = (pred == y).astype(float)
+    true_onehot = np.eye(n_classes)[y]
+    pred_onehot = np.eye(n_classes)[pred]
+    true_count = w @ true_onehot
+    pred_count = w @ pred_onehot
+    hits = w @ (true_onehot * correct[:, None])
+    eps = np.finfo(np.float64).eps
+    nll = -np.log(np.clip(p[np.arange(n), y], eps, 1 - eps))
+    squared = (p[:, 1] - y) ** 2 if n_classes == 2 else ((p - true_onehot) ** 2).sum(axis=1)
+    confidence = p.max(axis=1)
+    bin_onehot = np.eye(ece_bins)[_confidence_bins(confidence, ece_bins)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(true_count > 0, hits / np.where(true_count > 0, true_count, 1), np.nan)
+        f1 = np.where(true_count + pred_count > 0, 2 * hits / (true_count + pred_count), np.nan)
+        samples = {
+            "accuracy": w @ correct / total,
+            "balanced_accuracy": np.nanmean(recall, axis=1),
+            "f1_macro": np.nanmean(f1, axis=1),
+            "log_loss": w @ nll / total,
+            "brier": w @ squared / total,
+            "ece": np.abs(w @ (bin_onehot * (correct - confidence)[:, None])).sum(axis=1) / total,
+        }
+        if metrics.values.get("roc_auc_macro") is not None:
+            aucs = np.stack([_weighted_auc(w, y == c, p[:, c]) for c in range(n_classes) if (y == c).any()], axis=1)
+            samples["roc_auc_macro"] = np.nanmean(aucs, axis=1)
+    return {name: _interval(metrics.values.get(name), samples[name]) for name in HEADLINE_METRICS if name in samples}
+
+
+def paired_test(
+    a: CheckpointEvaluation, b: CheckpointEvaluation, *, resamples: int = 1000, seed: int = 0
+) -> PairedTest:
+    """McNemar's test (exact binomial and continuity-corrected chi-squared) and a paired
+    bootstrap of the accuracy difference, on the rows both checkpoints scored.
+
+    Raises:
+        EvaluationError: the two results share no scored row.
+    """
+    correct_b = {s.id: s.correct for s in b.samples}
+    pairs = [(s.correct, correct_b[s.id]) for s in a.samples if s.id in correct_b]
+    if not pairs:
+        raise EvaluationError(
+            f"{a.name} and {b.name} have no scored row in common; were they evaluated on the same split?"
+        )
+    ca, cb = (np.array(x, dtype=float) for x in zip(*pairs, strict=True))
+    only_a = int(((ca == 1) & (cb == 0)).sum())
+    only_b = int(((ca == 0) & (cb == 1)).sum())
+    discordant = only_a + only_b
+    exact_p = stats.binomtest(only_a, discordant, 0.5).pvalue if discordant else 1.0
+    chi2 = (abs(only_a - only_b) - 1) ** 2 / discordant if discordant else None
+    chi2_p = float(stats.chi2.sf(chi2, df=1)) if chi2 is not None else 1.0
+    diff = ca - cb
+    point = float(diff.mean())
+    bootstrap_p = None
+    interval = Interval(point, None, None)
+    if resamples > 0:
+        w = _resample_weights(len(diff), resamples, seed)
+        diffs = w @ diff / w.sum(axis=1)
+        interval = _interval(point, diffs)
+        bootstrap_p = float(min(1.0, 2 * min((diffs <= 0).mean(), (diffs >= 0).mean())))
+    return PairedTest(
+        a=a.name,
+        b=b.name,
+        n=len(diff),
+        accuracy_a=float(ca.mean()),
+        accuracy_b=float(cb.mean()),
+        difference=interval,
+        both_correct=int(((ca == 1) & (cb == 1)).sum()),
+        only_a_correct=only_a,
+        only_b_correct=only_b,
+        both_wrong=int(((ca == 0) & (cb == 0)).sum()),
+        mcnemar_exact_p=float(exact_p),
+        mcnemar_chi2=chi2,
+        mcnemar_chi2_p=chi2_p,
+        bootstrap_p=bootstrap_p,
+    )

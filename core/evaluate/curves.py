@@ -1,0 +1,114 @@
+"""Curves and calibration as data: ROC and precision-recall curves, reliability bins, ECE,
+confusion matrices. Nothing here draws; :mod:`core.figures.evaluation` does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn import metrics as skm
+
+from core.evaluate.results import Curve, Curves, Metrics, ReliabilityBins
+
+
+def _normalised(proba: np.ndarray) -> np.ndarray:
+    # float32 softmax rows sum to 1 only up to rounding, which sklearn warns about.
+    p = np.asarray(proba, dtype=np.float64)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def _confidence_bins(confidence: np.ndarray, n_bins: int) -> np.ndarray:
+    """Bin index of each confidence: bin b holds (b/n_bins, (b+1)/n_bins]."""
+    return np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
+
+
+def reliability_bins(y_true: np.ndarray, proba: np.ndarray, n_bins: int = 15) -> ReliabilityBins:
+    """Top-label confidence vs accuracy in ``n_bins`` equal-width bins."""
+    proba = np.asarray(proba)
+    confidence = proba.max(axis=1)
+    correct = (proba.argmax(axis=1) == np.asarray(y_true)).astype(float)
+    bins = _confidence_bins(confidence, n_bins)
+    count = np.bincount(bins, minlength=n_bins)
+    conf_sum = np.bincount(bins, weights=confidence, minlength=n_bins)
+    correct_sum = np.bincount(bins, weights=correct, minlength=n_bins)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return ReliabilityBins(
+        lower=edges[:-1].tolist(),
+        upper=edges[1:].tolist(),
+        count=count.tolist(),
+        confidence=[float(s / c) if c else None for s, c in zip(conf_sum, count, strict=True)],
+        accuracy=[float(s / c) if c else None for s, c in zip(correct_sum, count, strict=True)],
+    )
+
+
+def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, n_bins: int = 15) -> float:
+    """ECE: sum over bins of (bin share) x |accuracy - mean confidence| of the top label.
+
+    scikit-learn has no ECE (``calibration_curve`` drops empty bins and their counts).
+    """
+    bins = reliability_bins(y_true, proba, n_bins)
+    n = sum(bins.count)
+    return (
+        float(sum(c / n * abs(a - f) for c, a, f in zip(bins.count, bins.accuracy, bins.confidence, strict=True) if c))
+        if n
+        else float("nan")
+    )
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    # Curves only feed figures: five decimals keep the JSON small without visible change.
+    return np.round(np.asarray(values, dtype=float), 5).tolist()
+
+
+def compute_curves(
+    y_true: np.ndarray, proba: np.ndarray, classes: Sequence[str], metrics: Metrics, ece_bins: int = 15
+) -> Curves:
+    """ROC and PR curves per class present, micro and macro; reliability bins; confusion matrices.
+
+    The macro ROC curve averages per-class TPR on the union of their FPR points; the macro
+    PR curve averages per-class interpolated precision on a 101-point recall grid. Their
+    ``area`` is the macro metric (mean of per-class areas).
+    """
+    y = np.asarray(y_true, dtype=int)
+    p = _normalised(proba)
+    n_classes = len(classes)
+    onehot = np.eye(n_classes)[y]
+    roc: dict[str, Curve] = {}
+    pr: dict[str, Curve] = {}
+    recall_grid = np.linspace(0.0, 1.0, 101)
+    for c, name in enumerate(classes):
+        if metrics.roc_auc_per_class.get(name) is None:
+            continue
+        fpr, tpr, _ = skm.roc_curve(onehot[:, c], p[:, c])
+        roc[name] = Curve(_rounded(fpr), _rounded(tpr), metrics.roc_auc_per_class[name])
+        precision, recall, _ = skm.precision_recall_curve(onehot[:, c], p[:, c])
+        pr[name] = Curve(_rounded(recall), _rounded(precision), metrics.average_precision_per_class[name])
+    if roc:
+        fpr, tpr, _ = skm.roc_curve(onehot.ravel(), p.ravel())
+        roc["micro"] = Curve(_rounded(fpr), _rounded(tpr), metrics.values.get("roc_auc_micro"))
+        per_class = [roc[name] for name in classes if name in roc]
+        grid = np.unique(np.concatenate([c.x for c in per_class]))
+        mean_tpr = np.mean([np.interp(grid, c.x, c.y) for c in per_class], axis=0)
+        roc["macro"] = Curve(_rounded(grid), _rounded(mean_tpr), metrics.values.get("roc_auc_macro"))
+        precision, recall, _ = skm.precision_recall_curve(onehot.ravel(), p.ravel())
+        pr["micro"] = Curve(_rounded(recall), _rounded(precision), metrics.values.get("average_precision_micro"))
+        interpolated = []
+        for name in classes:
+            if name in pr:
+                rec, prec = np.asarray(pr[name].x), np.asarray(pr[name].y)
+                # Interpolated precision: the best precision at any recall >= r.
+                best = np.maximum.accumulate(prec)  # recall decreases along sklearn's arrays
+                interpolated.append(np.interp(recall_grid, rec[::-1], best[::-1]))
+        pr["macro"] = Curve(
+            _rounded(recall_grid),
+            _rounded(np.mean(interpolated, axis=0)),
+            metrics.values.get("average_precision_macro"),
+        )
+    pred = p.argmax(axis=1)
+    confusion = skm.confusion_matrix(y, pred, labels=np.arange(n_classes))
+    row_sums = confusion.sum(axis=1, keepdims=True)
+    normalized = [
+        [float(v) for v in row / total] if total else [None] * n_classes
+        for row, total in zip(confusion, row_sums[:, 0], strict=True)
+    ]
+    return Curves(roc, pr, reliability_bins(y, p, ece_bins), confusion.tolist(), normalized)

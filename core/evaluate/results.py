@@ -1,0 +1,270 @@
+"""The result objects of an evaluation: plain dataclasses that round-trip through JSON.
+
+They hold no tensors: :mod:`core.figures.evaluation` draws them, :mod:`core.report` writes
+them into one HTML file, and the evaluation cache stores them as JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from core.serialization import JsonMixin
+
+EVALUATION_VERSION = 1
+"""Part of every evaluation-cache key: bump when a computation here changes."""
+
+
+@dataclass(frozen=True)
+class EvaluationOptions(JsonMixin):
+    """What an evaluation computes; part of the evaluation-cache key.
+
+    Attributes:
+        bootstrap: resamples for confidence intervals (0 disables them).
+        seed: seeds bootstrap, corruptions and permutations.
+        robustness: compute the missing-modality table, corruption sweeps and reliance.
+        reliance_repeats: permutations per modality.
+        ece_bins: equal-width confidence bins of ECE and the reliability diagram.
+        top_k: k values of top-k accuracy (only those below the number of classes are reported).
+        corruptions: names of the :data:`CORRUPTIONS` to sweep.
+        cost: measure latency, throughput and peak memory.
+        large_batch: batch size of the throughput and peak-memory measurements.
+    """
+
+    bootstrap: int = 1000
+    seed: int = 0
+    robustness: bool = True
+    reliance_repeats: int = 5
+    ece_bins: int = 15
+    top_k: tuple[int, ...] = (2, 3)
+    corruptions: tuple[str, ...] = ("image_noise", "image_occlusion", "audio_noise", "text_dropout")
+    cost: bool = True
+    large_batch: int = 64
+
+    def key(self) -> str:
+        """Hash of the options and :data:`EVALUATION_VERSION`."""
+        text = json.dumps({"version": EVALUATION_VERSION, **self.to_json()}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Metrics(JsonMixin):
+    """Scalar metrics of one set of predictions.
+
+    Attributes:
+        n: rows scored.
+        values: ``accuracy``, ``balanced_accuracy``, ``precision_macro``, ``recall_macro``,
+            ``f1_macro``, ``precision_weighted``, ``recall_weighted``, ``f1_weighted``,
+            ``log_loss``, ``top_<k>_accuracy``, ``roc_auc`` (binary: of the second class;
+            multiclass: = ``roc_auc_macro``), ``roc_auc_macro``, ``roc_auc_micro``,
+            ``average_precision_macro``, ``average_precision_micro``, ``brier``, ``ece``.
+            ``None`` where undefined (see ``undefined``).
+        roc_auc_per_class, average_precision_per_class: one-vs-rest, ``None`` for a class
+            absent from the split.
+        undefined: metric name -> why it is ``None``.
+        notes: human remarks (absent classes, single-class split).
+    """
+
+    n: int
+    values: dict[str, float | None]
+    roc_auc_per_class: dict[str, float | None]
+    average_precision_per_class: dict[str, float | None]
+    undefined: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Interval(JsonMixin):
+    """Point estimate and percentile bootstrap 95% interval (``None`` when undefined)."""
+
+    point: float | None
+    low: float | None
+    high: float | None
+
+
+@dataclass
+class Curve(JsonMixin):
+    """One ROC (x = FPR, y = TPR) or PR (x = recall, y = precision) curve and its area."""
+
+    x: list[float]
+    y: list[float]
+    area: float | None
+
+
+@dataclass
+class ReliabilityBins(JsonMixin):
+    """Equal-width confidence bins: mean confidence and accuracy (``None`` in empty bins)."""
+
+    lower: list[float]
+    upper: list[float]
+    count: list[int]
+    confidence: list[float | None]
+    accuracy: list[float | None]
+
+
+@dataclass
+class Curves(JsonMixin):
+    """Curves as data. ``roc`` and ``pr`` are keyed by class name, ``"micro"`` and ``"macro"``;
+    classes absent from the split have no curve. Confusion rows are true classes, columns
+    predictions; ``confusion_normalized`` rows sum to 1 (``None`` for absent classes)."""
+
+    roc: dict[str, Curve]
+    pr: dict[str, Curve]
+    reliability: ReliabilityBins
+    confusion: list[list[int]]
+    confusion_normalized: list[list[float | None]]
+
+
+@dataclass
+class SampleResult(JsonMixin):
+    """One scored row: the dashboard lists misclassified and disputed samples from these."""
+
+    id: str
+    label: str
+    prediction: str
+    probabilities: list[float]
+    correct: bool
+    present: list[str]
+    extras: dict[str, str]
+
+
+@dataclass
+class SubsetResult(JsonMixin):
+    """Metrics when only ``modalities`` are kept (the others marked absent)."""
+
+    modalities: list[str]
+    values: dict[str, float | None]
+
+
+@dataclass
+class CorruptionSweep(JsonMixin):
+    """Metric-vs-severity of one corruption; index 0 is the clean input.
+
+    Attributes:
+        name, modality, description: e.g. ``image_noise``, ``image``, ``Gaussian noise``.
+        parameter: what ``levels`` measure, e.g. ``noise std (fraction of range)``.
+        levels: the parameter at each severity (``None`` = clean).
+        level_labels: short tick labels.
+        values: per severity, :data:`SWEEP_METRICS` (no ranking metrics: a sweep holds many
+            points and these are what the curves show).
+        n_corrupted: rows that have the modality (the others are unaffected).
+    """
+
+    name: str
+    modality: str
+    description: str
+    parameter: str
+    levels: list[float | None]
+    level_labels: list[str]
+    values: list[dict[str, float | None]]
+    n_corrupted: int
+
+
+@dataclass
+class RelianceScore(JsonMixin):
+    """Accuracy drop when one modality's embeddings and presence are shuffled across rows."""
+
+    modality: str
+    mean_drop: float
+    std_drop: float
+    drops: list[float]
+
+
+@dataclass
+class Cost(JsonMixin):
+    """Size and speed on ``device``.
+
+    Latencies are medians over single-sample calls; throughputs are samples per second
+    at ``large_batch``. ``end_to_end`` starts from decoded samples (preprocessing +
+    encoders + fusion + head); ``fusion`` starts from embeddings. ``peak_memory_mb`` is
+    measured during the end-to-end large-batch pass; ``peak_memory_method`` says how.
+    """
+
+    device: str
+    parameters: int
+    fusion_parameters: int
+    large_batch: int
+    latency_ms_end_to_end: float
+    throughput_end_to_end: float
+    latency_ms_fusion: float
+    throughput_fusion: float
+    peak_memory_mb: float | None
+    peak_memory_method: str
+
+
+@dataclass
+class CheckpointEvaluation(JsonMixin):
+    """Everything measured for one checkpoint on one dataset split."""
+
+    name: str
+    path: str
+    sha256: str
+    fusion: str
+    kind: str
+    modalities: list[str]
+    classes: list[str]
+    dataset: str
+    dataset_fingerprint: str
+    split: str
+    n_rows: int
+    n_excluded: int
+    excluded_labels: dict[str, int]
+    metrics: Metrics
+    intervals: dict[str, Interval]
+    curves: Curves
+    samples: list[SampleResult]
+    missing_modality: list[SubsetResult]
+    corruptions: list[CorruptionSweep]
+    reliance: list[RelianceScore]
+    cost: Cost | None
+    options: EvaluationOptions
+    notes: list[str]
+    seconds: float
+
+
+@dataclass
+class PairedTest(JsonMixin):
+    """Paired comparison of checkpoints ``a`` and ``b`` on the rows both scored.
+
+    ``only_a_correct`` and ``only_b_correct`` are McNemar's discordant counts; the exact
+    p-value is a two-sided binomial test of them, the chi-squared one uses the continuity
+    correction. ``difference`` is accuracy(a) - accuracy(b) with a paired bootstrap interval;
+    ``bootstrap_p`` is the two-sided share of resamples on the other side of zero.
+    """
+
+    a: str
+    b: str
+    n: int
+    accuracy_a: float
+    accuracy_b: float
+    difference: Interval
+    both_correct: int
+    only_a_correct: int
+    only_b_correct: int
+    both_wrong: int
+    mcnemar_exact_p: float
+    mcnemar_chi2: float | None
+    mcnemar_chi2_p: float
+    bootstrap_p: float | None
+
+
+@dataclass
+class EvaluationReport(JsonMixin):
+    """Several checkpoints evaluated on the same split, with pairwise tests."""
+
+    dataset: str
+    dataset_fingerprint: str
+    split: str
+    created_at: str
+    device: str
+    versions: dict[str, str]
+    checkpoints: list[CheckpointEvaluation]
+    pairwise: list[PairedTest]
+    seconds: float
+
+    def by_name(self, name: str) -> CheckpointEvaluation:
+        for result in self.checkpoints:
+            if result.name == name:
+                return result
+        raise KeyError(name)

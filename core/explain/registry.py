@@ -1,0 +1,11 @@
+"""Every explanation method, by name: adding one is one new module and one line here."""
+
+from __future__ import annotations
+
+from core.explain.base import Explainer
+from core.explain.lime_explainer import LimeExplainer
+from core.explain.modality_shapley import ModalityShapley
+from core.explain.shap_explainer import ShapExplainer
+
+EXPLAINERS: dict[str, Explainer] = {e.name: e for e in (ModalityShapley(), ShapExplainer(), LimeExplainer())}
+"""Method name -> explainer, in the order ``"all"`` runs them."""

@@ -1,0 +1,202 @@
+"""The one batched inference path: encoders, fusion heads and whole models.
+
+Every prediction, embedding, evaluation and explanation runs through these functions:
+batches under ``torch.inference_mode()``, autocast only on CUDA (:func:`core.device.autocast`),
+probabilities as float32 softmax on the CPU, and a batch that runs out of device memory
+is halved and retried (the smaller size is kept for the rest of the call, and for later
+calls that share the same :class:`BatchSize`).
+
+>>> probabilities = predict_proba(loaded.model, [sample])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from core.device import autocast, is_out_of_memory, move_to
+from core.encoders.base import Encoder
+from core.model import MultimodalClassifier
+from core.sample import DecodedSample
+from core.serialization import JsonMixin
+
+T = TypeVar("T")
+
+CLASSIFY_BATCH = 4096
+"""Rows per fusion + head call: cheap on embeddings, so only memory bounds it."""
+
+
+@dataclass
+class BatchSize:
+    """A batch size that out-of-memory errors shrink; share one to keep the lesson across calls."""
+
+    value: int
+
+    def __post_init__(self) -> None:
+        self.value = max(1, int(self.value))
+
+
+def run_in_batches(
+    step: Callable[[int, int], T],
+    total: int,
+    batch: BatchSize,
+    device: torch.device,
+    *,
+    before_batch: Callable[[], None] | None = None,
+    after_batch: Callable[[int], None] | None = None,
+) -> list[T]:
+    """``step(start, stop)`` over ``range(total)`` in batches of ``batch.value``.
+
+    A batch that runs out of device memory is retried at half the size (down to 1, where
+    the error is raised). ``before_batch`` runs before each batch (a cancel check raises
+    there); ``after_batch(done)`` after each one, with the rows done so far.
+    """
+    outputs: list[T] = []
+    start = 0
+    while start < total:
+        if before_batch is not None:
+            before_batch()
+        size = min(batch.value, total - start)
+        try:
+            outputs.append(step(start, start + size))
+        except Exception as err:
+            if not is_out_of_memory(err) or size == 1:
+                raise
+            batch.value = max(1, size // 2)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            continue
+        start += size
+        if after_batch is not None:
+            after_batch(start)
+    return outputs
+
+
+def encode(
+    encoder: Encoder,
+    values: Sequence[Any],
+    device: torch.device,
+    *,
+    batch: BatchSize | None = None,
+    prepare: Callable[[Any], Any] | None = None,
+    before_batch: Callable[[], None] | None = None,
+    after_batch: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """Embeddings ``float32 [len(values), out_dim]`` on ``device`` of decoded ``values``.
+
+    Args:
+        encoder: an encoder in eval mode, already on ``device`` (it is not modified).
+        values: decoded inputs of its modality (a lazy sequence is read batch by batch).
+        prepare: turns one value into encoder input (default ``encoder.prepare``).
+    """
+    prepare = prepare or encoder.prepare
+    batch = batch or BatchSize(256)
+
+    def step(start: int, stop: int) -> torch.Tensor:
+        inputs = encoder.collate([prepare(v) for v in values[start:stop]])
+        with torch.inference_mode(), autocast(device):
+            return encoder(move_to(inputs, device)).float()
+
+    chunks = run_in_batches(step, len(values), batch, device, before_batch=before_batch, after_batch=after_batch)
+    return torch.cat(chunks) if chunks else torch.zeros(0, encoder.out_dim, device=device)
+
+
+def classify_proba(
+    model: MultimodalClassifier,
+    embeddings: dict[str, torch.Tensor],
+    present: torch.Tensor,
+    *,
+    batch: BatchSize | None = None,
+    logits: bool = False,
+) -> np.ndarray:
+    """Fusion + head on embeddings: probabilities ``[N, C]`` (float32, CPU), or the logits.
+
+    ``embeddings`` may live on the CPU (an embedding store) or the device (an explanation).
+    """
+    device = model.device
+    n_rows = int(present.shape[0])
+
+    def step(start: int, stop: int) -> np.ndarray:
+        chunk = {m: embeddings[m][start:stop].to(device, non_blocking=True) for m in model.modalities}
+        with torch.inference_mode(), autocast(device):
+            out = model.classify(chunk, present[start:stop]).float()
+        return (out if logits else torch.softmax(out, dim=-1)).cpu().numpy()
+
+    chunks = run_in_batches(step, n_rows, batch or BatchSize(CLASSIFY_BATCH), device)
+    return np.concatenate(chunks) if chunks else np.zeros((0, len(model.classes)), dtype=np.float32)
+
+
+def predict_proba(
+    model: MultimodalClassifier, samples: Sequence[DecodedSample], *, batch: BatchSize | None = None
+) -> np.ndarray:
+    """Class probabilities ``[N, C]`` of decoded samples: prepare, encode, fuse, softmax.
+
+    Never changes the module's train/eval mode: a loaded model is shared read-only between
+    threads (loading puts it in eval mode once).
+    """
+    device = model.device
+
+    def step(start: int, stop: int) -> np.ndarray:
+        prepared = model.prepare(list(samples[start:stop]))
+        with torch.inference_mode(), autocast(device):
+            out = model.classify(model.embed(prepared), prepared.present).float()
+        return torch.softmax(out, dim=-1).cpu().numpy()
+
+    chunks = run_in_batches(step, len(samples), batch or BatchSize(64), device)
+    return np.concatenate(chunks) if chunks else np.zeros((0, len(model.classes)), dtype=np.float32)
+
+
+@dataclass
+class Prediction(JsonMixin):
+    """One checkpoint's prediction for one sample.
+
+    Attributes:
+        checkpoint, fusion: the checkpoint's name and strategy.
+        classes: class names; ``probabilities[i]`` belongs to ``classes[i]``.
+        prediction: the most probable class.
+        used_modalities: the sample's modalities the checkpoint reads.
+        ignored_modalities: the sample's modalities it does not use.
+    """
+
+    checkpoint: str
+    fusion: str
+    classes: list[str]
+    probabilities: list[float]
+    prediction: str
+    used_modalities: list[str]
+    ignored_modalities: list[str] = field(default_factory=list)
+
+    @property
+    def confidence(self) -> float:
+        return max(self.probabilities)
+
+    def ranking(self) -> list[tuple[str, float]]:
+        """``(class, probability)`` pairs, most probable first."""
+        return sorted(zip(self.classes, self.probabilities, strict=True), key=lambda pair: -pair[1])
+
+
+def predict(loaded: Any, sample: DecodedSample) -> Prediction | None:
+    """The prediction of a loaded checkpoint (:class:`core.checkpoints.LoadedCheckpoint`) for one
+    sample, or ``None`` when the sample has none of the modalities the checkpoint reads.
+
+    The CLI's ``predict`` and the dashboard's Predict page both call this.
+    """
+    model: MultimodalClassifier = loaded.model
+    present = sample.present()
+    used = [m for m in present if m in model.modalities]
+    if not used:
+        return None
+    probabilities = predict_proba(model, [sample])[0]
+    return Prediction(
+        checkpoint=loaded.name,
+        fusion=loaded.card.fusion,
+        classes=list(model.classes),
+        probabilities=[float(p) for p in probabilities],
+        prediction=model.classes[int(np.argmax(probabilities))],
+        used_modalities=used,
+        ignored_modalities=[m for m in present if m not in model.modalities],
+    )

@@ -1,0 +1,19 @@
+"""Training: stage 1 trains the built-in encoders (the ``<modality>-only`` baselines), stage 2
+trains every fusion strategy on the same frozen encoders.
+
+=============  ============================================================
+module         what it holds
+=============  ============================================================
+``config``     :class:`TrainConfig`, :class:`TrainResult`, model names
+``trainer``    :class:`Trainer`: the two stages, checkpoints and their cards
+``loop``       the epoch loop (AdamW, early stopping, DDP under torchrun)
+``resume``     per-epoch state on disk, so ``--resume`` continues a killed run
+``events``     progress events as JSON lines (written by a run, read by the dashboard)
+``runs``       background training runs: start, list, follow, cancel
+=============  ============================================================
+"""
+
+from core.train.config import BASELINE_SUFFIX, TrainConfig, TrainResult, parse_model_names
+from core.train.trainer import Trainer
+
+__all__ = ["BASELINE_SUFFIX", "TrainConfig", "TrainResult", "Trainer", "parse_model_names"]

@@ -1,0 +1,259 @@
+"""Training runs in the background: start, list, read progress, cancel.
+
+A run is ``python -m core train ... --events <run>/events.jsonl`` started as its own
+process session, so it outlives the page, the browser tab and even the dashboard
+server. Everything about a run lives in its folder ``runs/<run-id>/``:
+
+- ``run.json``: the arguments, pid, status and timestamps (written atomically);
+- ``events.jsonl``: progress events of :class:`core.train.Trainer` (:mod:`core.train.events`);
+- ``log.txt``: the process's stdout and stderr.
+
+The dashboard's Train page renders :class:`RunState` objects read from these files;
+nothing here knows about Streamlit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.atomic import pid_alive, write_text_atomic
+from core.errors import TrainingError
+from core.settings import PROJECT_ROOT, settings
+from core.train.events import read_events
+
+RUN_FILE = "run.json"
+EVENTS_FILE = "events.jsonl"
+LOG_FILE = "log.txt"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What to train.
+
+    Args:
+        data: dataset folder.
+        out: checkpoint folder the run writes into.
+        models: fusion names and ``<modality>-only`` baselines (see :func:`core.train.parse_model_names`).
+        encoders: modality -> encoder choice (``builtin``, a pretrained name, ``hf:<name-or-dir>``).
+        epochs: max epochs of each fusion head.
+        encoder_epochs: max epochs of each built-in encoder.
+    """
+
+    data: str
+    out: str
+    models: tuple[str, ...]
+    encoders: dict[str, str] = field(default_factory=dict)
+    epochs: int = 60
+    encoder_epochs: int = 30
+
+    def command(self, events: Path) -> list[str]:
+        """The ``python -m core train`` command line of this spec."""
+        if not self.models:
+            raise TrainingError("Choose at least one strategy or baseline to train.")
+        cmd = [
+            sys.executable, "-m", "core", "train",
+            "--data", self.data,
+            "--out", self.out,
+            "--fusion", ",".join(self.models),
+            "--epochs", str(self.epochs),
+            "--encoder-epochs", str(self.encoder_epochs),
+            "--events", str(events),
+            "--quiet",
+        ]
+        encoders = ",".join(f"{m}={c}" for m, c in sorted(self.encoders.items()) if c)
+        if encoders:
+            cmd += ["--encoders", encoders]
+        return cmd
+
+
+@dataclass
+class RunState:
+    """A run as read from its folder.
+
+    Attributes:
+        id, path: run id and folder.
+        spec: what it trains.
+        pid: process id of the training process.
+        status: ``running``, ``finished``, ``failed`` or ``cancelled``.
+        started_at, ended_at: ISO timestamps (``ended_at`` None while running).
+        exit_code: of the process when known.
+        events: every event written so far, in order.
+        stage: the latest ``stage`` event's text.
+        saved: names of checkpoints written so far.
+        log_tail: the last lines of ``log.txt`` (shown when a run failed).
+    """
+
+    id: str
+    path: Path
+    spec: RunSpec
+    pid: int
+    status: str
+    started_at: str
+    ended_at: str | None
+    exit_code: int | None
+    events: list[dict[str, Any]]
+    stage: str
+    saved: list[str]
+    log_tail: str
+
+    @property
+    def progress(self) -> float:
+        """Fraction done: finished models plus the running model's share of its epochs."""
+        if self.status == "finished":
+            return 1.0
+        total = max(len(self.spec.models), 1)
+        current = 0.0
+        for event in reversed(self.events):
+            if event.get("event") == "epoch" and event.get("model") not in self.saved:
+                current = event.get("epoch", 0) / max(event.get("epochs", 1), 1)
+                break
+        return min((len(self.saved_requested) + current) / total, 1.0)
+
+    @property
+    def saved_requested(self) -> list[str]:
+        """The requested models saved so far (training also saves the baselines of the
+        encoders it trains, which were not necessarily asked for)."""
+        return [name for name in self.saved if name in self.spec.models]
+
+    def epochs(self) -> list[dict[str, Any]]:
+        """Every ``epoch`` event (model, epoch, train_loss, val_loss, val_accuracy)."""
+        return [e for e in self.events if e.get("event") == "epoch"]
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    write_text_atomic(path, json.dumps(payload, indent=2))
+
+
+def start_run(spec: RunSpec, runs_dir: str | Path | None = None) -> RunState:
+    """Start training ``spec`` in a background process and return its state.
+
+    The process gets its own session so a cancel can stop it and all its children,
+    and so closing the dashboard does not kill it.
+    """
+    root = Path(runs_dir) if runs_dir is not None else settings().runs_dir
+    run_id = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    folder = root / run_id
+    folder.mkdir(parents=True)
+    events = folder / EVENTS_FILE
+    command = spec.command(events)
+    with open(folder / LOG_FILE, "wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    _write_json_atomic(
+        folder / RUN_FILE,
+        {
+            "id": run_id,
+            "spec": {**asdict(spec), "models": list(spec.models)},
+            "command": command,
+            "pid": process.pid,
+            "status": "running",
+            "started_at": _now(),
+            "ended_at": None,
+            "exit_code": None,
+        },
+    )
+    return read_run(folder)
+
+
+def _exit_code(pid: int) -> int | None:
+    """The exit code if ``pid`` has ended, ``None`` while it runs.
+
+    A child of this process must be reaped (``waitpid``), or it stays a zombie that
+    looks alive; a process started by an earlier server is not our child, and once it
+    ends it is simply gone (its exit code is then unknown: -1).
+    """
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None if pid_alive(pid) else -1
+    if done == 0:
+        return None
+    return os.waitstatus_to_exitcode(status)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    if not path.is_file():
+        return ""
+    with open(path, "rb") as handle:
+        handle.seek(max(0, path.stat().st_size - 16_000))
+        text = handle.read().decode("utf-8", errors="replace")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def read_run(folder: str | Path) -> RunState:
+    """Read a run folder, settling a ``running`` status whose process has ended."""
+    folder = Path(folder)
+    info = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
+    events = read_events(folder / EVENTS_FILE)
+    if info["status"] in ("running", "cancelled") and info.get("exit_code") is None:
+        code = _exit_code(info["pid"])
+        if code is not None:
+            info["exit_code"] = code
+            if info["status"] == "running":
+                finished = any(e.get("event") == "done" for e in events)
+                info.update(status="finished" if finished else "failed", ended_at=_now())
+            _write_json_atomic(folder / RUN_FILE, info)
+    spec = info["spec"]
+    stages = [e["stage"] for e in events if e.get("event") == "stage"]
+    return RunState(
+        id=info["id"],
+        path=folder,
+        spec=RunSpec(**{**spec, "models": tuple(spec["models"])}),
+        pid=info["pid"],
+        status=info["status"],
+        started_at=info["started_at"],
+        ended_at=info.get("ended_at"),
+        exit_code=info.get("exit_code"),
+        events=events,
+        stage=stages[-1] if stages else "starting",
+        saved=[e["model"] for e in events if e.get("event") == "saved"],
+        log_tail=_tail(folder / LOG_FILE),
+    )
+
+
+def list_runs(runs_dir: str | Path | None = None) -> list[RunState]:
+    """Every run under ``runs_dir``, newest first; unreadable folders are skipped."""
+    root = Path(runs_dir) if runs_dir is not None else settings().runs_dir
+    if not root.is_dir():
+        return []
+    runs = []
+    for folder in sorted((p for p in root.iterdir() if (p / RUN_FILE).is_file()), reverse=True):
+        try:
+            runs.append(read_run(folder))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return runs
+
+
+def cancel_run(folder: str | Path) -> RunState:
+    """Stop a running run (its whole process group) and mark it ``cancelled``."""
+    folder = Path(folder)
+    state = read_run(folder)
+    if state.status != "running":
+        return state
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # it may have just ended
+        os.killpg(state.pid, signal.SIGTERM)
+    info = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
+    info.update(status="cancelled", ended_at=_now())
+    _write_json_atomic(folder / RUN_FILE, info)
+    return read_run(folder)

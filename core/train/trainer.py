@@ -1,0 +1,356 @@
+"""Training: unimodal encoders first, then every fusion strategy on the same frozen encoders.
+
+Stage 1 trains each built-in encoder end to end as a unimodal classifier (these are also
+the ``<modality>-only`` baselines); pretrained encoders are used frozen as they are.
+Stage 2 trains each fusion strategy's fusion module and head on cached embeddings of
+those encoders, with modality dropout so that missing modalities at inference are
+in-distribution. Because every strategy sees the very same encoders, differences
+between checkpoints are due to fusion alone, and a fusion head trains in seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from core import distributed
+from core.card import DatasetInfo, TrainingInfo
+from core.checkpoints import load_checkpoint, read_card, save_checkpoint
+from core.data import Dataset, Record, load_modality
+from core.device import describe_device, pick_device
+from core.embeddings import EmbeddedRecords, classify_embedded, embed_records, labels_to_indices
+from core.encoders import encoder_from_choice
+from core.encoders.base import Encoder
+from core.encoders.cache import EmbeddingCache
+from core.errors import CheckpointError, TrainingError
+from core.evaluate.metrics import headline_metrics
+from core.fusion import FUSIONS, build_fusion
+from core.io import SAMPLE_RATE
+from core.model import MultimodalClassifier
+from core.train.config import BASELINE_SUFFIX, TrainConfig, TrainResult
+from core.train.events import ProgressCallback
+from core.train.loop import TrainingSet, fit
+from core.train.resume import clear_fit_state
+
+SPLITS = ("train", "val", "test")
+
+
+class Trainer:
+    """Trains the requested models on one dataset and writes their checkpoints.
+
+    Built-in encoders are trained first (stage 1) and always saved as the ``<m>-only``
+    baselines, since every fusion checkpoint is built on them; fusion heads follow
+    (stage 2). Under torchrun every rank runs this, rank 0 alone writes files.
+
+    Args:
+        dataset: a validated :class:`core.data.Dataset`.
+        out_dir: checkpoints are written to ``out_dir/<name>``; per-epoch training state
+            to ``out_dir/.state/<name>`` until the checkpoint is complete.
+        config: hyper-parameters and encoder choices.
+        cache: on-disk embedding cache (``None`` disables it).
+        show_progress: tqdm bars on stderr.
+        callback: receives progress events (see :mod:`core.train.events`) for UIs.
+        resume: keep checkpoints already complete for this dataset and config, and continue
+            interrupted ones from their last saved epoch.
+
+    Raises:
+        TrainingError: the dataset has no training or no validation rows.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        out_dir: str | Path,
+        config: TrainConfig | None = None,
+        *,
+        cache: EmbeddingCache | None = None,
+        show_progress: bool = True,
+        callback: ProgressCallback | None = None,
+        resume: bool = False,
+    ):
+        self.dataset = dataset
+        self.out_dir = Path(out_dir)
+        self.config = config or TrainConfig()
+        self.cache = cache
+        self.show_progress = show_progress
+        self.ctx = distributed.context()
+        self.callback = callback if self.ctx.is_main else None
+        self.resume = resume
+        self.device = distributed.device_for_rank(pick_device(self.config.device))
+        self.modalities = dataset.modalities()
+        self.classes = dataset.classes
+        self.splits = {s: dataset.split(s) for s in SPLITS}
+        if not self.splits["train"]:
+            raise TrainingError("The dataset has no training rows.")
+        if not self.splits["val"]:
+            raise TrainingError("The dataset has no validation rows (split 'val'); early stopping needs them.")
+        self._config_json = json.loads(json.dumps(asdict(self.config)))
+        self._encoders: dict[str, Encoder] = {}
+        self._results: dict[str, TrainResult] = {}
+
+    def _emit(self, **event: Any) -> None:
+        if self.callback is not None:
+            self.callback(event)
+
+    # ------------------------------------------------------------------ the run
+    def run(self, names: list[str]) -> list[TrainResult]:
+        """Train every model in ``names`` (fusion names and ``<m>-only`` baselines)."""
+        self._emit(event="start", models=names, device=describe_device(self.device))
+        if self.resume:
+            for name in names:
+                done = self._completed(name)
+                if done is not None:
+                    self._results[name] = done
+                    self._emit(event="skipped", model=name, path=str(done.path), reason="already complete")
+        fusions = [n for n in names if n in FUSIONS and n not in self._results]
+        baselines = [n[: -len(BASELINE_SUFFIX)] for n in names if n.endswith(BASELINE_SUFFIX)]
+        needed = self.modalities if fusions else [m for m in baselines if f"{m}{BASELINE_SUFFIX}" not in self._results]
+        self._prepare_encoders(needed)  # stage 1: trains the built-in encoders, saving their baselines
+        for modality in baselines:
+            if f"{modality}{BASELINE_SUFFIX}" not in self._results:
+                self._train_frozen_baseline(modality)
+        if fusions:
+            embedded = self._embed_splits(self._probe_model())
+            for name in fusions:
+                self._train_fusion(name, embedded)
+        results = [self._results[n] for n in names]
+        self._emit(event="done", results=[{"name": r.name, "path": str(r.path), "metrics": r.metrics} for r in results])
+        return results
+
+    def _completed(self, name: str) -> TrainResult | None:
+        """The checkpoint ``name`` if it is complete and was trained on this dataset with this config."""
+        try:
+            card = read_card(self.out_dir / name)
+        except CheckpointError:
+            return None
+        if card.dataset.fingerprint != self.dataset.fingerprint or card.training.config != self._config_json:
+            return None
+        return TrainResult(name, self.out_dir / name, card.metrics, card.training.epochs_run, 0.0)
+
+    def _state_dir(self, name: str) -> Path:
+        return self.out_dir / ".state" / name
+
+    def _state_key(self, name: str, model: MultimodalClassifier) -> str:
+        spec = {
+            "name": name,
+            "dataset": self.dataset.fingerprint,
+            "config": self._config_json,
+            "tensors": {k: list(v.shape) for k, v in model.state_dict().items()},
+        }
+        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+    # ------------------------------------------------------------------ stage 1: encoders
+    def _prepare_encoders(self, modalities: list[str]) -> None:
+        """Build every encoder of ``modalities``: built-in ones are trained here (or, with
+        ``resume``, loaded from their complete baseline checkpoint), pretrained ones loaded
+        frozen. Afterwards every encoder is frozen for the fusion stage."""
+        for modality in modalities:
+            if modality in self._encoders:
+                continue
+            choice = self.config.encoders.get(modality, "builtin")
+            corpus = [r.text for r in self.splits["train"] if r.text] if modality == "text" else None
+            torch.manual_seed(self.config.seed)
+            encoder = encoder_from_choice(modality, choice, corpus=corpus).to(self.device)
+            if encoder.trainable:
+                name = f"{modality}{BASELINE_SUFFIX}"
+                done = self._results.get(name) or (self._completed(name) if self.resume else None)
+                if done is not None:
+                    encoder = load_checkpoint(done.path, device=self.device).model.encoders[modality]
+                    self._results[name] = done
+                else:
+                    self._train_encoder(modality, encoder)
+            encoder.eval()
+            encoder.requires_grad_(False)
+            self._encoders[modality] = encoder
+
+    def _unimodal_model(self, modality: str, encoder: Encoder) -> MultimodalClassifier:
+        torch.manual_seed(self.config.seed)
+        fusion = build_fusion(
+            "early",
+            in_dims={modality: encoder.out_dim},
+            num_classes=len(self.classes),
+            hidden=self.config.hidden,
+            dropout=self.config.dropout,
+        )
+        return MultimodalClassifier({modality: encoder}, fusion, self.classes).to(self.device)
+
+    def _train_encoder(self, modality: str, encoder: Encoder) -> None:
+        """The encoder and a unimodal head, end to end; saved as the ``<modality>-only`` baseline."""
+        start = time.perf_counter()
+        name = f"{modality}{BASELINE_SUFFIX}"
+        self._emit(event="stage", stage=f"training the {modality} encoder")
+        model = self._unimodal_model(modality, encoder)
+        sets = {}
+        for split in ("train", "val"):
+            records = self.splits[split]
+            sets[split] = TrainingSet(
+                inputs={modality: _prepared_inputs(records, encoder, modality, self.dataset)},
+                embeddings={},
+                present=_present_matrix(records, [modality]),
+                labels=labels_to_indices([r.label for r in records], self.classes),
+            )
+        history, best_epoch = self._fit(
+            name, model, list(model.parameters()), sets, self.config.encoder_epochs, self.config.encoder_lr, 0.0
+        )
+        self._finish(name, "unimodal", model, history, best_epoch, time.perf_counter() - start)
+
+    def _train_frozen_baseline(self, modality: str) -> None:
+        """A frozen pretrained encoder's baseline: a head trained on its cached embeddings."""
+        start = time.perf_counter()
+        name = f"{modality}{BASELINE_SUFFIX}"
+        model = self._unimodal_model(modality, self._encoders[modality])
+        history, best_epoch = self._fit_head(model, self._embed_splits(model), name, modality_dropout=0.0)
+        self._finish(name, "unimodal", model, history, best_epoch, time.perf_counter() - start)
+
+    # ------------------------------------------------------------------ stage 2: fusion
+    def _probe_model(self) -> MultimodalClassifier:
+        """A model over every encoder, only used to embed the splits once for all fusions."""
+        encoders = {m: self._encoders[m] for m in self.modalities}
+        in_dims = {m: e.out_dim for m, e in encoders.items()}
+        probe = MultimodalClassifier(encoders, build_fusion("early", in_dims=in_dims, num_classes=len(self.classes)), self.classes)
+        return probe.to(self.device)
+
+    def _embed_splits(self, model: MultimodalClassifier) -> dict[str, EmbeddedRecords]:
+        self._emit(event="stage", stage="computing embeddings")
+        bar = tqdm(desc="embeddings", unit="sample", disable=not (self.show_progress and self.ctx.is_main), leave=False)
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        out = {
+            split: embed_records(model, records, cache=self.cache, limits=self.dataset.limits, progress=progress)
+            for split, records in self.splits.items()
+        }
+        bar.close()
+        return out
+
+    def _fit_head(
+        self, model: MultimodalClassifier, embedded: dict[str, EmbeddedRecords], name: str, modality_dropout: float
+    ) -> tuple[list[dict[str, float]], int]:
+        sets = {
+            split: TrainingSet({}, embedded[split].embeddings, embedded[split].present, embedded[split].labels)
+            for split in ("train", "val")
+        }
+        params = [p for n, p in model.named_parameters() if not n.startswith("encoders.")]
+        return self._fit(name, model, params, sets, self.config.fusion_epochs, self.config.fusion_lr, modality_dropout)
+
+    def _fit(
+        self,
+        name: str,
+        model: MultimodalClassifier,
+        params: list[nn.Parameter],
+        sets: dict[str, TrainingSet],
+        epochs: int,
+        lr: float,
+        modality_dropout: float,
+    ) -> tuple[list[dict[str, float]], int]:
+        """:func:`core.train.loop.fit` with this run's device, progress, callback and resumable state."""
+        return fit(
+            model,
+            params,
+            sets["train"],
+            sets["val"],
+            epochs=epochs,
+            lr=lr,
+            config=self.config,
+            modality_dropout=modality_dropout,
+            device=self.device,
+            label=name,
+            show_progress=self.show_progress,
+            callback=self.callback,
+            state_dir=self._state_dir(name),
+            state_key=self._state_key(name, model),
+            resume=self.resume,
+        )
+
+    def _train_fusion(self, name: str, embedded: dict[str, EmbeddedRecords]) -> None:
+        start = time.perf_counter()
+        self._emit(event="stage", stage=f"training {name} fusion")
+        encoders = {m: self._encoders[m] for m in self.modalities}
+        torch.manual_seed(self.config.seed)
+        fusion = build_fusion(
+            name,
+            in_dims={m: e.out_dim for m, e in encoders.items()},
+            num_classes=len(self.classes),
+            hidden=self.config.hidden,
+            dropout=self.config.dropout,
+        )
+        model = MultimodalClassifier(encoders, fusion, self.classes).to(self.device)
+        history, best_epoch = self._fit_head(model, embedded, name, self.config.modality_dropout)
+        self._finish(name, "fusion", model, history, best_epoch, time.perf_counter() - start, embedded)
+
+    # ------------------------------------------------------------------ saving
+    def _finish(
+        self,
+        name: str,
+        kind: str,
+        model: MultimodalClassifier,
+        history: list[dict[str, float]],
+        best_epoch: int,
+        seconds: float,
+        embedded: dict[str, EmbeddedRecords] | None = None,
+    ) -> None:
+        embedded = embedded if embedded is not None and set(model.modalities) == set(self.modalities) else None
+        metrics = {}
+        for split in ("val", "test"):
+            if not self.splits[split]:
+                continue
+            if embedded is not None:
+                data = embedded[split]
+            else:
+                data = embed_records(model, self.splits[split], cache=self.cache, limits=self.dataset.limits)
+            metrics[split] = headline_metrics(data.labels.numpy(), classify_embedded(model, data))
+        path = self.out_dir / name
+        if self.ctx.is_main:
+            save_checkpoint(
+                model,
+                path,
+                name=name,
+                kind=kind,
+                dataset=DatasetInfo(
+                    path=str(self.dataset.root),
+                    fingerprint=self.dataset.fingerprint,
+                    splits={s: len(r) for s, r in self.splits.items()},
+                ),
+                training=TrainingInfo(
+                    config=self._config_json,
+                    device=describe_device(self.device),
+                    world_size=self.ctx.world,
+                    epochs_run=len(history),
+                    best_epoch=best_epoch,
+                    seconds=round(seconds, 3),
+                    encoders_frozen_in_fusion=kind == "fusion",
+                    history=history,
+                ),
+                metrics=metrics,
+                preprocessing={"sample_rate": SAMPLE_RATE},
+            )
+            clear_fit_state(self._state_dir(name))
+        distributed.barrier()
+        self._emit(event="saved", model=name, path=str(path), metrics=metrics)
+        self._results[name] = TrainResult(name, path, metrics, len(history), seconds)
+
+
+def _prepared_inputs(records: list[Record], encoder: Encoder, modality: str, dataset: Dataset) -> list[Any]:
+    """One prepared encoder input per record (``None`` where the modality is absent)."""
+    out: list[Any] = []
+    for record in records:
+        value = load_modality(record, modality, dataset.limits)
+        out.append(encoder.prepare(value) if value is not None else None)
+    return out
+
+
+def _present_matrix(records: list[Record], modalities: list[str]) -> torch.Tensor:
+    return torch.tensor([[getattr(r, m) is not None for m in modalities] for r in records], dtype=torch.bool).reshape(
+        len(records), len(modalities)
+    )

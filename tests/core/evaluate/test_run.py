@@ -1,0 +1,63 @@
+"""Evaluating checkpoints end to end on a tiny dataset: the report, its JSON, disagreements, errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from core.data import Dataset
+from core.errors import EvaluationError
+from core.evaluate import EvaluationOptions, EvaluationReport, Metrics, disagreements, evaluate, evaluate_checkpoint
+from tests.core.evaluate.conftest import FAST
+
+
+def test_report_holds_everything_and_round_trips_json(report):
+    early = report.by_name("early")
+    assert early.n_rows == 20 and early.n_excluded == 0 and len(early.samples) == 20
+    assert {"image_state", "audio_state", "text_state"} <= set(early.samples[0].extras)
+    assert early.cost.parameters > early.cost.fusion_parameters > 0
+    assert early.cost.latency_ms_end_to_end > early.cost.latency_ms_fusion > 0
+    assert set(early.curves.roc) >= {"micro", "macro"}
+    assert len(report.pairwise) == 1
+    text = json.dumps(report.to_json())
+    assert "NaN" not in text
+    again = EvaluationReport.from_json(text)
+    assert again.to_json() == report.to_json()
+    assert isinstance(again.checkpoints[0].metrics, Metrics)
+
+
+def test_disagreements_list_rows_predicted_differently(report):
+    rows = disagreements(report)
+    preds = {
+        name: {s.id: s.prediction for s in r.samples}
+        for name, r in zip(["early", "late"], report.checkpoints, strict=True)
+    }
+    expected = [i for i in preds["early"] if preds["early"][i] != preds["late"][i]]
+    assert [r["id"] for r in rows] == expected
+    for row in rows:
+        assert set(row["predictions"]) == {"early", "late"} and "image_state" in row["extras"]
+
+
+def test_unknown_labels_are_excluded_and_counted(tiny):
+    result = evaluate([tiny.paths["five"]], tiny.dataset, "test", FAST).checkpoints[0]
+    assert result.n_excluded == 10 and sum(result.excluded_labels.values()) == 10
+    assert result.metrics.n == 10
+    assert any("left out" in note for note in result.notes)
+    assert result.metrics.roc_auc_per_class["other"] is None
+    assert len(result.missing_modality) == 1 and [s.modality for s in result.corruptions] == ["image", "image"]
+    with pytest.raises(EvaluationError, match="Unknown corruption"):
+        evaluate([tiny.paths["five"]], tiny.dataset, "test", EvaluationOptions(corruptions=("blur",)))
+
+
+def test_empty_split_and_no_known_label_give_clear_errors(tiny):
+    options = EvaluationOptions(bootstrap=0, robustness=False, cost=False)
+    five_only = [r for r in tiny.dataset.split("test") if r.label not in tiny.dataset.classes[:5]]
+    narrowed = Dataset(tiny.dataset.root, five_only, tiny.dataset.classes, "fp", limits=tiny.dataset.limits)
+    with pytest.raises(EvaluationError, match="has a label the checkpoint"):
+        evaluate_checkpoint(tiny.paths["five"], narrowed, "test", options)
+    with pytest.raises(EvaluationError, match="is empty"):
+        evaluate_checkpoint(tiny.paths["five"], narrowed, "val", options)
+
+
+def test_result_paths_are_plain_strings(report):
+    assert isinstance(report.checkpoints[0].path, str) and Path(report.checkpoints[0].path).is_dir()

@@ -1,0 +1,76 @@
+"""The one batched inference path: batching does not change answers, out-of-memory halves, predict()."""
+
+import numpy as np
+import pytest
+import torch
+
+from core.checkpoints import load_checkpoint
+from core.data import load_sample
+from core.inference import BatchSize, classify_proba, encode, predict, predict_proba, run_in_batches
+from core.sample import DecodedSample
+from tests.core.toy import toy_model, toy_sample
+
+
+def test_batch_size_does_not_change_probabilities():
+    model = toy_model("gated")
+    samples = [toy_sample(seed) for seed in range(5)]
+    together = predict_proba(model, samples, batch=BatchSize(5))
+    apart = predict_proba(model, samples, batch=BatchSize(2))
+    np.testing.assert_allclose(together, apart, atol=1e-6)
+    np.testing.assert_allclose(together.sum(axis=1), 1.0, atol=1e-6)
+    assert predict_proba(model, []).shape == (0, 3)
+
+
+def test_classify_proba_equals_the_whole_model_and_gives_logits():
+    model = toy_model("attention")
+    samples = [toy_sample(seed) for seed in range(3)]
+    prepared = model.prepare(samples)
+    with torch.inference_mode():
+        embeddings = model.embed(prepared)
+    probabilities = classify_proba(model, embeddings, prepared.present, batch=BatchSize(2))
+    np.testing.assert_allclose(probabilities, predict_proba(model, samples), atol=1e-6)
+    logits = classify_proba(model, embeddings, prepared.present, logits=True)
+    np.testing.assert_allclose(torch.softmax(torch.from_numpy(logits), -1).numpy(), probabilities, atol=1e-6)
+
+
+def test_out_of_memory_halves_and_the_smaller_size_is_kept():
+    sizes = []
+
+    def step(start: int, stop: int) -> int:
+        sizes.append(stop - start)
+        if stop - start > 3:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return stop - start
+
+    batch = BatchSize(16)
+    assert sum(run_in_batches(step, 10, batch, torch.device("cpu"))) == 10
+    assert sizes[:3] == [10, 5, 2] and batch.value == 2
+    with pytest.raises(RuntimeError, match="shape"):
+        run_in_batches(lambda a, b: (_ for _ in ()).throw(RuntimeError("shape mismatch")), 4, BatchSize(4), torch.device("cpu"))
+
+
+def test_encode_reads_a_lazy_sequence_batch_by_batch():
+    model = toy_model()
+    images = [toy_sample(seed).image for seed in range(5)]
+    seen = []
+
+    class Lazy:
+        def __len__(self):
+            return len(images)
+
+        def __getitem__(self, index):
+            seen.append(index)
+            return images[index]
+
+    vectors = encode(model.encoders["image"], Lazy(), torch.device("cpu"), batch=BatchSize(2))
+    assert vectors.shape == (5, 16) and len(seen) == 3  # three slices, never the whole list at once
+
+
+def test_predict_names_used_and_ignored_modalities(small_checkpoints, small_demo):
+    loaded = load_checkpoint(small_checkpoints["image-only"])
+    sample = load_sample(next(r for r in small_demo.split("test") if r.image and r.text))
+    prediction = predict(loaded, sample)
+    assert prediction.used_modalities == ["image"] and "text" in prediction.ignored_modalities
+    assert prediction.prediction == prediction.ranking()[0][0] and prediction.confidence == max(prediction.probabilities)
+    assert sum(prediction.probabilities) == pytest.approx(1.0, abs=1e-5)
+    assert predict(loaded, DecodedSample(text="only text")) is None

@@ -62,7 +62,7 @@ def test_train_cached_embeddings_beat_reencoding_and_stage1_is_timed(options, sm
         assert stage1["samples"] > 0 and stage1["epoch_s"] > 0 and stage1["samples_per_s"] > 0
 
 
-@pytest.mark.browser
+@pytest.mark.slow
 def test_explain_compares_naive_and_engine_for_both_shap_algorithms(options):
     result = explain.run({**options, "lime_samples": 50, "shap_evals": 120, "repeats": 3})
 
@@ -78,6 +78,7 @@ def test_explain_compares_naive_and_engine_for_both_shap_algorithms(options):
     assert result["modality_shapley"]["ours_median_ms"] > 0
 
 
+@pytest.mark.browser
 def test_dashboard_cold_start_page_switches_and_memory(options):
     result = dashboard.run({**options, "timeout_s": 180})
     if "skipped" in result:

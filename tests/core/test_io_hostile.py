@@ -101,6 +101,7 @@ def assert_process_answer(case: HostileInput, result: subprocess.CompletedProces
         assert re.search(case.message, stderr), stderr
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_real_cli_processes_exit_2_with_the_message(small_checkpoints, tmp_path):
     with ThreadPoolExecutor(2) as pool:

@@ -18,7 +18,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True)
     add_sample_arguments(p)
     p.add_argument("--method", default="all", choices=[*EXPLAINERS, "all"])
-    p.add_argument("--target", default=None, help="class name or index to explain (default: the predicted class)")
+    p.add_argument("--task", default=None, help="the task to explain (default: the primary one, 'label')")
+    p.add_argument("--target", default=None, help="class (or label) name or index to explain (default: the most probable)")
     p.add_argument("--samples", type=int, default=None, help="LIME samples per modality and SHAP evaluations")
     p.add_argument("--segments", type=int, default=None, help="image superpixels")
     p.add_argument(
@@ -58,7 +59,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return _explain_split(args, params)
     sample = sample_from_arguments(args)
     loaded = load_checkpoint(args.checkpoint, device=pick_device(args.device))
-    results = explain(loaded, sample, args.method, target=args.target, params=params)
+    results = explain(loaded, sample, args.method, target=args.target, params=params, task=args.task)
     if args.json:
         payload = {name: r.to_json() for name, r in results.items()}
         Path(args.json).write_text(json.dumps(payload if args.method == "all" else payload[args.method]))

@@ -20,17 +20,25 @@ from core.evaluate.run import _as_dataset, _unique_names, compare, evaluate_chec
 from core.settings import settings
 
 
-def evaluation_cache_key(sha256: str, dataset_fingerprint: str, split: str, options: EvaluationOptions) -> str:
-    """Key of one cached evaluation: checkpoint weights, dataset content, split and options."""
-    return hashlib.sha256(f"{sha256}|{dataset_fingerprint}|{split}|{options.key()}".encode()).hexdigest()[:32]
+def evaluation_cache_key(
+    sha256: str, dataset_fingerprint: str, split: str, options: EvaluationOptions, task: str | None = None
+) -> str:
+    """Key of one cached evaluation: checkpoint weights, dataset content, split, options and task."""
+    text = f"{sha256}|{dataset_fingerprint}|{split}|{options.key()}" + (f"|{task}" if task else "")
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def cached_evaluation_path(
-    sha256: str, dataset: Dataset, split: str, options: EvaluationOptions, cache_dir: str | Path | None = None
+    sha256: str,
+    dataset: Dataset,
+    split: str,
+    options: EvaluationOptions,
+    cache_dir: str | Path | None = None,
+    task: str | None = None,
 ) -> Path:
     """Where the evaluation of the checkpoint with weights ``sha256`` is (or will be) cached."""
     root = Path(cache_dir) if cache_dir is not None else settings().evaluation_cache_dir
-    return root / f"{evaluation_cache_key(sha256, dataset.fingerprint, split, options)}.json"
+    return root / f"{evaluation_cache_key(sha256, dataset.fingerprint, split, options, task)}.json"
 
 
 def _read_cached(path: Path) -> CheckpointEvaluation | None:
@@ -55,6 +63,7 @@ def evaluate_cached(
     device: torch.device | str | None = None,
     progress: Callable[[str], None] | None = None,
     inputs: SplitInputs | None = None,
+    task: str | None = None,
 ) -> EvaluationReport:
     """:func:`evaluate`, with each checkpoint's result cached as JSON under ``cache_dir``
     (default: the configured ``FUSION_CACHE_DIR/evaluations``), keyed by (checkpoint sha256, dataset
@@ -73,13 +82,20 @@ def evaluate_cached(
     results = []
     for checkpoint in checkpoints:
         card = checkpoint.card if isinstance(checkpoint, LoadedCheckpoint) else read_card(checkpoint)
-        path = cached_evaluation_path(card.sha256, dataset, split, options, cache_dir)
+        path = cached_evaluation_path(card.sha256, dataset, split, options, cache_dir, task)
         result = _read_cached(path)
         if result is None:
             if progress is not None:
                 progress(f"evaluating {card.name or checkpoint}")
             result = evaluate_checkpoint(
-                checkpoint, dataset, split, options, inputs=inputs, embedding_cache=embedding_cache, device=device
+                checkpoint,
+                dataset,
+                split,
+                options,
+                inputs=inputs,
+                embedding_cache=embedding_cache,
+                device=device,
+                task_name=task,
             )
             write_text_atomic(path, json.dumps(result.to_json()))
         results.append(result)

@@ -38,9 +38,9 @@ class Explanation(JsonMixin):
     """Attributions of one sample's prediction by one method.
 
     Attributes:
-        method: ``"modality"``, ``"shap"`` or ``"lime"``.
-        target: index of the explained class; ``target_name`` its name.
-        classes: class names of the model, index i = probability i.
+        method: the explainer's name (``"modality"``, ``"shap"``, ``"lime"``...).
+        target: index of the explained class within ``task``; ``target_name`` its name.
+        classes: the task's class names (or labels), index i = probability i.
         probabilities: ``[C]`` predicted probabilities of the unperturbed sample.
         modality_totals: per modality, its total attribution (modality Shapley value, or the
             sum of its segment attributions for SHAP/LIME).
@@ -56,6 +56,7 @@ class Explanation(JsonMixin):
             rows/columns in ``interaction_modalities`` order; the diagonal is zero.
         faithfulness: deletion/insertion curves (SHAP and LIME), or ``None``.
         metadata: method, parameters, target, ``runtime_s``, ``evaluations``, ``device``, ...
+        task: the task explained (a multi-label task's probabilities are per-label sigmoids).
     """
 
     method: str
@@ -75,3 +76,4 @@ class Explanation(JsonMixin):
     interaction_modalities: list[str] = field(default_factory=list)
     faithfulness: FaithfulnessCurves | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    task: str = "label"

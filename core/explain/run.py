@@ -58,6 +58,7 @@ def explain(
     params: ExplainParams | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelFlag | None = None,
+    task: str | None = None,
 ) -> dict[str, Explanation]:
     """Explain ``sample``'s prediction by one or more methods.
 
@@ -66,11 +67,12 @@ def explain(
             The model is only read: never put in train mode, hooked or modified.
         sample: decoded sample; modalities the model does not use are ignored.
         methods: a name of :data:`~core.explain.registry.EXPLAINERS`, several, or ``"all"``.
-        target: class index or name to explain; ``None`` = the predicted class.
+        target: class (or label) index or name to explain; ``None`` = the most probable one.
         params: segmentation, sampling and batching settings (``None``: the defaults).
         progress: called with the fraction done (0..1), from the calling thread.
         cancel: ``threading.Event`` or callable; when set, raises :class:`~core.errors.Cancelled`
             before the next batch of perturbations.
+        task: the task whose output is explained (default: the model's primary task).
 
     Returns:
         Method name -> :class:`Explanation`, always a dict. Segment-based results carry
@@ -78,16 +80,18 @@ def explain(
         (Spearman per modality between their segment scores).
 
     Raises:
-        ExplanationError: unknown method or class, or none of the model's modalities in the sample.
+        ExplanationError: unknown method, task or class, or none of the model's modalities in the sample.
     """
     names = resolve_methods(methods)
     params = params or ExplainParams()
     model: MultimodalClassifier = getattr(loaded_or_model, "model", loaded_or_model)
-    engine = PerturbationEngine(model, sample, params, cancel=cancel)
+    engine = PerturbationEngine(model, sample, params, cancel=cancel, task=task)
     engine.check_cancel()
-    chosen = resolve_target(model.classes, target, engine.probabilities)
+    chosen = resolve_target(engine.task.classes, target, engine.probabilities)
     explained = [m for m in engine.modalities if params.modalities is None or m in params.modalities]
-    costs = [EXPLAINERS[name].cost(params, len(explained)) for name in names]
+    if not explained and any(EXPLAINERS[name].needs_modalities for name in names):
+        raise ExplanationError("None of the requested modalities is present in the sample.")
+    costs = [max(EXPLAINERS[name].cost(params, len(explained)), 1e-9) for name in names]
     done = 0.0
     results: dict[str, Explanation] = {}
     for name, cost in zip(names, costs, strict=True):
@@ -109,8 +113,6 @@ def explain(
 
 def _run(engine: PerturbationEngine, name: str, target: int, modalities: list[str]) -> Explanation:
     explainer = EXPLAINERS[name]
-    if explainer.needs_modalities and not modalities:
-        raise ExplanationError("None of the requested modalities is present in the sample.")
     result = explainer.explain(engine, target, modalities)
     if explainer.segment_scores:
         result.faithfulness = faithfulness(engine, result)

@@ -54,6 +54,10 @@ def _section(title: str, body: str, note: str = "") -> str:
     return f"<h2>{html.escape(title)}</h2>{note_html}{body}"
 
 
+def _table_section(title: str, frame: pd.DataFrame, note: str = "", index: bool = True) -> str:
+    return _section(title, f'<div class="card">{_table(frame, index=index)}</div>', note)
+
+
 def _cards(figs: list[go.Figure], small: bool = False) -> str:
     cells = "".join(f'<div class="card">{_figure(f)}</div>' for f in figs)
     return f'<div class="grid{" small" if small else ""}">{cells}</div>'
@@ -99,11 +103,12 @@ def render_html_report(report: EvaluationReport, title: str = "Fusion strategy c
     sharing = analysis_figures.sharing_table(report)
     if not sharing.empty:
         parts.append(
-            _section(
+            _table_section(
                 "Does sharing help or hurt?",
-                f'<div class="card">{_table(sharing, index=False)}</div>',
+                sharing,
                 f"Each strategy trained on every task against the same strategy trained on {report.task} alone; "
                 "paired bootstrap interval of the accuracy difference and McNemar's exact test.",
+                index=False,
             )
         )
     if report.pairwise:
@@ -197,9 +202,9 @@ def _analysis_sections(report: EvaluationReport) -> list[str]:
     truth = analysis_figures.ground_truth_table(report)
     if not truth.empty:
         parts.append(
-            _section(
+            _table_section(
                 "Explanations checked against ground truth",
-                f'<div class="card">{_table(truth)}</div>',
+                truth,
                 "How often modality Shapley credits what the manifest records about each row.",
             )
         )

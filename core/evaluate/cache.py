@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from core.data import Dataset
 from core.encoders.cache import EmbeddingCache
 from core.evaluate.results import CheckpointEvaluation, EvaluationOptions, EvaluationReport
 from core.evaluate.robustness import SplitInputs
-from core.evaluate.run import _as_dataset, _unique_names, compare, evaluate_checkpoint
+from core.evaluate.run import _as_dataset, evaluate
 from core.settings import settings
 
 
@@ -72,32 +71,23 @@ def evaluate_cached(
 
     ``inputs`` lets several calls on the same split share decoded samples and corrupted
     embeddings (e.g. evaluating checkpoints one at a time to report progress)."""
-    started = time.perf_counter()
     options = options or EvaluationOptions()
     dataset = _as_dataset(dataset)
-    if inputs is None:
-        inputs = SplitInputs(dataset, split)
-    elif inputs.dataset is not dataset or inputs.split != split:
-        raise ValueError("inputs were prepared for another dataset or split")
-    results = []
-    for checkpoint in checkpoints:
+
+    def path(checkpoint: LoadedCheckpoint | str | Path) -> Path:
         card = checkpoint.card if isinstance(checkpoint, LoadedCheckpoint) else read_card(checkpoint)
-        path = cached_evaluation_path(card.sha256, dataset, split, options, cache_dir, task)
-        result = _read_cached(path)
-        if result is None:
-            if progress is not None:
-                progress(f"evaluating {card.name or checkpoint}")
-            result = evaluate_checkpoint(
-                checkpoint,
-                dataset,
-                split,
-                options,
-                inputs=inputs,
-                embedding_cache=embedding_cache,
-                device=device,
-                task_name=task,
-            )
-            write_text_atomic(path, json.dumps(result.to_json()))
-        results.append(result)
-    _unique_names(results)
-    return compare(results, options, time.perf_counter() - started)
+        return cached_evaluation_path(card.sha256, dataset, split, options, cache_dir, task)
+
+    return evaluate(
+        checkpoints,
+        dataset,
+        split,
+        options,
+        embedding_cache=embedding_cache,
+        device=device,
+        progress=progress,
+        task=task,
+        inputs=inputs,
+        reuse=lambda checkpoint: _read_cached(path(checkpoint)),
+        keep=lambda checkpoint, result: write_text_atomic(path(checkpoint), json.dumps(result.to_json())),
+    )

@@ -238,29 +238,36 @@ def evaluate(
     device: torch.device | str | None = None,
     progress: Callable[[str], None] | None = None,
     task: str | None = None,
+    inputs: SplitInputs | None = None,
+    reuse: Callable[[LoadedCheckpoint | str | Path], CheckpointEvaluation | None] | None = None,
+    keep: Callable[[LoadedCheckpoint | str | Path, CheckpointEvaluation], None] | None = None,
 ) -> EvaluationReport:
     """Evaluate several checkpoints on one split, sharing decoded inputs and corrupted
-    embeddings between them, and test every pair. No evaluation cache: see :func:`evaluate_cached`."""
+    embeddings between them, and test every pair.
+
+    ``inputs`` lets several calls on the same split share decoded samples and corrupted
+    embeddings; ``reuse(checkpoint)`` may return an earlier result instead of computing one,
+    and ``keep(checkpoint, result)`` receives each computed one (what :func:`evaluate_cached` does).
+    """
     started = time.perf_counter()
     options = options or EvaluationOptions()
     dataset = _as_dataset(dataset)
-    inputs = SplitInputs(dataset, split)
+    if inputs is None:
+        inputs = SplitInputs(dataset, split)
+    elif inputs.dataset is not dataset or inputs.split != split:
+        raise ValueError("inputs were prepared for another dataset or split")
     results = []
     for checkpoint in checkpoints:
-        if progress is not None:
-            progress(f"evaluating {getattr(checkpoint, 'name', checkpoint)}")
-        results.append(
-            evaluate_checkpoint(
-                checkpoint,
-                dataset,
-                split,
-                options,
-                inputs=inputs,
-                embedding_cache=embedding_cache,
-                device=device,
-                task_name=task,
+        result = reuse(checkpoint) if reuse is not None else None
+        if result is None:
+            if progress is not None:
+                progress(f"evaluating {getattr(checkpoint, 'name', checkpoint)}")
+            result = evaluate_checkpoint(
+                checkpoint, dataset, split, options, inputs=inputs, embedding_cache=embedding_cache, device=device, task_name=task
             )
-        )
+            if keep is not None:
+                keep(checkpoint, result)
+        results.append(result)
     _unique_names(results)
     return compare(results, options, time.perf_counter() - started)
 

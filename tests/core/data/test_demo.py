@@ -138,7 +138,8 @@ def test_demo_validates_and_loads(demo: Path, rows: list[dict[str, str]]) -> Non
     assert dataset.classes == [str(d) for d in range(10)]
     assert len(dataset.records) == len(rows)
     assert list(rows[0]) == COLUMNS
-    assert {"information", "label:pitch", "image_digit", "audio_digit"} <= set(dataset.records[0].extras)
+    assert {"information", "image_digit", "audio_digit"} <= set(dataset.records[0].extras)
+    assert [t.name for t in dataset.tasks] == ["label", "pitch"] and dataset.task("pitch").classes == ("high", "low")
     with_both = next(r for r in dataset.records if r.image and r.audio)
     assert decode_image(read_file(with_both.image)).shape == (32, 32, 3)
     assert decode_audio(read_file(with_both.audio)).shape == (16_000,)

@@ -11,6 +11,7 @@ upload, a command line, a manifest row) becomes model input.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,8 @@ MAX_SAMPLE_RATE = 384_000
 rate would let a tiny compressed file decode to hundreds of megabytes within the duration limit."""
 MAX_AUDIO_CHANNELS = 64
 _AUDIO_BLOCK_FRAMES = 1 << 16
+_CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+"""Binary control characters: every one below 32 but tab, newline and carriage return."""
 
 
 def _human_size(n: float) -> str:
@@ -255,7 +258,7 @@ def decode_text(data: bytes | str, limits: Limits | None = None) -> str:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidTextError("The text is not valid UTF-8.") from None
-    if any(ord(c) < 32 and c not in "\t\n\r" for c in text):
+    if _CONTROL_CHARACTERS.search(text):
         raise InvalidTextError("The text contains binary control characters.")
     text = " ".join(text.split())
     if not text:

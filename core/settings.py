@@ -16,6 +16,9 @@ variable                       meaning (default)
 ``FUSION_CHECKPOINT_ROOTS``    extra folders, ``:``-separated, holding checkpoint folders
 ``FUSION_READ_ONLY``           ``1``: no training, compression or other writes but caches
 ``FUSION_MAX_JOBS``            heavy jobs (explain, evaluate, train) run at once (2)
+``FUSION_WORKERS``             worker processes that decode and preprocess files for
+                               validation, embedding, training and evaluation (one per
+                               CPU core; 0: in the calling process)
 ``FUSION_UPLOAD_MAX_MB``       largest upload the dashboard accepts per widget (50)
 ``FUSION_DEVICE``              ``cuda``, ``mps`` or ``cpu`` (best available)
 ``FUSION_DEBUG``               ``1``: the CLI prints tracebacks behind its one-line errors
@@ -82,6 +85,8 @@ class Settings:
     extra_checkpoint_roots: tuple[Path, ...] = ()
     read_only: bool = False
     max_jobs: int = 2
+    workers: int | None = None
+    """``None``: one per CPU core this process may use."""
     upload_max_mb: int = 50
     device: str | None = None
     debug: bool = False
@@ -92,6 +97,11 @@ class Settings:
     @property
     def embedding_cache_dir(self) -> Path:
         return self.cache_dir / "embeddings"
+
+    @property
+    def validation_cache_dir(self) -> Path:
+        """File checks of dataset validation, by (path, size, mtime): see :mod:`core.data.file_checks`."""
+        return self.cache_dir / "validation"
 
     @property
     def evaluation_cache_dir(self) -> Path:
@@ -131,6 +141,7 @@ class Settings:
             extra_checkpoint_roots=_paths(env, "FUSION_CHECKPOINT_ROOTS"),
             read_only=_flag(env, "FUSION_READ_ONLY"),
             max_jobs=_number(env, "FUSION_MAX_JOBS", default.max_jobs, int),
+            workers=_number(env, "FUSION_WORKERS", None, int),
             upload_max_mb=_number(env, "FUSION_UPLOAD_MAX_MB", default.upload_max_mb, int),
             device=(env.get("FUSION_DEVICE") or "").strip() or None,
             debug=_flag(env, "FUSION_DEBUG"),

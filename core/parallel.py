@@ -1,0 +1,130 @@
+"""Worker processes for decoding and preprocessing: how many, how they start, and the loader
+that runs them ahead of the model.
+
+Decoding files and preparing encoder inputs is Python-heavy CPU work (PIL, soundfile,
+librosa, tokenisers) that threads cannot spread over cores, so batch jobs (validation,
+embedding, stage-1 training, robustness sweeps) do it in worker processes:
+``FUSION_WORKERS`` of them (default: one per core this process may use; 0: here).
+Results come back in order, so nothing computed depends on how many workers there were.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import Any, TypeVar
+
+from core.errors import InputError
+from core.settings import settings
+
+T = TypeVar("T")
+
+PRELOAD = ["torch", "numpy", "PIL.Image", "soundfile", "librosa", "core.io"]
+"""Imported once by the fork server, so each worker it forks starts with them loaded."""
+
+
+def cpu_count() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def worker_count(items: int, per_worker: int = 1) -> int:
+    """Workers for a job of ``items``: ``FUSION_WORKERS`` (default one per core), but none when
+    the job is too small to pay for starting them (fewer than ``per_worker`` items each)."""
+    configured = settings().workers
+    workers = cpu_count() if configured is None else configured
+    if workers <= 0 or items < 2 * per_worker:
+        return 0
+    return max(1, min(workers, items // per_worker))
+
+
+def start_method() -> str:
+    """How workers start: ``fork`` from a program's main thread (instant, nothing to pickle);
+    ``forkserver`` from any other thread, e.g. a dashboard request, where the process has threads
+    we do not own and a fork could copy a lock one of them holds."""
+    return "fork" if threading.current_thread() is threading.main_thread() else "forkserver"
+
+
+def _context():
+    context = get_context(start_method())
+    if context.get_start_method() == "forkserver":
+        context.set_forkserver_preload(PRELOAD)
+    return context
+
+
+def process_map(function: Callable[[Any], T], items: Sequence[Any], workers: int, chunksize: int) -> list[T]:
+    """``[function(item) for item in items]`` in ``workers`` processes (``function`` must be a
+    module-level function; its items and results are pickled)."""
+    if workers <= 0:
+        return [function(item) for item in items]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
+        return list(pool.map(function, items, chunksize=chunksize))
+
+
+class _Failed:
+    """A user-caused failure in a worker, re-raised by the consumer (not wrapped in a traceback)."""
+
+    def __init__(self, error: InputError):
+        self.error = error
+
+
+class _Prepared:
+    """The map-style dataset a DataLoader's workers index (no torch base class needed)."""
+
+    def __init__(self, values: Sequence[Any], prepare: Callable[[Any], Any]):
+        self.values, self.prepare = values, prepare
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, index: int) -> Any:
+        try:
+            return self.prepare(self.values[index])
+        except InputError as err:  # a file changed since validation: the user's, reported as such
+            return _Failed(err)
+
+
+def _as_list(items: list[Any]) -> list[Any]:
+    return items
+
+
+def prepared_chunks(
+    values: Sequence[Any], prepare: Callable[[Any], Any], chunk: int, workers: int | None = None
+) -> Iterator[list[Any]]:
+    """``[prepare(v) for v in values]``, ``chunk`` items at a time and in order.
+
+    With workers (``None``: :func:`worker_count`), a :class:`torch.utils.data.DataLoader` runs
+    ``prepare`` in worker processes that keep up to two chunks each ready ahead of the
+    consumer, so preparation overlaps whatever the caller does with each chunk (running a
+    model). ``values[i]`` may decode lazily (it then runs in the worker too).
+
+    Raises:
+        InputError: ``prepare`` raised it for some value (re-raised as it was).
+    """
+    chunk = max(1, int(chunk))
+    workers = worker_count(len(values), chunk) if workers is None else workers
+    if workers <= 0:
+        for start in range(0, len(values), chunk):
+            yield [prepare(v) for v in values[start : start + chunk]]
+        return
+    from torch.utils.data import DataLoader  # here: validation uses this module without torch
+
+    loader = DataLoader(
+        _Prepared(values, prepare),
+        batch_size=chunk,
+        num_workers=workers,
+        collate_fn=_as_list,
+        multiprocessing_context=_context(),
+        prefetch_factor=2,
+    )
+    for items in loader:
+        for item in items:
+            if isinstance(item, _Failed):
+                raise item.error
+        yield items

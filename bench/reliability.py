@@ -248,14 +248,10 @@ def checkpoint_folder_problems(out: Path) -> list[str]:
 
 
 def cache_problems(cache_root: Path) -> list[str]:
-    """Visible embedding-cache entries that do not decode (a torn write would be one)."""
+    """Embedding-store shards that fail their digests (a torn write would be one)."""
     from core.encoders.cache import EmbeddingCache
 
-    return [
-        str(path.relative_to(cache_root))
-        for path in sorted(cache_root.rglob("*.emb"))
-        if not path.name.startswith(".") and EmbeddingCache._decode(path.read_bytes()) is None
-    ]
+    return EmbeddingCache(cache_root).verify()
 
 
 def train_command(data: Path, out: Path, fusion: str = "early,late", *extra: str) -> list[str]:

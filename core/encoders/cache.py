@@ -1,14 +1,23 @@
 """The embedding store: embeddings on disk, keyed by (encoder cache id, content hash).
 
-Each encoder has a folder of **shards**: ``shard-<id>.npy`` (a ``float32 [rows, dim]``
-array, read by memory map) and ``shard-<id>.json`` (its keys, shape and BLAKE2b digest).
+Each encoder has a folder of **shards**. A shard is three files: ``shard-<id>.npy``
+(``float32 [rows, dim]``), ``shard-<id>.keys.npy`` (its keys as fixed-width bytes, sorted,
+row i holding the vector of key i) and ``shard-<id>.json`` (row count, dim and the
+BLAKE2b digests of both arrays). Both arrays are read by memory map and a lookup is a
+binary search in the sorted keys, so a store of 100,000 embeddings per encoder costs a
+process a few open files, not a Python dict of 100,000 strings, and looking up a whole
+split is a handful of vectorised searches.
+
 A shard is written to temporary files and committed by renaming its JSON last, so a
-reader sees a whole shard or none; a shard whose bytes do not match its digest (a crash
-on a file system without atomic rename, a disk error, a foreign file) is deleted the
-first time a process opens it, and its keys count as misses. One ``put_many`` writes one
-shard; when an encoder's folder holds more than :data:`MAX_SHARDS`, they are merged into
-one. Folders of the earlier one-file-per-embedding layout (``<key[:2]>/<key>.emb``) are
-migrated into a shard when first opened.
+reader sees a whole shard or none. The first process that opens a shard hashes it in
+blocks (bounded memory) and, when the digests match and the files are a few seconds old,
+leaves a stamp (``shard-<id>.ok``: the files' sizes, mtimes and inodes), so later processes
+skip re-hashing hundreds of megabytes (a bit flipped on disk after that goes unseen); a shard whose bytes do not match (a crash on a file system without atomic
+rename, a disk error, a foreign file) is deleted and its keys count as misses. One
+``put_many`` writes one shard; past :data:`MAX_SHARDS` shards, the smaller half are merged
+(size-tiered, so each vector is rewritten O(log n) times, never the whole store per put).
+Folders of the earlier layouts (one ``<key[:2]>/<key>.emb`` file per embedding; shards
+whose JSON lists their keys, unsorted) are read and migrated.
 
 Thread-safe within a process; several processes may read and write the same store.
 """
@@ -24,6 +33,7 @@ import re
 import secrets
 import struct
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,30 +44,60 @@ from core.atomic import write_bytes_atomic
 from core.settings import settings
 
 MAX_SHARDS = 64
-"""Shards per encoder before they are merged into one (keeps opening a store cheap)."""
+"""Shards per encoder before the smaller ones are merged (keeps lookups and opening cheap)."""
 
+STABLE_SECONDS = 2.0
+"""A verified shard is stamped only once its files are this old."""
+FORMAT = 2
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _LEGACY_MAGIC = b"FEMB1\n"
+_BLOCK = 1 << 20
 
 
 def _digest(data: bytes | memoryview) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+def _file_digest(path: Path) -> str:
+    """BLAKE2b of a file read in 1 MiB blocks (memory stays bounded for any shard)."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(_BLOCK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _as_keys(keys: Sequence[str]) -> np.ndarray:
+    """Keys as a fixed-width bytes array (how shards store them)."""
+    return np.array([k.encode("utf-8") for k in keys], dtype=bytes) if len(keys) else np.zeros(0, "S1")
+
+
 @dataclass
 class _Shard:
     name: str
-    keys: list[str]
-    array: np.ndarray  # memory-mapped, float32 [rows, dim]
+    keys: np.ndarray  # sorted, fixed-width bytes (memory-mapped for current shards)
+    vectors: np.ndarray  # memory-mapped, float32 [rows, dim]
+    order: np.ndarray | None = None  # row of each sorted key, for legacy shards stored unsorted
+
+    def find(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(hit, row)`` for each key of ``query`` (fixed-width bytes)."""
+        n = len(self.keys)
+        if n == 0 or len(query) == 0:
+            return np.zeros(len(query), bool), np.zeros(len(query), np.int64)
+        fits = np.char.str_len(query) <= self.keys.dtype.itemsize  # longer keys cannot be here
+        probe = query.astype(self.keys.dtype)
+        position = np.minimum(np.searchsorted(self.keys, probe), n - 1)
+        hit = fits & (self.keys[position] == probe)
+        rows = position if self.order is None else self.order[position]
+        return hit, rows
 
 
 @dataclass
 class _Encoder:
-    """What one process knows of one encoder's folder: its shards and where each key is."""
+    """What one process knows of one encoder's folder: its shards, oldest name first."""
 
     folder: Path
     shards: dict[str, _Shard] = field(default_factory=dict)
-    where: dict[str, tuple[str, int]] = field(default_factory=dict)
     bad: set[str] = field(default_factory=set)
 
 
@@ -92,30 +132,41 @@ class EmbeddingCache:
         """
         found = np.zeros((len(keys), dim), dtype=np.float32)
         hit = np.zeros(len(keys), dtype=bool)
+        if not len(keys):
+            return found, hit
+        query = _as_keys(keys)
         with self._lock:
             state = self._state(cache_id)
-            if any(key not in state.where for key in keys):
-                self._refresh(state)  # another process may have added shards since
-            by_shard: dict[str, list[tuple[int, int]]] = {}
-            for i, key in enumerate(keys):
-                place = state.where.get(key)
-                if place is not None:
-                    by_shard.setdefault(place[0], []).append((i, place[1]))
-            for name, pairs in by_shard.items():
-                shard = state.shards[name]
-                if shard.array.shape[1] != dim:
-                    continue
-                positions, rows = (np.asarray(x) for x in zip(*pairs, strict=True))
-                found[positions] = shard.array[rows]
-                hit[positions] = True
+            self._lookup(state, query, dim, found, hit)
+            if not hit.all() and self._refresh(state):  # another process may have added shards
+                self._lookup(state, query, dim, found, hit)
         return found, hit
 
     def count(self, cache_id: str) -> int:
-        """Vectors stored for one encoder."""
+        """Distinct keys stored for one encoder."""
         with self._lock:
             state = self._state(cache_id)
             self._refresh(state)
-            return len(state.where)
+            if not state.shards:
+                return 0
+            return len(np.unique(np.concatenate([s.keys.astype(bytes) for s in state.shards.values()])))
+
+    def verify(self, cache_id: str | None = None) -> list[str]:
+        """Shards that fail their digests (deleted, as any reader would), of one encoder or all.
+
+        Hashes every shard again, stamps or not (what a crash test or a suspicious user wants).
+        """
+        with self._lock:
+            folders = [self.encoder_dir(cache_id)] if cache_id else sorted(p for p in self.root.glob("*") if p.is_dir())
+            damaged = []
+            for folder in folders:
+                for meta in sorted(folder.glob("shard-*.json")):
+                    name = meta.name[: -len(".json")]
+                    (folder / f"{name}.ok").unlink(missing_ok=True)
+                    if _open_shard(folder, name) is None:
+                        damaged.append(str(meta.with_suffix("").relative_to(self.root)))
+            self._encoders.clear()
+            return damaged
 
     # ------------------------------------------------------------------ writing
     def put_many(self, cache_id: str, keys: Sequence[str], arrays: np.ndarray) -> None:
@@ -123,17 +174,24 @@ class EmbeddingCache:
         arrays = np.asarray(arrays, dtype=np.float32)
         if arrays.ndim != 2 or len(arrays) != len(keys):
             raise ValueError(f"expected {len(keys)} vectors as a 2-D array, got shape {arrays.shape}")
+        if not len(keys):
+            return
         with self._lock:
             state = self._state(cache_id)
             self._refresh(state)
-            fresh = {key: row for row, key in enumerate(keys) if key not in state.where}
-            if not fresh:
+            query = _as_keys(keys)
+            known = np.zeros(len(keys), bool)
+            for shard in state.shards.values():
+                known |= shard.find(query)[0]
+            _, first = np.unique(query, return_index=True)  # a key given twice is stored once
+            fresh = np.sort(first[~known[first]])
+            if not len(fresh):
                 return
-            name = _write_shard(state.folder, list(fresh), np.ascontiguousarray(arrays[list(fresh.values())]))
+            name = _write_shard(state.folder, query[fresh], arrays[fresh])
             label = state.folder / "cache_id.txt"
             if not label.exists():  # for humans clearing the cache: which encoder a folder belongs to
                 write_bytes_atomic(label, cache_id.encode())
-            self._open_shard(state, name)
+            self._add(state, name)
             if len(state.shards) > MAX_SHARDS:
                 self._compact(state)
 
@@ -147,83 +205,156 @@ class EmbeddingCache:
             self._encoders[cache_id] = state
         return state
 
-    def _refresh(self, state: _Encoder) -> None:
-        """Open the shards committed on disk since the last look; forget those that disappeared."""
+    @staticmethod
+    def _lookup(state: _Encoder, query: np.ndarray, dim: int, found: np.ndarray, hit: np.ndarray) -> None:
+        for shard in state.shards.values():
+            if shard.vectors.shape[1] != dim:
+                continue
+            missing = np.flatnonzero(~hit)
+            if not len(missing):
+                return
+            here, rows = shard.find(query[missing])
+            take = missing[here]
+            found[take] = shard.vectors[rows[here]]
+            hit[take] = True
+
+    def _refresh(self, state: _Encoder) -> bool:
+        """Open the shards committed since the last look, forget vanished ones; whether anything changed."""
         if not state.folder.is_dir():
-            return
+            return False
         on_disk = {p.name[: -len(".json")] for p in state.folder.glob("shard-*.json")}
-        for name in sorted(on_disk - set(state.shards) - state.bad):
-            self._open_shard(state, name)
-        for name in set(state.shards) - on_disk:
-            self._forget(state, name)
+        vanished = set(state.shards) - on_disk
+        for name in vanished:
+            del state.shards[name]
+        added = sorted(on_disk - set(state.shards) - state.bad)
+        for name in added:
+            self._add(state, name)
+        return bool(vanished or added)
 
-    def _open_shard(self, state: _Encoder, name: str) -> None:
-        meta_path, data_path = state.folder / f"{name}.json", state.folder / f"{name}.npy"
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            array = np.load(data_path, mmap_mode="r")
-            valid = (
-                isinstance(meta, dict)
-                and array.dtype == np.float32
-                and array.ndim == 2
-                and list(array.shape) == [len(meta.get("keys", [])), meta.get("dim")]
-                and _digest(data_path.read_bytes()) == meta.get("blake2b")
-            )
-        except (OSError, ValueError, TypeError):
-            valid = False
-        if not valid:
+    @staticmethod
+    def _add(state: _Encoder, name: str) -> None:
+        shard = _open_shard(state.folder, name)
+        if shard is None:
             state.bad.add(name)
-            for path in (meta_path, data_path):
-                path.unlink(missing_ok=True)
-            return
-        state.shards[name] = _Shard(name, list(meta["keys"]), array)
-        for row, key in enumerate(meta["keys"]):
-            state.where.setdefault(key, (name, row))
-
-    def _forget(self, state: _Encoder, name: str) -> None:
-        shard = state.shards.pop(name)
-        for key in shard.keys:
-            if state.where.get(key, ("", 0))[0] == name:
-                del state.where[key]
-        for other in state.shards.values():  # keys also held by another shard stay reachable
-            for row, key in enumerate(other.keys):
-                state.where.setdefault(key, (other.name, row))
+        else:
+            state.shards[name] = shard
 
     def _compact(self, state: _Encoder) -> None:
-        """Merge every shard into one, under a lock file so two processes do not both do it."""
+        """Merge the smaller half of the shards into one, under a lock file so two processes do not
+        both do it. Sizes stay tiered: a big shard is rewritten only once as many rows join it."""
         with _locked(state.folder / ".compact.lock") as acquired:
             if not acquired:
                 return
             self._refresh(state)
-            keys = list(state.where)
-            if not keys:
+            if len(state.shards) <= MAX_SHARDS:
                 return
-            dim = next(iter(state.shards.values())).array.shape[1]
-            vectors = np.zeros((len(keys), dim), dtype=np.float32)
-            for i, key in enumerate(keys):
-                name, row = state.where[key]
-                vectors[i] = state.shards[name].array[row]
-            merged = _write_shard(state.folder, keys, vectors)
-            for name in list(state.shards):
-                (state.folder / f"{name}.json").unlink(missing_ok=True)  # uncommit first, then the data
-                (state.folder / f"{name}.npy").unlink(missing_ok=True)
-            state.shards.clear()
-            state.where.clear()
-            self._open_shard(state, merged)
+            by_size = sorted(state.shards.values(), key=lambda s: (len(s.keys), s.name))
+            chosen = by_size[: len(by_size) - MAX_SHARDS // 2 + 1]
+            dims = {s.vectors.shape[1] for s in chosen}
+            if len(dims) > 1:  # vectors of another size (a changed encoder spec) are not merged
+                keep = max(dims, key=lambda d: sum(len(s.keys) for s in chosen if s.vectors.shape[1] == d))
+                chosen = [s for s in chosen if s.vectors.shape[1] == keep]
+            keys = np.concatenate([s.keys.astype(bytes) for s in chosen])
+            vectors = np.concatenate([_in_key_order(s) for s in chosen])
+            merged = _write_shard(state.folder, keys, vectors)  # duplicates dropped there
+            for shard in chosen:
+                _remove_shard(state.folder, shard.name)
+                del state.shards[shard.name]
+            self._add(state, merged)
 
 
-def _write_shard(folder: Path, keys: list[str], vectors: np.ndarray) -> str:
-    """Write a shard's array then its JSON (the commit); returns the shard's name."""
+def _in_key_order(shard: _Shard) -> np.ndarray:
+    return np.asarray(shard.vectors if shard.order is None else shard.vectors[shard.order])
+
+
+def _shard_files(folder: Path, name: str) -> tuple[Path, Path, Path]:
+    return folder / f"{name}.json", folder / f"{name}.npy", folder / f"{name}.keys.npy"
+
+
+def _remove_shard(folder: Path, name: str) -> None:
+    meta, vectors, keys = _shard_files(folder, name)
+    meta.unlink(missing_ok=True)  # uncommit first, then the data
+    for path in (vectors, keys, folder / f"{name}.ok"):
+        path.unlink(missing_ok=True)
+
+
+def _write_shard(folder: Path, keys: np.ndarray, vectors: np.ndarray) -> str:
+    """Write a shard (keys sorted, duplicates dropped) then its JSON (the commit); returns its name."""
     folder.mkdir(parents=True, exist_ok=True)
+    keys, first = np.unique(np.asarray(keys, dtype=bytes), return_index=True)
+    vectors = np.ascontiguousarray(vectors[first], dtype=np.float32)
     name = f"shard-{os.getpid()}-{secrets.token_hex(6)}"
-    data_tmp = folder / f".{name}.npy.tmp"
-    with open(data_tmp, "wb") as handle:
-        np.save(handle, vectors, allow_pickle=False)
-    os.replace(data_tmp, folder / f"{name}.npy")
-    digest = _digest((folder / f"{name}.npy").read_bytes())
-    meta = {"keys": keys, "dim": int(vectors.shape[1]), "dtype": "float32", "blake2b": digest}
-    write_bytes_atomic(folder / f"{name}.json", json.dumps(meta).encode())
+    meta, data_path, keys_path = _shard_files(folder, name)
+    for path, array in ((data_path, vectors), (keys_path, keys)):
+        tmp = folder / f".{path.name}.tmp"
+        with open(tmp, "wb") as handle:
+            np.save(handle, array, allow_pickle=False)
+        os.replace(tmp, path)
+    committed = {
+        "format": FORMAT,
+        "rows": int(len(keys)),
+        "dim": int(vectors.shape[1]),
+        "dtype": "float32",
+        "blake2b": _file_digest(data_path),
+        "keys_blake2b": _file_digest(keys_path),
+    }
+    write_bytes_atomic(meta, json.dumps(committed).encode())
     return name
+
+
+def _signature(folder: Path, name: str) -> list[int]:
+    out = []
+    for path in _shard_files(folder, name)[1:]:
+        if path.exists():
+            stat = path.stat()
+            out += [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+    return out
+
+
+def _stamp(folder: Path, name: str) -> None:
+    """Record that the shard's files, as they are now, match their digests; not for files changed in
+    the last :data:`STABLE_SECONDS` (a change within the timestamp granularity would keep the stamp)."""
+    signature = _signature(folder, name)
+    if max(signature[1::3], default=time.time_ns()) > time.time_ns() - STABLE_SECONDS * 1e9:
+        return
+    with contextlib.suppress(OSError):
+        write_bytes_atomic(folder / f"{name}.ok", json.dumps(signature).encode())
+
+
+def _stamped(folder: Path, name: str) -> bool:
+    try:
+        return json.loads((folder / f"{name}.ok").read_text()) == _signature(folder, name)
+    except (OSError, ValueError):
+        return False
+
+
+def _open_shard(folder: Path, name: str) -> _Shard | None:
+    """A committed shard, verified (or stamped as verified); ``None`` (and deleted) when damaged."""
+    meta_path, data_path, keys_path = _shard_files(folder, name)
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        vectors = np.load(data_path, mmap_mode="r")
+        trusted = _stamped(folder, name)
+        valid = isinstance(meta, dict) and vectors.dtype == np.float32 and vectors.ndim == 2
+        valid = valid and (trusted or _file_digest(data_path) == meta.get("blake2b"))
+        if valid and meta.get("format") == FORMAT:
+            keys = np.load(keys_path, mmap_mode="r")
+            valid = keys.dtype.kind == "S" and list(vectors.shape) == [len(keys), meta.get("dim")]
+            valid = valid and (trusted or _file_digest(keys_path) == meta.get("keys_blake2b"))
+            order = None
+        elif valid:  # format 1: the keys listed in the JSON, in row order
+            listed = _as_keys(list(meta.get("keys", [])))
+            valid = list(vectors.shape) == [len(listed), meta.get("dim")]
+            order = np.argsort(listed, kind="stable")
+            keys = listed[order]
+    except (OSError, ValueError, TypeError):
+        valid = False
+    if not valid:
+        _remove_shard(folder, name)
+        return None
+    if not trusted:
+        _stamp(folder, name)
+    return _Shard(name, keys, vectors, order)
 
 
 @contextlib.contextmanager
@@ -255,7 +386,7 @@ def _migrate_legacy(folder: Path) -> None:
             keys.append(path.stem)
             vectors.append(vector.astype(np.float32))
     for keys, vectors in by_dim.values():
-        _write_shard(folder, keys, np.stack(vectors))
+        _write_shard(folder, _as_keys(keys), np.stack(vectors))
     for path in legacy:
         path.unlink(missing_ok=True)
     for sub in {p.parent for p in legacy}:

@@ -85,7 +85,8 @@ class MultimodalClassifier(nn.Module):
         return next(self.fusion.parameters()).device
 
     def prepare(self, samples: list[DecodedSample]) -> PreparedBatch:
-        """CPU preprocessing of decoded samples; modalities the model does not use are ignored."""
+        """Preprocessing of decoded samples (on the CPU, or the device for encoders with a device
+        path, e.g. log-mel spectrograms on a GPU); modalities the model does not use are ignored."""
         inputs: dict[str, Any] = {}
         rows: dict[str, torch.Tensor] = {}
         present = torch.zeros(len(samples), len(self.modalities), dtype=torch.bool)
@@ -95,7 +96,7 @@ class MultimodalClassifier(nn.Module):
             rows[m] = torch.tensor(idx, dtype=torch.long)
             if idx:
                 enc: Encoder = self.encoders[m]
-                inputs[m] = enc.collate([enc.prepare(samples[i].get(m)) for i in idx])
+                inputs[m] = enc.prepare_batch([samples[i].get(m) for i in idx], self.device)
         return PreparedBatch(inputs, rows, present)
 
     def embed(self, batch: PreparedBatch) -> dict[str, torch.Tensor]:

@@ -79,6 +79,7 @@ class BuiltinAudioEncoder(Encoder):
         self.n_frames = 1 + self.clip_samples // HOP_LENGTH
         # Computed once: librosa would rebuild the filterbank on every call.
         self._mel_basis = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=n_mels).astype(np.float32)
+        self._mel_bases: dict[torch.device, torch.Tensor] = {}  # the filterbank on each device used (not weights)
         layers: list[nn.Module] = []
         in_channels = 1
         for width in self.channels:
@@ -140,6 +141,35 @@ class BuiltinAudioEncoder(Encoder):
     def prepare(self, value: np.ndarray) -> torch.Tensor:
         """Waveform (T,) at 16 kHz -> ``Tensor[1, n_mels, n_frames]``."""
         return self.prepare_spectrogram(self.spectrogram(value))
+
+    def log_mel(self, clips: torch.Tensor) -> torch.Tensor:
+        """:meth:`spectrogram` in torch, for a batch on any device: cropped or padded clips
+        ``[B, clip_samples]`` -> log-mel ``[B, n_mels, n_frames]`` (dB, floor ``FLOOR_DB``).
+
+        The same periodic Hann window, zero-padded centred frames, power spectrum and mel
+        filterbank as the librosa path; equal to it within float32 rounding.
+        """
+        device = clips.device
+        window = torch.hann_window(N_FFT, periodic=True, dtype=torch.float32, device=device)
+        stft = torch.stft(
+            clips.float(), N_FFT, hop_length=HOP_LENGTH, window=window, center=True, pad_mode="constant", return_complex=True
+        )
+        basis = self._mel_bases.get(device)
+        if basis is None:
+            basis = self._mel_bases[device] = torch.from_numpy(self._mel_basis).to(device)
+        mel = basis @ stft.abs().square()
+        return torch.clamp(10.0 * torch.log10(torch.clamp(mel, min=1e-10)), min=FLOOR_DB)
+
+    def prepares_on(self, device: torch.device) -> bool:
+        return device.type == "cuda"  # a GPU computes a batch of STFTs far faster than librosa on one core
+
+    def prepare_batch(self, values: list[np.ndarray], device: torch.device) -> torch.Tensor:
+        """Waveforms -> ``Tensor[B, 1, n_mels, n_frames]``: log-mels on a GPU with :meth:`log_mel`,
+        elsewhere one by one with librosa (:meth:`prepare`)."""
+        if not self.prepares_on(device):
+            return super().prepare_batch(values, device)
+        clips = torch.from_numpy(np.stack([crop_or_pad(v, self.clip_samples) for v in values])).to(device)
+        return ((self.log_mel(clips) + 40.0) / 40.0).unsqueeze(1)
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         features = self.features(batch).amax(dim=3)  # [B, C, F'] : max over time

@@ -40,6 +40,15 @@ class Encoder(nn.Module):
         """Stack prepared items into one batch input for ``forward``."""
         return torch.stack(items)
 
+    def prepares_on(self, device: torch.device) -> bool:
+        """Whether :meth:`prepare_batch` does its work on ``device`` (a GPU), not item by item on the CPU."""
+        return False
+
+    def prepare_batch(self, values: list[Any], device: torch.device) -> Any:
+        """The batch input for ``forward`` of decoded ``values``: each prepared on the CPU, then
+        collated (an encoder whose preprocessing is cheaper on a GPU overrides this)."""
+        return self.collate([self.prepare(value) for value in values])
+
     def cache_id(self) -> str:
         """Identifies weights + preprocessing: the key prefix of the on-disk embedding cache."""
         raise NotImplementedError

@@ -132,6 +132,28 @@ def test_builtin_audio_shapes_crop_pad_and_round_trip():
     _check_round_trip(encoder, AUDIO)
 
 
+def test_the_torch_log_mel_for_gpus_equals_librosa_on_the_cpu(monkeypatch):
+    """The GPU path (torch STFT + mel) gives what librosa gives, for speech-like, quiet, silent and long clips."""
+    encoder = encoder_from_choice("audio", "builtin")
+    rng = np.random.default_rng(0)
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(SAMPLE_RATE) / SAMPLE_RATE)
+    waves = [
+        (tone + 0.01 * rng.standard_normal(SAMPLE_RATE)).astype(np.float32),
+        (0.001 * rng.standard_normal(4000)).astype(np.float32),
+        np.zeros(SAMPLE_RATE // 2, np.float32),
+        (0.5 * rng.standard_normal(3 * SAMPLE_RATE)).astype(np.float32),
+    ]
+    librosa_db = np.stack([encoder.spectrogram(w) for w in waves])
+    clips = torch.from_numpy(np.stack([crop_or_pad(w, encoder.clip_samples) for w in waves]))
+    np.testing.assert_allclose(encoder.log_mel(clips).numpy(), librosa_db, atol=1e-3)  # dB
+    assert not encoder.prepares_on(torch.device("cpu")) and encoder.prepares_on(torch.device("cuda"))
+    # What a GPU would run, forced on the CPU: the batch the CNN sees matches the librosa path's.
+    monkeypatch.setattr(BuiltinAudioEncoder, "prepares_on", lambda self, device: True)
+    torch.testing.assert_close(
+        encoder.prepare_batch(waves, torch.device("cpu")), torch.stack([encoder.prepare(w) for w in waves]), atol=1e-4, rtol=0
+    )
+
+
 def test_crop_keeps_the_loudest_window_and_pad_centres():
     quiet = np.full(5 * SAMPLE_RATE, 0.001, dtype=np.float32)
     quiet[3 * SAMPLE_RATE : 3 * SAMPLE_RATE + 1600] = 0.9  # a 0.1 s click at 3 s

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.data import Record, load_modality
+from core.data import Record, modality_values
 from core.encoders.cache import EmbeddingCache
 from core.inference import BatchSize, classify_proba, encode
 from core.model import MultimodalClassifier
@@ -74,9 +74,12 @@ def embed_records(
     limits: Limits = DEFAULT_LIMITS,
     batch: BatchSize | None = None,
     progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> EmbeddedRecords:
     """Embed every modality of ``records`` with ``model``'s encoders, reusing and filling ``cache``.
 
+    Files are decoded and prepared by ``workers`` processes (``None``: one per core when there are
+    enough misses; 0: here) while the encoder runs on the batches they finished.
     ``progress(done, total)`` is called after each encoded batch (``total`` counts cache misses only).
     """
     device = model.device
@@ -106,35 +109,20 @@ def embed_records(
         if not rows:
             continue
         encoder = model.encoders[m]
-        values = _LazyModality(records, rows, m, limits)
+        values = modality_values([records[i] for i in rows], m, limits)
         base = done
 
         def report(count: int, base: int = base) -> None:
             if progress is not None:
                 progress(base + count, total)
 
-        fresh = encode(encoder, values, device, batch=batch or BatchSize(128), after_batch=report).cpu()
+        fresh = encode(encoder, values, device, batch=batch or BatchSize(128), after_batch=report, workers=workers).cpu()
         embeddings[m][torch.tensor(rows)] = fresh
         if cache is not None:
             cache.put_many(encoder.cache_id(), keys, fresh.numpy())
         done += len(rows)
     labels = labels_to_indices([r.label for r in records], model.classes)
     return EmbeddedRecords(embeddings, present, labels, [r.id for r in records])
-
-
-class _LazyModality(Sequence):
-    """One modality of some records, decoded only when a batch asks for it (bounded memory)."""
-
-    def __init__(self, records: Sequence[Record], rows: list[int], modality: str, limits: Limits):
-        self.records, self.rows, self.modality, self.limits = records, rows, modality, limits
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, index):  # type: ignore[override]
-        if isinstance(index, slice):
-            return [load_modality(self.records[r], self.modality, self.limits) for r in self.rows[index]]
-        return load_modality(self.records[self.rows[index]], self.modality, self.limits)
 
 
 def classify_embedded(model: MultimodalClassifier, data: EmbeddedRecords) -> np.ndarray:

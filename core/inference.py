@@ -21,6 +21,7 @@ import torch
 from core.device import autocast, is_out_of_memory, move_to
 from core.encoders.base import Encoder
 from core.model import MultimodalClassifier
+from core.parallel import prepared_chunks
 from core.sample import DecodedSample
 from core.serialization import JsonMixin
 from core.tasks import Task
@@ -86,24 +87,46 @@ def encode(
     prepare: Callable[[Any], Any] | None = None,
     before_batch: Callable[[], None] | None = None,
     after_batch: Callable[[int], None] | None = None,
+    workers: int | None = 0,
 ) -> torch.Tensor:
     """Embeddings ``float32 [len(values), out_dim]`` on ``device`` of decoded ``values``.
 
     Args:
         encoder: an encoder in eval mode, already on ``device`` (it is not modified).
         values: decoded inputs of its modality (a lazy sequence is read batch by batch).
-        prepare: turns one value into encoder input (default ``encoder.prepare``).
+        prepare: turns one value into encoder input (default ``encoder.prepare``, or the encoder's
+            batched device path, :meth:`~core.encoders.base.Encoder.prepare_batch`, where it has one).
+        workers: processes that read ``values`` and prepare them ahead of the encoder (``None``:
+            one per core when the job is big enough, see :mod:`core.parallel`; 0: here).
     """
-    prepare = prepare or encoder.prepare
     batch = batch or BatchSize(256)
+    on_device = prepare is None and encoder.prepares_on(device)
+    per_item = _unchanged if on_device else (prepare or encoder.prepare)
 
-    def step(start: int, stop: int) -> torch.Tensor:
-        inputs = encoder.collate([prepare(v) for v in values[start:stop]])
+    def forward(items: list[Any]) -> torch.Tensor:
+        inputs = encoder.prepare_batch(items, device) if on_device else encoder.collate(items)
         with torch.inference_mode(), autocast(device):
             return encoder(move_to(inputs, device)).float()
 
-    chunks = run_in_batches(step, len(values), batch, device, before_batch=before_batch, after_batch=after_batch)
+    if workers == 0:
+        chunks = run_in_batches(
+            lambda start, stop: forward([per_item(v) for v in values[start:stop]]),
+            len(values), batch, device, before_batch=before_batch, after_batch=after_batch,
+        )  # fmt: skip
+    else:
+        chunks, done = [], 0
+        for items in prepared_chunks(values, per_item, batch.value, workers):
+            # An out-of-memory batch is halved within the chunk the workers prepared.
+            chunks += run_in_batches(lambda a, b, items=items: forward(items[a:b]), len(items), batch, device, before_batch=before_batch)
+            done += len(items)
+            if after_batch is not None:
+                after_batch(done)
     return torch.cat(chunks) if chunks else torch.zeros(0, encoder.out_dim, device=device)
+
+
+def _unchanged(value: Any) -> Any:
+    """What workers do to values the encoder prepares on the device itself: nothing."""
+    return value
 
 
 def task_output(model: MultimodalClassifier, outputs: torch.Tensor, task: str | Task | None, logits: bool) -> torch.Tensor:

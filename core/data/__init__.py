@@ -10,6 +10,7 @@ from core.data.records import (
     ValidationReport,
     load_modality,
     load_sample,
+    modality_values,
     natural_sort_key,
     record_to_sample,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "load_dataset",
     "load_modality",
     "load_sample",
+    "modality_values",
     "natural_sort_key",
     "record_to_sample",
     "validate_dataset",

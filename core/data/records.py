@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,32 @@ def load_modality(record: Record, modality: str, limits: Limits | None = None) -
         return None
     limits = limits or settings().limits
     return decode_modality(modality, value if modality == "text" else read_file(value, limits), limits)
+
+
+class ModalityValues(Sequence):
+    """One modality of some records, decoded when indexed (a batch at a time, or in the worker
+    process that indexes it: it holds only paths and texts, cheap to send to one)."""
+
+    def __init__(self, sources: list[str], modality: str, limits: Limits):
+        self.sources, self.modality, self.limits = sources, modality, limits
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self._decode(source) for source in self.sources[index]]
+        return self._decode(self.sources[index])
+
+    def _decode(self, source: str) -> Any:
+        data = source if self.modality == "text" else read_file(source, self.limits)
+        return decode_modality(self.modality, data, self.limits)
+
+
+def modality_values(records: Sequence[Record], modality: str, limits: Limits | None = None) -> ModalityValues:
+    """``records``' values of ``modality`` (each must have it), decoded lazily through :mod:`core.io`."""
+    sources = [record.text if modality == "text" else str(getattr(record, modality)) for record in records]
+    return ModalityValues(sources, modality, limits or settings().limits)
 
 
 def record_to_sample(record: Record, limits: Limits | None = None) -> Sample:

@@ -5,26 +5,30 @@ cache, and these analyses run the fusion head on them with the presence mask cha
 (missing modalities), one modality's rows shuffled (reliance), or one modality
 re-encoded from corrupted inputs (corruption sweeps). Corrupted embeddings are shared
 between checkpoints whose encoder has the same ``cache_id`` (the demo's fusions share
-their encoders), so a sweep over six strategies encodes each corrupted input once.
+their encoders), so a sweep over six strategies encodes each corrupted input once; each
+input is decoded once per corruption, in worker processes, for all its severities.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from core.data import Dataset, Record, load_sample
+from core.data import Dataset, Record, load_sample, modality_values
+from core.data.records import ModalityValues
 from core.embeddings import EmbeddedRecords
 from core.encoders.base import Encoder
+from core.encoders.cache import EmbeddingCache
 from core.evaluate.results import CorruptionSweep, RelianceScore, SubsetResult
 from core.evaluate.scoring import Scorer
 from core.inference import encode
+from core.parallel import prepared_chunks
 from core.sample import DecodedSample
 
 
@@ -85,49 +89,120 @@ CORRUPTIONS: dict[str, Corruption] = {
 """Every sweep; severity 0 is always the clean input."""
 
 
-class SplitInputs:
-    """The records of one split, their decoded samples (decoded once, on first use) and the
-    embeddings of corrupted inputs, shared by every checkpoint evaluated on the split.
+SWEEP_CHUNK = 256
+"""Rows a worker decodes and corrupts (at every severity) per round trip."""
 
-    Corrupted embeddings are memoised in memory by (encoder cache id, corruption,
-    severity, sample content hash, seed).
+
+def corrupted_cache_id(cache_id: str, corruption: str, severity: int, seed: int) -> str:
+    """Where the embedding store keeps an encoder's embeddings of corrupted inputs (keyed, like
+    clean ones, by the clean input's content hash: a corruption is a function of it and the seed)."""
+    return f"{cache_id}|{corruption}@{severity}|seed={seed}"
+
+
+class _Corrupted(Sequence):
+    """Row i: its decoded value under each severity of a corruption, each drawn with one generator
+    per (sample, severity), so results depend on neither order nor worker."""
+
+    def __init__(self, values: ModalityValues, hashes: list[str], corruption: str, seed: int):
+        self.values, self.hashes, self.corruption, self.seed = values, hashes, corruption, seed
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        corruption = CORRUPTIONS[self.corruption]
+        value = self.values[index]
+        number = list(CORRUPTIONS).index(self.corruption)
+        out = []
+        for severity in range(1, len(corruption.levels)):
+            rng = np.random.default_rng([self.seed, number, severity, int(self.hashes[index][:15], 16)])
+            out.append(corruption.apply(value, corruption.levels[severity], rng))
+        return out
+
+
+class _PrepareEach:
+    """A row's corrupted values, each prepared for the encoder (in a worker)."""
+
+    def __init__(self, encoder: Encoder):
+        self.encoder = encoder
+
+    def __call__(self, values: list[Any]) -> list[Any]:
+        return [self.encoder.prepare(v) for v in values]
+
+
+def _same(values: Any) -> Any:
+    return values
+
+
+class SplitInputs:
+    """The records of one split and the embeddings of their corrupted inputs, shared by every
+    checkpoint evaluated on the split.
+
+    Corrupted embeddings are computed for every severity of a corruption in one pass (each
+    input decoded once, in worker processes) and kept in the embedding ``store`` when there
+    is one (under :func:`corrupted_cache_id`: torchrun ranks share them that way, and memory
+    stays bounded), else in memory.
     """
 
-    def __init__(self, dataset: Dataset, split: str):
+    def __init__(self, dataset: Dataset, split: str, store: EmbeddingCache | None = None):
         self.dataset = dataset
         self.split = split
+        self.store = store
         self.records: list[Record] = dataset.split(split)
-        self._decoded: list[DecodedSample] | None = None
-        self._corrupted: dict[tuple[str, str, int, str, int], np.ndarray] = {}
+        self._decoded: dict[int, DecodedSample] = {}
+        self._corrupted: dict[str, dict[str, np.ndarray]] = {}
 
-    @property
-    def decoded(self) -> list[DecodedSample]:
-        if self._decoded is None:
-            self._decoded = [load_sample(r, self.dataset.limits) for r in self.records]
-        return self._decoded
+    def samples(self, rows: list[int]) -> list[DecodedSample]:
+        """The decoded samples of ``rows`` (decoded once, on first use)."""
+        for i in rows:
+            if i not in self._decoded:
+                self._decoded[i] = load_sample(self.records[i], self.dataset.limits)
+        return [self._decoded[i] for i in rows]
 
     def corrupted_embeddings(
         self, encoder: Encoder, corruption: Corruption, severity: int, rows: list[int], seed: int, device: torch.device
     ) -> torch.Tensor:
         """``Tensor[len(rows), out_dim]``: embeddings of the corrupted ``corruption.modality`` of ``rows``."""
-        cache_id = encoder.cache_id()
         modality = corruption.modality
-        keys = [(cache_id, corruption.name, severity, self.records[i].content_hash(modality), seed) for i in rows]
-        todo = [j for j, key in enumerate(keys) if key not in self._corrupted]
-        if todo:
-            values = []
-            for j in todo:
-                # One generator per (sample, severity): results do not depend on evaluation order.
-                rng = np.random.default_rng(
-                    [seed, list(CORRUPTIONS).index(corruption.name), severity, int(keys[j][3][:15], 16)]
-                )
-                values.append(corruption.apply(self.decoded[rows[j]].get(modality), corruption.levels[severity], rng))
-            fresh = encode(encoder, values, device).cpu().numpy()
-            for j, row in zip(todo, fresh, strict=True):
-                self._corrupted[keys[j]] = row
-        return (
-            torch.from_numpy(np.stack([self._corrupted[k] for k in keys])) if keys else torch.zeros(0, encoder.out_dim)
-        )
+        keys = [self.records[i].content_hash(modality) for i in rows]
+        found, hit = self._lookup(encoder, corruption, severity, keys, seed)
+        if not hit.all():
+            todo = [row for row, h in zip(rows, hit, strict=True) if not h]
+            self._compute(encoder, corruption, todo, seed, device)
+            found, hit = self._lookup(encoder, corruption, severity, keys, seed)
+        return torch.from_numpy(found)
+
+    def _lookup(self, encoder: Encoder, corruption: Corruption, severity: int, keys: list[str], seed: int):
+        cache_id = corrupted_cache_id(encoder.cache_id(), corruption.name, severity, seed)
+        if self.store is not None:
+            return self.store.get_many(cache_id, keys, encoder.out_dim)
+        memo = self._corrupted.get(cache_id, {})
+        hit = np.array([k in memo for k in keys], dtype=bool)
+        found = np.stack([memo[k] for k in keys]) if hit.all() and keys else np.zeros((len(keys), encoder.out_dim), np.float32)
+        return found, hit
+
+    def _compute(self, encoder: Encoder, corruption: Corruption, rows: list[int], seed: int, device: torch.device) -> None:
+        """Every severity's corrupted embeddings of ``rows``, into the store (or memory)."""
+        modality = corruption.modality
+        records = [self.records[i] for i in rows]
+        keys = [r.content_hash(modality) for r in records]
+        variants = _Corrupted(modality_values(records, modality, self.dataset.limits), keys, corruption.name, seed)
+        on_device = encoder.prepares_on(device)
+        severities = range(1, len(corruption.levels))
+        parts: dict[int, list[np.ndarray]] = {s: [] for s in severities}
+        for chunk in prepared_chunks(variants, _same if on_device else _PrepareEach(encoder), SWEEP_CHUNK):
+            for k, severity in enumerate(severities):
+                items = [row[k] for row in chunk]
+                parts[severity].append(encode(encoder, items, device, prepare=None if on_device else _same).cpu().numpy())
+        for severity, chunks in parts.items():
+            cache_id = corrupted_cache_id(encoder.cache_id(), corruption.name, severity, seed)
+            vectors = np.concatenate(chunks) if chunks else np.zeros((0, encoder.out_dim), np.float32)
+            if self.store is not None:
+                self.store.put_many(cache_id, keys, vectors)
+            else:
+                self._corrupted.setdefault(cache_id, {}).update(zip(keys, vectors, strict=True))
 
 
 def missing_modality_table(model, data: EmbeddedRecords, scorer: Scorer) -> list[SubsetResult]:

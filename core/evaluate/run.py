@@ -85,10 +85,11 @@ def evaluate_checkpoint(
         else load_checkpoint(checkpoint, device=pick_device(device))
     )
     model = loaded.model
+    store = _as_embedding_cache(embedding_cache)
     inputs = (
         inputs
         if inputs is not None and inputs.dataset is dataset and inputs.split == split
-        else SplitInputs(dataset, split)
+        else SplitInputs(dataset, split, store)
     )
     if not inputs.records:
         raise EvaluationError(f"Split {split!r} of {dataset.root} is empty (sizes: {dataset.split_sizes()}).")
@@ -98,7 +99,7 @@ def evaluate_checkpoint(
         raise EvaluationError(
             f"{loaded.name} does not predict the task {task_name!r} (it predicts {', '.join(t.name for t in model.tasks)})."
         ) from None
-    embedded = embed_records(model, inputs.records, cache=_as_embedding_cache(embedding_cache), limits=dataset.limits)
+    embedded = embed_records(model, inputs.records, cache=store, limits=dataset.limits)
     targets = dataset.targets(inputs.records, task.name) if task.name in {t.name for t in dataset.tasks} else [None] * len(inputs.records)
     y_all, known = task.encode(targets)
     rows = np.flatnonzero(known).tolist()
@@ -170,7 +171,7 @@ def evaluate_checkpoint(
         missing_modality=missing_modality_table(model, data, scorer) if robust else [],
         corruptions=corruption_sweeps(model, data, inputs, rows, scorer) if robust else [],
         reliance=modality_reliance(model, data, scorer) if robust else [],
-        cost=measure_cost(model, [inputs.decoded[i] for i in rows], data, options) if options.cost else None,
+        cost=measure_cost(model, inputs.samples(rows[: options.large_batch]), data, options) if options.cost else None,
         options=options,
         notes=metrics.notes + notes,
         seconds=time.perf_counter() - started,
@@ -253,7 +254,7 @@ def evaluate(
     options = options or EvaluationOptions()
     dataset = _as_dataset(dataset)
     if inputs is None:
-        inputs = SplitInputs(dataset, split)
+        inputs = SplitInputs(dataset, split, _as_embedding_cache(embedding_cache))
     elif inputs.dataset is not dataset or inputs.split != split:
         raise ValueError("inputs were prepared for another dataset or split")
     results = []

@@ -1,13 +1,15 @@
 """The epoch loop: AdamW, cosine decay, modality dropout, early stopping, DDP under torchrun.
 
 Rows are addressed by index into a :class:`TrainingSet`: frozen encoders' embeddings
-come precomputed (cheap epochs), encoders being trained get their prepared inputs and
-run in the loop. Under torchrun each rank takes its share of every global batch and
+come precomputed (cheap epochs), encoders being trained get their prepared inputs
+(:func:`prepared_inputs`: decoded and prepared once, in worker processes, kept as one
+tensor) and run in the loop. Under torchrun each rank takes its share of every global batch and
 DistributedDataParallel averages the gradients, so N ranks see what one process sees.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,14 +20,84 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from core import distributed
+from core.data import Record, modality_values
 from core.device import autocast, move_to
 from core.encoders.base import Encoder
 from core.inference import BatchSize, run_in_batches
 from core.model import MultimodalClassifier
+from core.parallel import prepared_chunks
+from core.settings import Limits
 from core.train.config import TrainConfig
 from core.train.events import ProgressCallback
 from core.train.loss import MultiTaskLoss, Targets
 from core.train.resume import FitState, load_fit_state, save_fit_state
+
+PREPARE_CHUNK = 256
+"""Inputs a worker prepares per round trip."""
+
+
+class PreparedColumn(Sequence):
+    """Prepared encoder inputs of one modality for N rows (``None`` where a row lacks it).
+
+    Inputs of one shape (the built-in encoders') live in one stacked tensor, so 100,000
+    rows are one allocation rather than 100,000 tensors; others stay a list.
+    """
+
+    def __init__(self, n: int, rows: Sequence[int], items: torch.Tensor | list[Any]):
+        self.n = n
+        self.position = torch.full((n,), -1, dtype=torch.long)
+        self.position[torch.as_tensor(list(rows), dtype=torch.long)] = torch.arange(len(rows))
+        self.items = items
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index):  # type: ignore[override]
+        where = int(self.position[index])
+        return None if where < 0 else self.items[where]
+
+    def batch(self, rows: list[int], encoder: Encoder) -> Any:
+        """The encoder's batch input for ``rows`` (every one of them has the modality)."""
+        where = self.position[torch.as_tensor(rows, dtype=torch.long)]
+        if isinstance(self.items, torch.Tensor):
+            return self.items[where]
+        return encoder.collate([self.items[i] for i in where.tolist()])
+
+    def subset(self, rows: torch.Tensor) -> PreparedColumn:
+        where = self.position[rows]
+        kept = (where >= 0).nonzero().flatten()
+        items = self.items[where[kept]] if isinstance(self.items, torch.Tensor) else [self.items[i] for i in where[kept].tolist()]
+        return PreparedColumn(len(rows), kept.tolist(), items)
+
+
+def prepared_inputs(
+    records: list[Record], encoder: Encoder, modality: str, limits: Limits, workers: int | None = None
+) -> PreparedColumn:
+    """Every record's ``modality`` decoded and prepared for ``encoder`` once, in worker processes
+    (``None``: one per core; the result does not depend on how many)."""
+    rows = [i for i, record in enumerate(records) if getattr(record, modality) is not None]
+    values = modality_values([records[i] for i in rows], modality, limits)
+    stacked: torch.Tensor | None = None
+    items: list[Any] = []
+    done = 0
+    for chunk in prepared_chunks(values, encoder.prepare, PREPARE_CHUNK, workers):
+        if stacked is None and done == 0 and _same_shape(chunk):
+            stacked = torch.empty((len(rows), *chunk[0].shape), dtype=chunk[0].dtype)
+        if stacked is not None and _same_shape(chunk, like=stacked[0]):
+            stacked[done : done + len(chunk)] = torch.stack(chunk)
+        else:  # inputs of varying shapes: kept one by one
+            if stacked is not None:
+                items, stacked = list(stacked[:done]), None
+            items.extend(chunk)
+        done += len(chunk)
+    return PreparedColumn(len(records), rows, stacked if stacked is not None else items)
+
+
+def _same_shape(chunk: list[Any], like: torch.Tensor | None = None) -> bool:
+    first = chunk[0] if like is None else like
+    return isinstance(first, torch.Tensor) and all(
+        isinstance(item, torch.Tensor) and item.shape == first.shape and item.dtype == first.dtype for item in chunk
+    )
 
 
 @dataclass
@@ -33,13 +105,13 @@ class TrainingSet:
     """Rows of one split: prepared inputs for encoders being trained, embeddings for frozen ones.
 
     Attributes:
-        inputs: per modality being trained, one prepared input per row (``None`` where absent).
+        inputs: per modality being trained, its :class:`PreparedColumn`.
         embeddings: per frozen modality, ``Tensor[N, d]`` (zero rows where absent).
         present: ``BoolTensor[N, M]`` in the model's modality order.
         targets: task name -> (targets, known rows), see :mod:`core.train.loss`.
     """
 
-    inputs: dict[str, list[Any]]
+    inputs: dict[str, PreparedColumn]
     embeddings: dict[str, torch.Tensor]
     present: torch.Tensor
     targets: Targets
@@ -50,7 +122,7 @@ class TrainingSet:
     def rows(self, idx: torch.Tensor) -> TrainingSet:
         """The rows ``idx`` of this set."""
         return TrainingSet(
-            {m: [v[i] for i in idx.tolist()] for m, v in self.inputs.items()},
+            {m: column.subset(idx) for m, column in self.inputs.items()},
             {m: e[idx] for m, e in self.embeddings.items()},
             self.present[idx],
             {name: (y[idx], known[idx]) for name, (y, known) in self.targets.items()},
@@ -75,7 +147,7 @@ def _batch_embeddings(
         rows = present[:, j].nonzero().flatten()
         full = torch.zeros(len(idx), enc.out_dim, device=device)
         if len(rows):
-            batch = enc.collate([data.inputs[m][int(idx[r])] for r in rows])
+            batch = data.inputs[m].batch(idx[rows].tolist(), enc)
             full[rows.to(device)] = enc(move_to(batch, device)).to(full.dtype)
         out[m] = full
     return out

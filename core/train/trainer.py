@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from core import distributed
 from core.card import DatasetInfo, TrainingInfo
 from core.checkpoints import load_checkpoint, read_card, save_checkpoint
-from core.data import Dataset, Record, load_modality
+from core.data import Dataset, Record
 from core.device import describe_device, pick_device
 from core.embeddings import EmbeddedRecords, embed_records
 from core.encoders import encoder_from_choice
@@ -41,9 +41,10 @@ from core.model import MultimodalClassifier
 from core.tasks import Task
 from core.train.config import BASELINE_SUFFIX, TrainConfig, TrainResult, split_model_name
 from core.train.events import ProgressCallback
-from core.train.loop import TrainingSet, fit
+from core.train.loop import TrainingSet, fit, prepared_inputs
 from core.train.loss import MultiTaskLoss, Targets
 from core.train.resume import clear_fit_state
+from core.train.side_by_side import can_run_side_by_side, run_side_by_side
 
 SPLITS = ("train", "val", "test")
 
@@ -102,6 +103,8 @@ class Trainer:
         self._encoders: dict[str, Encoder] = {}
         self._results: dict[str, TrainResult] = {}
         self._targets_cache: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._side_by_side = False
+        self._data_workers: int | None = None  # decoding workers of stage 1 (None: one per core)
 
     def _emit(self, **event: Any) -> None:
         if self.callback is not None:
@@ -126,8 +129,7 @@ class Trainer:
                 self._train_frozen_baseline(modality)
         if fusions:
             embedded = self._embed_splits(self._probe_model())
-            for name in fusions:
-                self._train_fusion(name, embedded)
+            self._train_all({name: (lambda name=name: self._train_fusion(name, embedded)) for name in fusions})
         results = [self._results[n] for n in names]
         self._emit(event="done", results=[{"name": r.name, "path": str(r.path), "metrics": r.metrics} for r in results])
         return results
@@ -182,6 +184,7 @@ class Trainer:
         """Build every encoder of ``modalities``: built-in ones are trained here (or, with
         ``resume``, loaded from their complete baseline checkpoint), pretrained ones loaded
         frozen. Afterwards every encoder is frozen for the fusion stage."""
+        to_train: dict[str, Encoder] = {}
         for modality in modalities:
             if modality in self._encoders:
                 continue
@@ -192,19 +195,52 @@ class Trainer:
             if encoder.trainable:
                 name = f"{modality}{BASELINE_SUFFIX}"
                 done = self._results.get(name) or (self._completed(name) if self.resume else None)
-                if done is not None:
-                    encoder = load_checkpoint(done.path, device=self.device).model.encoders[modality]
-                    self._results[name] = done
-                else:
-                    self._train_encoder(modality, encoder)
-            encoder.eval()
-            encoder.requires_grad_(False)
-            self._encoders[modality] = encoder
+                if done is None:
+                    to_train[modality] = encoder
+                    continue
+                encoder = load_checkpoint(done.path, device=self.device).model.encoders[modality]
+                self._results[name] = done
+            self._freeze(modality, encoder)
+        # Longest first: audio spectrograms cost the most, texts the least.
+        order = sorted(to_train, key=lambda m: {"audio": 0, "image": 1}.get(m, 2))
+        trained = self._train_all({f"{m}{BASELINE_SUFFIX}": (lambda m=m: self._train_encoder(m, to_train[m])) for m in order})
+        for modality in order:
+            result = trained[f"{modality}{BASELINE_SUFFIX}"]
+            encoder = to_train[modality]
+            if self._side_by_side:  # trained in another process: its weights are in the checkpoint it saved
+                encoder = load_checkpoint(result.path, device=self.device).model.encoders[modality]
+            self._freeze(modality, encoder)
+
+    def _freeze(self, modality: str, encoder: Encoder) -> None:
+        encoder.eval()
+        encoder.requires_grad_(False)
+        self._encoders[modality] = encoder
+
+    def _train_all(self, trainings: dict[str, Any]) -> dict[str, TrainResult]:
+        """Run trainings (name -> zero-argument function returning its TrainResult): side by side in
+        single-threaded processes on a CPU (:mod:`core.train.side_by_side`), else one after another."""
+        if not trainings:
+            return {}
+        self._side_by_side = can_run_side_by_side(self.device, self.ctx.world)
+        if not self._side_by_side:
+            return {name: train() for name, train in trainings.items()}
+
+        def in_child(train):
+            def task(emit):
+                self.callback = emit if self.callback is not None else None
+                self._data_workers = 0  # the other slots keep the cores busy
+                return train()
+
+            return task
+
+        results = run_side_by_side({n: in_child(t) for n, t in trainings.items()}, self.callback)
+        self._results.update(results)
+        return results
 
     def _unimodal_model(self, modality: str, encoder: Encoder) -> MultimodalClassifier:
         return self._model("early", {modality: encoder}, self.tasks)
 
-    def _train_encoder(self, modality: str, encoder: Encoder) -> None:
+    def _train_encoder(self, modality: str, encoder: Encoder) -> TrainResult:
         """The encoder and a unimodal head, end to end; saved as the ``<modality>-only`` baseline."""
         start = time.perf_counter()
         name = f"{modality}{BASELINE_SUFFIX}"
@@ -214,7 +250,7 @@ class Trainer:
         for split in ("train", "val"):
             records = self.splits[split]
             sets[split] = TrainingSet(
-                inputs={modality: _prepared_inputs(records, encoder, modality, self.dataset)},
+                inputs={modality: prepared_inputs(records, encoder, modality, self.dataset.limits, self._data_workers)},
                 embeddings={},
                 present=_present_matrix(records, [modality]),
                 targets=self._targets(split, self.tasks),
@@ -222,7 +258,7 @@ class Trainer:
         history, best_epoch = self._fit(
             name, model, list(model.parameters()), sets, self.config.encoder_epochs, self.config.encoder_lr, 0.0
         )
-        self._finish(name, "unimodal", model, history, best_epoch, time.perf_counter() - start)
+        return self._finish(name, "unimodal", model, history, best_epoch, time.perf_counter() - start)
 
     def _train_frozen_baseline(self, modality: str) -> None:
         """A frozen pretrained encoder's baseline: a head trained on its cached embeddings."""
@@ -296,14 +332,14 @@ class Trainer:
             resume=self.resume,
         )
 
-    def _train_fusion(self, name: str, embedded: dict[str, EmbeddedRecords]) -> None:
+    def _train_fusion(self, name: str, embedded: dict[str, EmbeddedRecords]) -> TrainResult:
         start = time.perf_counter()
         fusion, only = split_model_name(name)
         self._emit(event="stage", stage=f"training {fusion} fusion" + (f" on the {only} task alone" if only else ""))
         tasks = [t for t in self.tasks if t.name == only] if only else self.tasks
         model = self._model(fusion, {m: self._encoders[m] for m in self.modalities}, tasks)
         history, best_epoch = self._fit_head(model, embedded, name, self.config.modality_dropout)
-        self._finish(name, "fusion", model, history, best_epoch, time.perf_counter() - start, embedded)
+        return self._finish(name, "fusion", model, history, best_epoch, time.perf_counter() - start, embedded)
 
     # ------------------------------------------------------------------ saving
     def _finish(
@@ -315,7 +351,7 @@ class Trainer:
         best_epoch: int,
         seconds: float,
         embedded: dict[str, EmbeddedRecords] | None = None,
-    ) -> None:
+    ) -> TrainResult:
         embedded = embedded if embedded is not None and set(model.modalities) == set(self.modalities) else None
         outputs = {}
         for split in ("val", "test"):
@@ -366,6 +402,7 @@ class Trainer:
         distributed.barrier()
         self._emit(event="saved", model=name, path=str(path), metrics=metrics)
         self._results[name] = TrainResult(name, path, metrics, len(history), seconds)
+        return self._results[name]
 
 
     def _known(self, proba: np.ndarray, split: str, task: Task) -> tuple[np.ndarray, np.ndarray]:
@@ -381,15 +418,6 @@ class Trainer:
         values = multilabel_metrics(y, p, task.classes, thresholds.get(task.name, {})).values
         keys = ("f1_micro", "f1_macro", "exact_match", "hamming_loss", "average_precision_macro")
         return {"n": int(len(y)), **{k: values[k] for k in keys if values.get(k) is not None}}
-
-
-def _prepared_inputs(records: list[Record], encoder: Encoder, modality: str, dataset: Dataset) -> list[Any]:
-    """One prepared encoder input per record (``None`` where the modality is absent)."""
-    out: list[Any] = []
-    for record in records:
-        value = load_modality(record, modality, dataset.limits)
-        out.append(encoder.prepare(value) if value is not None else None)
-    return out
 
 
 def _present_matrix(records: list[Record], modalities: list[str]) -> torch.Tensor:

@@ -66,6 +66,33 @@ def test_encode_reads_a_lazy_sequence_batch_by_batch():
     assert vectors.shape == (5, 16) and len(seen) == 3  # three slices, never the whole list at once
 
 
+def test_worker_processes_prepare_ahead_and_change_nothing(small_demo, small_checkpoints):
+    from core.embeddings import embed_records
+
+    model = load_checkpoint(small_checkpoints["early"]).model
+    records = small_demo.split("train")[:40]
+    here = embed_records(model, records, workers=0, batch=BatchSize(8))
+    chunks = []
+    workers = embed_records(model, records, workers=2, batch=BatchSize(8), progress=lambda done, total: chunks.append(done))
+    for m in model.modalities:
+        assert torch.equal(here.embeddings[m], workers.embeddings[m])
+    assert chunks == sorted(chunks) and chunks[-1] == sum(len(r.present()) for r in records)
+
+
+def test_a_file_broken_since_validation_fails_with_its_own_message_from_a_worker(small_demo, tmp_path):
+    from core.data import modality_values
+    from core.errors import InputError
+
+    model = toy_model()
+    path = tmp_path / "broken.png"
+    path.write_bytes(b"not an image")
+    good = [r for r in small_demo.records if r.image is not None][:20]
+    values = modality_values(good, "image")
+    values.sources[13] = str(path)
+    with pytest.raises(InputError, match="not an image we can read"):
+        encode(model.encoders["image"], values, torch.device("cpu"), batch=BatchSize(4), workers=2)
+
+
 def test_predict_names_used_and_ignored_modalities(small_checkpoints, small_demo):
     loaded = load_checkpoint(small_checkpoints["image-only"])
     sample = load_sample(next(r for r in small_demo.split("test") if r.image and r.text))

@@ -64,4 +64,5 @@ def report(tiny, encode_calls) -> EvaluationReport:
         patch.setattr(
             robustness, "encode", lambda enc, values, *a, **kw: encode_calls.append(len(values)) or real(enc, values, *a, **kw)
         )
-        return evaluate([tiny.paths["early"], tiny.paths["late"]], tiny.dataset, "test", FAST)
+        # No embedding store: corrupted embeddings other tests stored would be reused, not counted.
+        return evaluate([tiny.paths["early"], tiny.paths["late"]], tiny.dataset, "test", FAST, embedding_cache=False)

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+import core.evaluate.robustness as robustness
 import core.evaluate.run as evaluation_run
 from core.evaluate import EvaluationOptions, SplitInputs, evaluate_cached
 
@@ -31,16 +32,18 @@ def test_cache_hit_is_identical_and_does_not_recompute(tiny, tmp_path, monkeypat
     assert len(calls) == 5  # other options, other key
 
 
-def test_one_at_a_time_with_shared_inputs_matches_one_call(tiny, tmp_path):
+def test_one_at_a_time_with_shared_inputs_matches_one_call(tiny, tmp_path, monkeypatch):
     options = EvaluationOptions(bootstrap=50, cost=False)
     paths = [tiny.paths["early"], tiny.paths["late"]]
-    together = evaluate_cached(paths, tiny.dataset, "test", options, cache_dir=tmp_path / "together")
+    together = evaluate_cached(paths, tiny.dataset, "test", options, cache_dir=tmp_path / "together", embedding_cache=False)
+    encoded = []
+    real = robustness.encode
+    monkeypatch.setattr(robustness, "encode", lambda enc, values, *a, **kw: encoded.append(len(values)) or real(enc, values, *a, **kw))
     inputs = SplitInputs(tiny.dataset, "test")
     for path in paths:  # what the Compare page does to show progress per checkpoint
-        evaluate_cached([path], tiny.dataset, "test", options, cache_dir=tmp_path / "apart", inputs=inputs)
-    decoded = inputs.decoded
+        evaluate_cached([path], tiny.dataset, "test", options, cache_dir=tmp_path / "apart", inputs=inputs, embedding_cache=False)
+    assert len(encoded) == 4 * 5  # corrupted once for both checkpoints: 4 corruptions, 5 severities each
     apart = evaluate_cached(paths, tiny.dataset, "test", options, cache_dir=tmp_path / "apart")
-    assert inputs.decoded is decoded  # decoded once for both checkpoints
 
     def results(report):  # everything but the wall-clock time
         return [{k: v for k, v in r.to_json().items() if k != "seconds"} for r in report.checkpoints]

@@ -2,7 +2,9 @@
 
 import pytest
 
+from core.checkpoints import load_checkpoint
 from core.evaluate import SWEEP_METRICS
+from core.evaluate.robustness import corrupted_cache_id
 from tests.core.evaluate.conftest import FAST
 
 
@@ -36,3 +38,52 @@ def test_reliance_of_an_ignored_modality_is_zero(report):
 def test_corrupted_embeddings_are_shared_between_checkpoints(report, encode_calls):
     # corruptions x non-clean severities, encoded once for both checkpoints
     assert len(encode_calls) == 4 * 5
+
+
+def test_corrupted_embeddings_go_to_the_store_and_equal_those_computed_in_memory(tiny, report, tmp_path):
+    """With a store, the sweeps are computed once and read back by later
+    evaluations: what torchrun ranks rely on. The numbers equal those computed without a store."""
+    from core.encoders.cache import EmbeddingCache
+    from core.evaluate import evaluate
+
+    store = EmbeddingCache(tmp_path)
+    stored = evaluate([tiny.paths["early"], tiny.paths["late"]], tiny.dataset, "test", FAST, embedding_cache=store)
+    encoder = load_checkpoint(tiny.paths["early"]).model.encoders["image"]
+    # Keyed by content: the demo's test split repeats one image, corrupted (and stored) once.
+    images = {r.content_hash("image") for r in tiny.dataset.split("test") if r.image is not None}
+    assert store.count(corrupted_cache_id(encoder.cache_id(), "image_noise", 3, FAST.seed)) == len(images)
+    for ours, theirs in zip(stored.checkpoints, report.checkpoints, strict=True):
+        assert [c.to_json() for c in ours.corruptions] == [c.to_json() for c in theirs.corruptions]
+
+
+@pytest.mark.parametrize("corruption", ["image_noise", "audio_noise"])
+def test_corrupted_embeddings_do_not_depend_on_the_number_of_workers(tiny, monkeypatch, corruption):
+    """Each (sample, severity) draws its own noise, so worker processes (and how the rows are
+    chunked between them) change nothing."""
+    import torch
+
+    from core import parallel
+    from core.evaluate import SplitInputs, robustness
+    from core.evaluate.robustness import CORRUPTIONS
+
+    monkeypatch.setattr(robustness, "SWEEP_CHUNK", 8)  # several chunks, so the tiny split gets workers
+    used = []
+    count = parallel.worker_count
+    monkeypatch.setattr(parallel, "worker_count", lambda *a, **kw: used.append(count(*a, **kw)) or used[-1])
+    sweep = CORRUPTIONS[corruption]
+    model = load_checkpoint(tiny.paths["late"]).model
+    encoder = model.encoders[sweep.modality]
+    records = tiny.dataset.split("test")
+    rows = [i for i, r in enumerate(records) if getattr(r, sweep.modality) is not None]
+    out = {}
+    for workers in ("0", "2"):
+        monkeypatch.setenv("FUSION_WORKERS", workers)
+        inputs = SplitInputs(tiny.dataset, "test")
+        out[workers] = [
+            inputs.corrupted_embeddings(encoder, sweep, severity, rows, FAST.seed, torch.device("cpu"))
+            for severity in range(1, len(sweep.levels))
+        ]
+    for here, there in zip(out["0"], out["2"], strict=True):
+        assert torch.equal(here, there)
+    assert used == [0, 2]
+    assert not torch.equal(out["0"][0], out["0"][-1])  # the severities differ

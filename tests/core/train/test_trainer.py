@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from core.checkpoints import load_checkpoint, read_card
+from core.checkpoints import list_checkpoints, load_checkpoint, read_card
 from core.errors import TrainingError
 from core.fusion import FUSIONS
 from core.inference import predict_proba
@@ -73,3 +73,54 @@ def test_trained_checkpoint_predicts_like_training_metrics(small_checkpoints, sm
     proba = predict_proba(loaded.model, [load_sample(r) for r in test])
     y = labels_to_indices([r.label for r in test], loaded.model.classes).numpy()
     assert headline_metrics(y, proba)["accuracy"] == pytest.approx(loaded.card.metric("test", "accuracy"), abs=1e-6)
+
+
+def _weights(out) -> dict[str, str]:
+    return {info.name: read_card(info.path).sha256 for info in list_checkpoints(out)}
+
+
+def test_side_by_side_processes_give_what_one_process_gives(small_demo, tmp_path, monkeypatch):
+    """Trainings run side by side in single-threaded processes leave the same checkpoints (and emit the
+    same events) as the same trainings run one after another in one single-threaded process."""
+    import torch
+
+    from core.train import trainer as trainer_module
+
+    events = []
+    Trainer(small_demo, tmp_path / "side", FAST, show_progress=False, callback=events.append).run(["early", "late"])
+    monkeypatch.setattr(trainer_module, "can_run_side_by_side", lambda device, world: False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = []
+        Trainer(small_demo, tmp_path / "alone", FAST, show_progress=False, callback=alone.append).run(["early", "late"])
+    finally:
+        torch.set_num_threads(threads)
+    assert _weights(tmp_path / "side") == _weights(tmp_path / "alone")
+    assert len(_weights(tmp_path / "side")) == 5
+    epochs = lambda log: sorted((e["model"], e["epoch"], e["train_loss"]) for e in log if e["event"] == "epoch")  # noqa: E731
+    assert epochs(events) == epochs(alone)
+
+
+def test_decoding_workers_do_not_change_the_weights(small_demo, tmp_path, monkeypatch):
+    """Stage-1 inputs decoded and prepared by worker processes (from a non-main thread: one process,
+    workers started by a fork server) train the same encoder as inputs prepared in the process."""
+    import threading
+
+    from core.train import loop
+
+    monkeypatch.setattr(loop, "PREPARE_CHUNK", 8)  # so that the small demo needs workers
+    out = {}
+
+    def train(workers: str) -> None:
+        monkeypatch.setenv("FUSION_WORKERS", workers)
+        thread = threading.Thread(
+            target=lambda: out.update({workers: Trainer(small_demo, tmp_path / workers, FAST, show_progress=False).run(["image-only"])})
+        )
+        thread.start()
+        thread.join()
+
+    train("0")
+    train("2")
+    assert _weights(tmp_path / "0") == _weights(tmp_path / "2")
+    assert out["0"][0].metrics == out["2"][0].metrics

@@ -72,13 +72,18 @@ def test_resume_after_sigkill_finishes_with_loadable_checkpoints(small_demo, tmp
         assert read_card(out / name).sha256 == sha, f"--resume retrained the complete {name}"
 
 
+def _vector_files(folder):
+    """Each shard's vectors (``shard-<id>.npy``; its sorted keys are ``shard-<id>.keys.npy``)."""
+    return sorted(p for p in folder.rglob("shard-*.npy") if not p.name.endswith(".keys.npy"))
+
+
 def test_damaged_cache_shards_are_recomputed_never_used(small_checkpoints, small_demo, tmp_path):
     model = load_checkpoint(small_checkpoints["early"]).model
     records = small_demo.split("test")[:6]
     cache = EmbeddingCache(tmp_path / "cache")
     fresh = embed_records(model, records)
     embed_records(model, records, cache=cache)
-    shards = sorted((tmp_path / "cache").rglob("shard-*.npy"))
+    shards = _vector_files(tmp_path / "cache")
     assert len(shards) == 3  # one per modality: one write, one shard
 
     truncated, flipped, untouched = shards
@@ -92,5 +97,5 @@ def test_damaged_cache_shards_are_recomputed_never_used(small_checkpoints, small
     for modality, values in fresh.embeddings.items():
         torch.testing.assert_close(again.embeddings[modality], values, atol=1e-5, rtol=0)
     assert not truncated.exists() and not flipped.exists()  # dropped, and their vectors written anew
-    assert len(list((tmp_path / "cache").rglob("shard-*.npy"))) == 3
+    assert len(_vector_files(tmp_path / "cache")) == 3
     assert untouched.read_bytes() == kept

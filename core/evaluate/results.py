@@ -299,6 +299,9 @@ class GroundTruthRates(JsonMixin):
             modality Shapley gives the clean one more credit; ``by_state`` splits it by state.
         informative_rate: on rows whose ``information`` is ``unique-<m>``, share of pairs in
             which the informative modality gets more credit than another present one.
+        conflict_rate: on rows where the modalities show different classes (recorded as
+            ``<modality>_label``), share of pairs in which the modality showing the row's label
+            gets more credit than one showing another class.
         synergy_interaction_rate: on ``synergy`` rows, share whose largest Harsanyi dividend
             (in absolute value) is an interaction of two or more modalities;
             ``other_interaction_rate`` the same on every other row, for reference.
@@ -309,6 +312,8 @@ class GroundTruthRates(JsonMixin):
     by_state: dict[str, dict[str, float | None]]
     informative_rate: float | None = None
     informative_comparisons: int = 0
+    conflict_rate: float | None = None
+    conflict_comparisons: int = 0
     synergy_interaction_rate: float | None = None
     synergy_rows: int = 0
     other_interaction_rate: float | None = None

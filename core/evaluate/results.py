@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from core.serialization import JsonMixin
 
-EVALUATION_VERSION = 2
+EVALUATION_VERSION = 3
 """Part of every evaluation-cache key: bump when a computation here changes."""
 
 

@@ -33,6 +33,7 @@ from core.evaluate.robustness import (
 )
 from core.evaluate.scoring import Scorer
 from core.evaluate.verdict import verdict
+from core.tasks import PRIMARY
 
 
 def _as_dataset(dataset: Dataset | str | Path) -> Dataset:
@@ -147,7 +148,7 @@ def evaluate_checkpoint(
         emap_rows, emap_classes = emap_predictions(model, data, options, task.name)
         for j, c in zip(emap_rows, emap_classes, strict=True):
             samples[j].emap_prediction = task.classes[c]
-        analysis = analyse(samples, model.modalities, list(task.classes), options)
+        analysis = analyse(samples, model.modalities, list(task.classes), options, primary=task.name == PRIMARY)
     robust = options.robustness
     return CheckpointEvaluation(
         name=loaded.name,

@@ -60,3 +60,13 @@ def test_the_modality_showing_the_label_is_credited_over_a_misleading_one():
 
 def test_nothing_recorded_means_no_rates():
     assert corrupted_modality_credit([row(game(0.1, 0.2, 0.3))], MODALITIES) is None
+
+
+def test_ground_truth_describes_the_primary_task_only():
+    from core.evaluate import EvaluationOptions
+    from core.evaluate.analysis import analyse
+
+    rows = [row(game(0.0, 0.6, 0.1), audio_state="corrupted", image_state="clean", text_state="clean")] * 4
+    options = EvaluationOptions(bootstrap=10, emap_rows=0)
+    assert analyse(rows, MODALITIES, ["0", "1"], options).ground_truth is not None
+    assert analyse(rows, MODALITIES, ["0", "1"], options, primary=False).ground_truth is None

@@ -180,6 +180,15 @@ def _shortest_edge_crop_box(width: int, height: int, short: int, crop_w: int, cr
     )
 
 
+def _size_field(size: Any, name: str) -> Any:
+    """A field of an image processor's size: a dict in older transformers, a ``SizeDict`` in newer."""
+    if size is None:
+        return None
+    if isinstance(size, dict):
+        return size.get(name)
+    return getattr(size, name, None)
+
+
 def image_box(encoder: Encoder, height: int, width: int) -> tuple[float, float, float, float]:
     """The region of an original ``height x width`` image that the encoder's prepared input covers."""
     from core.encoders.efficientnet import IMAGE_SIZE, EfficientNetLite0Encoder
@@ -188,11 +197,11 @@ def image_box(encoder: Encoder, height: int, width: int) -> tuple[float, float, 
         return _shortest_edge_crop_box(width, height, IMAGE_SIZE, IMAGE_SIZE, IMAGE_SIZE)
     processor = getattr(encoder, "processor", None)
     if processor is not None and getattr(processor, "do_center_crop", False):
-        size = getattr(processor, "size", None) or {}
-        crop = getattr(processor, "crop_size", None) or {}
-        short = size.get("shortest_edge") if isinstance(size, dict) else None
-        if short and crop.get("height") and crop.get("width"):
-            return _shortest_edge_crop_box(width, height, int(short), int(crop["width"]), int(crop["height"]))
+        short = _size_field(getattr(processor, "size", None), "shortest_edge")
+        crop = getattr(processor, "crop_size", None)
+        crop_h, crop_w = _size_field(crop, "height"), _size_field(crop, "width")
+        if short and crop_h and crop_w:
+            return _shortest_edge_crop_box(width, height, int(short), int(crop_w), int(crop_h))
     return (0.0, 0.0, float(width), float(height))
 
 

@@ -117,6 +117,10 @@ class GradientParams:
         shap_samples: random (baseline, point on the path) draws of GradientSHAP.
         shap_noise: GradientSHAP's input noise, as a fraction of ``std(input - baseline)``
             of each modality.
+        delta_tolerance: when set, IG doubles ``n_steps`` (up to ``max_steps``) until
+            ``|convergence delta| <= delta_tolerance * max(|f(x) - f(baseline)|, 1e-3)``
+            (``metadata["steps_tried"]`` lists each try). ``None``: one run of ``n_steps``.
+        max_steps: the most steps the refinement may reach.
         seed: seeds GradientSHAP's draws (numpy and torch global RNGs, under a lock, state restored).
         relu_cam: Grad-CAM keeps only positive evidence (the usual definition).
     """
@@ -124,6 +128,8 @@ class GradientParams:
     n_steps: int = 64
     integration: str = "gausslegendre"
     internal_batch_size: int | None = None
+    delta_tolerance: float | None = None
+    max_steps: int = 512
     shap_samples: int = 16
     shap_noise: float = 0.05
     seed: int = 0
@@ -509,7 +515,14 @@ def _resemblyzer_input(encoder, waveform: np.ndarray, segmentation: AudioSegment
 
     def embed(t: torch.Tensor) -> torch.Tensor:
         counts = torch.full((t.shape[0],), n_partials, dtype=torch.long, device=t.device)
-        return encoder({"mels": t.reshape(-1, n_frames, n_bands), "counts": counts})
+        batch = {"mels": t.reshape(-1, n_frames, n_bands), "counts": counts}
+        if t.is_cuda:
+            # cuDNN's LSTM has no backward in eval mode; the native kernel has. (The flag is
+            # process-wide while this forward runs: other threads' cuDNN calls take the
+            # native path for that moment: slower, and equal up to float rounding.)
+            with torch.backends.cudnn.flags(enabled=False):
+                return encoder(batch)
+        return encoder(batch)
 
     def place(attribution: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         values = attribution.reshape(n_partials * n_frames, n_bands).T
@@ -837,18 +850,30 @@ def integrated_gradients(
     problem = GradientProblem(model, sample, params, cached_embeddings=cached_embeddings)
     _require_inputs(problem)
     target = _resolve(model, target, problem.probabilities)
-    batch = gp.internal_batch_size or auto_internal_batch(problem, gp.n_steps)
-    with _grad_mode():
-        attributions, delta = IntegratedGradients(problem.forward).attribute(
-            problem.inputs,
-            baselines=problem.baselines,
-            target=target,
-            n_steps=gp.n_steps,
-            method=gp.integration,
-            internal_batch_size=batch,
-            return_convergence_delta=True,
-        )
     full, base = float(problem.probabilities[target]), problem.value(problem.baselines, target)
+    steps, tried, evaluations = gp.n_steps, [], 0
+    while True:
+        batch = gp.internal_batch_size or auto_internal_batch(problem, steps)
+        with _grad_mode():
+            attributions, delta = IntegratedGradients(problem.forward).attribute(
+                problem.inputs,
+                baselines=problem.baselines,
+                target=target,
+                n_steps=steps,
+                method=gp.integration,
+                internal_batch_size=batch,
+                return_convergence_delta=True,
+            )
+        delta = float(delta.reshape(-1)[0])
+        tried.append([steps, delta])
+        evaluations += steps + 2
+        if (
+            gp.delta_tolerance is None
+            or abs(delta) <= gp.delta_tolerance * max(abs(full - base), 1e-3)
+            or steps * 2 > gp.max_steps
+        ):
+            break
+        steps *= 2
     raw = _numpy(attributions, problem.modalities)
     total = float(sum(a.sum() for a in raw.values()))
     result = problem.explanation(
@@ -857,15 +882,16 @@ def integrated_gradients(
         raw,
         {
             "algorithm": "captum.attr.IntegratedGradients",
-            "convergence_delta": float(delta.reshape(-1)[0]),
+            "convergence_delta": delta,
             "full_value": full,
             "baseline_value": base,
             "difference": full - base,
             "attribution_sum": total,
-            "n_steps": gp.n_steps,
+            "n_steps": steps,
+            "steps_tried": tried,
             "integration": gp.integration,
             "internal_batch_size": batch,
-            "evaluations": gp.n_steps + 2,
+            "evaluations": evaluations,
             "gradient_parameters": gp.to_dict(),
             "runtime_s": time.perf_counter() - started,
         },

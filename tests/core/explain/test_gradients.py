@@ -90,6 +90,18 @@ def test_more_steps_shrink_the_convergence_delta():
     np.testing.assert_allclose(batched.segment_scores["image"], many.segment_scores["image"], atol=1e-6)
 
 
+def test_steps_double_until_the_delta_is_within_tolerance():
+    model, sample = tiny_model("lowrank"), tiny_sample()
+    params = GradientParams(n_steps=16, delta_tolerance=0.01, max_steps=1024)
+    result = integrated_gradients(model, sample, params=PARAMS, gradient_params=params)
+    meta = result.metadata
+    steps = [s for s, _ in meta["steps_tried"]]
+    assert steps[0] == 16 and steps == [16 * 2**i for i in range(len(steps))] and len(steps) > 1
+    assert meta["n_steps"] == steps[-1] and meta["evaluations"] == sum(s + 2 for s in steps)
+    assert abs(meta["convergence_delta"]) <= 0.01 * abs(meta["difference"])
+    assert all(abs(d) > 0.01 * abs(meta["difference"]) for _, d in meta["steps_tried"][:-1])
+
+
 def test_gradient_shap_is_seeded_and_roughly_complete():
     model, sample = tiny_model("gated"), tiny_sample()
     first = gradient_shap(model, sample, params=PARAMS)

@@ -3,8 +3,8 @@
 Integrated Gradients and GradientSHAP attribute EVERY differentiable modality of a sample
 in one joint call: Captum receives a tuple with one tensor per modality, in the form
 the encoder reads it, and the forward function is the target-class probability of
-``model.classify`` on the encoders' outputs (absent or non-differentiable modalities keep
-their fixed embedding, absent ones their learned missing embedding).
+``model.classify`` on the encoders' outputs (non-differentiable modalities keep their
+fixed embedding, absent ones their learned missing embedding).
 
 What is attributed, and the baseline (what "removed" means), per encoder:
 
@@ -17,8 +17,9 @@ efficientnet, hf image    reads (``[C, h, w]``)            the quality checks: `
                                                            superpixel mean colour)
 builtin audio CNN         its normalised log-mel           ``floor_db`` everywhere (digital silence,
                           ``[1, n_mels, frames]``          what SHAP's removed blocks become)
-resemblyzer               its mel frames of each 1.6 s     zeros (the power mel of silence)
-                          partial window ``[P, 160, 40]``
+resemblyzer               its mel frames of each 1.6 s     zeros (the power mel of silence);
+                          partial window ``[P, 160, 40]``  silences its VAD trimmed away get
+                                                           no attribution
 hf audio                  the feature extractor's output   the extractor's output for an all-zero
                           (waveform or log-mel features)   waveform of the same length (silence)
 builtin text CNN          token embeddings (the output of  the padding embedding (row 0, zeros) at

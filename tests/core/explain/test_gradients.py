@@ -1,0 +1,322 @@
+"""Gradient attributions: IG completeness on every fusion, result shapes equal SHAP's,
+Grad-CAM, pretrained and Hugging Face encoders, not-differentiable modalities, thread safety."""
+
+import threading
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from core.encoders.base import Encoder
+from core.explain import ExplainParams, Explanation, explain
+from core.explain.gradients import (
+    _COPIES,
+    GradientParams,
+    NotApplicable,
+    builtin_text_from_embeddings,
+    grad_cam,
+    gradient_explain,
+    gradient_shap,
+    integrated_gradients,
+    overlap_matrix,
+    private_copy,
+    spread_image,
+)
+from core.explain.segmentation import SEGMENTATIONS
+from core.fusion import FUSIONS, build_fusion
+from core.model import MultimodalClassifier
+from core.sample import DecodedSample
+from tests.core.explain.builders import assert_untouched, snapshot, tiny_model, tiny_sample
+
+PARAMS = ExplainParams(
+    image_segments=12, audio_time_segments=4, audio_freq_bands=2, shap_evals=80, lime_samples=60, faithfulness_steps=4
+)
+
+
+def baseline_probability(model: MultimodalClassifier, sample: DecodedSample, params: ExplainParams) -> np.ndarray:
+    """f(baseline) through the model's own encoders and API, independently of Captum: the
+    blurred image, a silent waveform (its log-mel is the floor everywhere) and padding
+    embeddings (zeros) at every token position."""
+    image, audio, text = (model.encoders[m] for m in ("image", "audio", "text"))
+    blurred = SEGMENTATIONS.get("image", sample.image, image, params).baseline
+    ids = text.prepare(sample.text).unsqueeze(0)
+    with torch.no_grad():
+        embeddings = {
+            "image": image(image.prepare(blurred).unsqueeze(0)),
+            "audio": audio(audio.prepare(np.zeros_like(sample.audio)).unsqueeze(0)),
+            "text": builtin_text_from_embeddings(text, torch.zeros(1, ids.shape[1], text.embed_dim), ids),
+        }
+        logits = model.classify(embeddings, torch.ones(1, 3, dtype=torch.bool))
+    return torch.softmax(logits, dim=-1)[0].double().numpy()
+
+
+# ---------------------------------------------------------------- completeness
+@pytest.mark.parametrize("fusion", list(FUSIONS))
+def test_integrated_gradients_are_complete_on_every_fusion(fusion):
+    model = tiny_model(fusion)
+    sample = tiny_sample()
+    result = integrated_gradients(model, sample, params=PARAMS)
+    meta = result.metadata
+    assert set(result.modality_totals) == {"audio", "image", "text"} and meta["not_differentiable"] == {}
+    full = model.predict_proba([sample])[0][result.target]
+    base = baseline_probability(model, sample, PARAMS)[result.target]
+    assert meta["full_value"] == pytest.approx(full, abs=1e-6)
+    assert meta["baseline_value"] == pytest.approx(base, abs=1e-6)
+    total = sum(result.modality_totals.values())
+    assert total == pytest.approx(meta["attribution_sum"], abs=1e-9)
+    # Completeness: the attributions sum to f(x) - f(baseline) within Captum's reported delta.
+    assert abs(total - (full - base)) <= abs(meta["convergence_delta"]) + 1e-5
+    assert meta["n_steps"] == 64 and meta["runtime_s"] > 0
+    # And the delta itself vanishes as the integral gets finer.
+    fine = integrated_gradients(model, sample, params=PARAMS, gradient_params=GradientParams(n_steps=256))
+    assert abs(fine.metadata["convergence_delta"]) < 0.005
+    assert abs(fine.metadata["attribution_sum"] - (full - base)) <= abs(fine.metadata["convergence_delta"]) + 1e-5
+    # Builtin encoders: every input position belongs to a segment, so segment sums are the totals.
+    for m, scores in result.segment_scores.items():
+        assert scores.sum() == pytest.approx(result.modality_totals[m], rel=1e-9, abs=1e-12)
+    assert "unplaced" not in meta
+
+
+def test_more_steps_shrink_the_convergence_delta():
+    model, sample = tiny_model("attention"), tiny_sample()
+    few = integrated_gradients(model, sample, params=PARAMS, gradient_params=GradientParams(n_steps=2))
+    many = integrated_gradients(model, sample, params=PARAMS, gradient_params=GradientParams(n_steps=128))
+    assert abs(many.metadata["convergence_delta"]) < abs(few.metadata["convergence_delta"])
+    # The same integral whatever the batching.
+    batched = integrated_gradients(
+        model, sample, params=PARAMS, gradient_params=GradientParams(n_steps=128, internal_batch_size=16)
+    )
+    np.testing.assert_allclose(batched.segment_scores["image"], many.segment_scores["image"], atol=1e-6)
+
+
+def test_steps_double_until_the_delta_is_within_tolerance():
+    model, sample = tiny_model("lowrank"), tiny_sample()
+    params = GradientParams(n_steps=16, delta_tolerance=0.01, max_steps=1024)
+    result = integrated_gradients(model, sample, params=PARAMS, gradient_params=params)
+    meta = result.metadata
+    steps = [s for s, _ in meta["steps_tried"]]
+    assert steps[0] == 16 and steps == [16 * 2**i for i in range(len(steps))] and len(steps) > 1
+    assert meta["n_steps"] == steps[-1] and meta["evaluations"] == sum(s + 2 for s in steps)
+    assert abs(meta["convergence_delta"]) <= 0.01 * abs(meta["difference"])
+    assert all(abs(d) > 0.01 * abs(meta["difference"]) for _, d in meta["steps_tried"][:-1])
+
+
+def test_gradient_shap_is_seeded_and_roughly_complete():
+    model, sample = tiny_model("gated"), tiny_sample()
+    first = gradient_shap(model, sample, params=PARAMS)
+    again = gradient_shap(model, sample, params=PARAMS)
+    other = gradient_shap(model, sample, params=PARAMS, gradient_params=GradientParams(seed=1))
+    np.testing.assert_array_equal(first.segment_scores["image"], again.segment_scores["image"])
+    assert not np.allclose(first.segment_scores["image"], other.segment_scores["image"])
+    assert first.metadata["algorithm"] == "captum.attr.GradientShap"
+    assert set(first.metadata["stdevs"]) == {"audio", "image", "text"}
+    assert np.isfinite(first.metadata["convergence_delta"])
+
+
+# ---------------------------------------------------------------- shapes equal SHAP's
+@pytest.fixture(scope="module")
+def shap_result():
+    return explain(tiny_model(), tiny_sample(), "shap", params=PARAMS)
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "gradient_shap", "grad_cam"])
+def test_results_have_the_shape_of_shap_results(shap_result, method):
+    model, sample = tiny_model(), tiny_sample()
+    result = gradient_explain(model, sample, method, params=PARAMS, with_faithfulness=True)
+    assert result.method == method and result.target == shap_result.target
+    np.testing.assert_allclose(result.probabilities, shap_result.probabilities, atol=1e-6)
+    assert result.image.shape == sample.image.shape[:2] == shap_result.image.shape
+    modalities = {"image"} if method == "grad_cam" else {"audio", "image", "text"}
+    assert set(result.segment_scores) == set(result.modality_totals) == modalities
+    for m in modalities:
+        assert result.segment_scores[m].shape == shap_result.segment_scores[m].shape
+    if method != "grad_cam":
+        assert [t for t, _ in result.tokens] == [t for t, _ in shap_result.tokens]
+        assert result.audio.shape == shap_result.audio.shape
+        np.testing.assert_array_equal(result.audio_times, shap_result.audio_times)
+        np.testing.assert_array_equal(result.audio_freqs, shap_result.audio_freqs)
+        np.testing.assert_array_equal(result.audio_spectrogram, shap_result.audio_spectrogram)
+        assert result.metadata["audio_domain"] == "spectrogram"
+    # The existing quality checks apply unchanged.
+    assert result.faithfulness.deletion.shape == shap_result.faithfulness.deletion.shape
+    back = Explanation.from_json(result.to_json())
+    np.testing.assert_allclose(back.image, result.image)
+    assert back.metadata["method"] == method
+
+
+def test_image_map_keeps_the_total_and_covers_the_original_image():
+    matrix = overlap_matrix(5, 0.0, 37.0, 37)
+    np.testing.assert_allclose(matrix.sum(axis=1), 1.0)
+    grid = np.random.default_rng(0).standard_normal((16, 16))
+    spread = spread_image(grid, (0.0, 0.0, 29.0, 37.0), 37, 29)
+    assert spread.shape == (37, 29) and spread.sum() == pytest.approx(grid.sum())
+    # A crop box leaves the pixels outside it at zero.
+    cropped = spread_image(np.ones((4, 4)), (10.0, 0.0, 30.0, 20.0), 20, 40)
+    assert cropped[:, :10].sum() == 0 and cropped[:, 30:].sum() == 0 and cropped.sum() == pytest.approx(16.0)
+
+
+# ---------------------------------------------------------------- Grad-CAM
+def test_grad_cam_reads_the_last_conv_block():
+    model, sample = tiny_model(), tiny_sample()
+    result = grad_cam(model, sample, params=PARAMS)
+    assert result.metadata["layer"] == "features.2" and result.metadata["layer_grid"] == [8, 8]
+    assert result.image.shape == (37, 29) and (result.image >= 0).all()
+    assert result.modality_totals["image"] == pytest.approx(result.image.sum())
+    assert result.tokens is None and result.audio is None
+    assert set(result.metadata["not_differentiable"]) == {"audio", "text"}
+
+
+def test_grad_cam_needs_a_conv_image_encoder():
+    model = MultimodalClassifier(
+        {"image": LeftHalfEncoder()}, build_fusion("late", in_dims={"image": 3}, num_classes=2, hidden=8), ["x", "y"]
+    ).eval()
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    with pytest.raises(NotApplicable, match="convolutional image encoder"):
+        grad_cam(model, DecodedSample(image=image))
+    with pytest.raises(NotApplicable, match="no image"):
+        grad_cam(tiny_model(), DecodedSample(text="a red cat"))
+
+
+def test_private_copy_is_refreshed_after_an_in_place_change():
+    encoder = tiny_model().encoders["image"]
+    first = private_copy(encoder)
+    assert first.module is not encoder and private_copy(encoder) is first
+    with torch.no_grad():
+        encoder.head.bias.add_(1.0)
+    second = private_copy(encoder)
+    assert second is not first and torch.equal(second.module.head.bias, encoder.head.bias)
+
+
+# ---------------------------------------------------------------- attribution semantics
+class LeftHalfEncoder(Encoder):
+    """Mean colour of the left half of a 32x32 image (a generic float-tensor encoder)."""
+
+    modality = "image"
+    out_dim = 3
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(3))
+
+    def prepare(self, value):
+        return torch.from_numpy(np.asarray(value, dtype=np.float32) / 255.0).permute(2, 0, 1)
+
+    def forward(self, batch):
+        return batch[:, :, :, :16].mean(dim=(2, 3)) * self.scale * 10
+
+
+def test_pixels_the_model_never_reads_get_exactly_zero():
+    torch.manual_seed(0)
+    fusion = build_fusion("late", in_dims={"image": 3}, num_classes=2, hidden=8)
+    model = MultimodalClassifier({"image": LeftHalfEncoder()}, fusion, ["x", "y"]).eval()
+    image = np.random.default_rng(3).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    params = ExplainParams(image_segmentation="grid", image_segments=16)
+    for method in ("integrated_gradients", "gradient_shap"):
+        result = gradient_explain(model, DecodedSample(image=image), method, params=params)
+        assert np.abs(result.image[:, :16]).sum() > 0
+        assert np.abs(result.image[:, 16:]).sum() == 0
+
+
+# ---------------------------------------------------------------- not differentiable
+class StatsAudioEncoder(Encoder):
+    """An audio encoder with no known differentiable input form."""
+
+    modality = "audio"
+    out_dim = 4
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(2, 4)
+
+    def prepare(self, value):
+        wav = np.asarray(value, dtype=np.float32)
+        return torch.tensor([wav.mean(), wav.std()])
+
+    def forward(self, batch):
+        return self.linear(batch)
+
+
+def test_not_differentiable_modalities_are_reported_and_the_others_attributed():
+    model = tiny_model()
+    sample = tiny_sample()
+    with torch.no_grad():
+        cached = model.embed(model.prepare([sample]))["audio"][0]
+    result = integrated_gradients(
+        model, replace(sample, audio=None), params=PARAMS, cached_embeddings={"audio": cached}
+    )
+    assert result.metadata["not_differentiable"] == {"audio": "only a cached embedding was given, not the input"}
+    assert set(result.modality_totals) == {"image", "text"} and result.audio is None
+    # The cached audio embedding still takes part: the prediction is the full sample's.
+    np.testing.assert_allclose(result.probabilities, model.predict_proba([sample])[0], atol=1e-6)
+    assert result.metadata["full_value"] - result.metadata["baseline_value"] == pytest.approx(
+        result.metadata["difference"]
+    )
+
+    torch.manual_seed(0)
+    encoders = {"image": LeftHalfEncoder(), "audio": StatsAudioEncoder()}
+    fusion = build_fusion("early", in_dims={m: e.out_dim for m, e in encoders.items()}, num_classes=2, hidden=8)
+    mixed = MultimodalClassifier(encoders, fusion, ["x", "y"]).eval()
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    result = integrated_gradients(mixed, DecodedSample(image=image, audio=sample.audio))
+    assert "no known differentiable audio input" in result.metadata["not_differentiable"]["audio"]
+    assert set(result.modality_totals) == {"image"}
+    with pytest.raises(NotApplicable, match="No modality"):
+        integrated_gradients(mixed, DecodedSample(audio=sample.audio))
+
+
+def test_absent_modalities_keep_their_missing_embedding():
+    model, sample = tiny_model("attention"), tiny_sample()
+    partial = replace(sample, text=None)
+    result = integrated_gradients(model, partial, params=PARAMS)
+    assert set(result.modality_totals) == {"audio", "image"} and result.tokens is None
+    np.testing.assert_allclose(result.probabilities, model.predict_proba([partial])[0], atol=1e-6)
+
+
+# ---------------------------------------------------------------- thread safety
+def test_the_shared_model_is_never_hooked_modified_or_switched():
+    model = tiny_model("gated")
+    before = snapshot(model)
+    integrated_gradients(model, tiny_sample(), params=PARAMS)
+    gradient_shap(model, tiny_sample(), params=PARAMS)
+    grad_cam(model, tiny_sample(), params=PARAMS)
+    assert_untouched(model, before)
+    # Grad-CAM's hooks went on a private copy, which is not part of the model.
+    copy = _COPIES[model.encoders["image"]].module
+    assert all(copy is not module for module in model.modules())
+
+
+def test_runs_under_inference_mode_and_no_grad():
+    model, sample = tiny_model(), tiny_sample()
+    reference = integrated_gradients(model, sample, params=PARAMS)
+    with torch.inference_mode():
+        inside = integrated_gradients(model, sample, params=PARAMS)
+    with torch.no_grad():
+        cam = grad_cam(model, sample, params=PARAMS)
+    np.testing.assert_allclose(inside.segment_scores["image"], reference.segment_scores["image"], atol=1e-9)
+    assert cam.image is not None
+
+
+def test_threads_match_sequential():
+    model = tiny_model("early")
+    samples = [tiny_sample(seed) for seed in range(4)]
+    methods = ("integrated_gradients", "gradient_shap", "grad_cam")
+    expected = {(i, m): gradient_explain(model, s, m, params=PARAMS) for i, s in enumerate(samples) for m in methods}
+    got: dict = {}
+    errors: list = []
+
+    def work(i: int, method: str) -> None:
+        try:
+            got[i, method] = gradient_explain(model, samples[i], method, params=PARAMS)
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=key) for key in expected for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    for key, result in expected.items():
+        for m, scores in result.segment_scores.items():
+            np.testing.assert_allclose(got[key].segment_scores[m], scores, atol=1e-6, err_msg=str(key))

@@ -91,7 +91,10 @@ def test_attribution_shapes(model, both, method):
     assert result.audio_freqs.shape == (audio.n_mels,) and np.all(np.diff(result.audio_freqs) > 0)
     assert result.faithfulness.deletion.shape == (FAST.faithfulness_steps + 1,)
     assert result.metadata["evaluations"] > 0 and result.metadata["runtime_s"] > 0
-    assert set(result.metadata["agreement"]) == {"audio", "image", "text"}
+    # Agreement with every other segment-based method of the run, per modality.
+    assert set(result.metadata["agreement"]) == {"shap", "lime", "integrated_gradients", "gradient_shap", "grad_cam"} - {method}
+    assert set(result.metadata["agreement"]["integrated_gradients"]) == {"audio", "image", "text"}
+    assert set(result.metadata["agreement"]["grad_cam"]) == {"image"}
 
 
 def test_shap_values_sum_to_full_minus_all_removed(both):

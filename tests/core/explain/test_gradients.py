@@ -9,29 +9,25 @@ import pytest
 import torch
 
 from core.encoders.base import Encoder
-from core.explain import ExplainParams, Explanation, explain
-from core.explain.gradients import (
-    _COPIES,
-    GradientParams,
-    NotApplicable,
-    builtin_text_from_embeddings,
-    grad_cam,
-    gradient_explain,
-    gradient_shap,
-    integrated_gradients,
-    overlap_matrix,
-    private_copy,
-    spread_image,
-)
+from core.explain import EXPLAINERS, ExplainParams, Explanation, explain
+from core.explain.grad_cam import _COPIES, private_copy
+from core.explain.gradient_inputs import builtin_text_from_embeddings
+from core.explain.gradient_placement import overlap_matrix, spread_image
 from core.explain.segmentation import SEGMENTATIONS
 from core.fusion import FUSIONS, build_fusion
 from core.model import MultimodalClassifier
 from core.sample import DecodedSample
-from tests.core.explain.builders import assert_untouched, snapshot, tiny_model, tiny_sample
+from tests.core.explain.builders import CLASSES, assert_untouched, snapshot, tiny_model, tiny_sample
 
 PARAMS = ExplainParams(
     image_segments=12, audio_time_segments=4, audio_freq_bands=2, shap_evals=80, lime_samples=60, faithfulness_steps=4
 )
+
+
+def attribute(model, sample, method="integrated_gradients", params=PARAMS, **changes) -> Explanation:
+    """One gradient method's attributions (no quality checks), through the public entry point."""
+    params = replace(params, **changes)
+    return explain(model, sample, [method], params=params, quality=False)[method]
 
 
 def baseline_probability(model: MultimodalClassifier, sample: DecodedSample, params: ExplainParams) -> np.ndarray:
@@ -56,7 +52,7 @@ def baseline_probability(model: MultimodalClassifier, sample: DecodedSample, par
 def test_integrated_gradients_are_complete_on_every_fusion(fusion):
     model = tiny_model(fusion)
     sample = tiny_sample()
-    result = integrated_gradients(model, sample, params=PARAMS)
+    result = attribute(model, sample)
     meta = result.metadata
     assert set(result.modality_totals) == {"audio", "image", "text"} and meta["not_differentiable"] == {}
     full = model.predict_proba([sample])[0][result.target]
@@ -69,7 +65,7 @@ def test_integrated_gradients_are_complete_on_every_fusion(fusion):
     assert abs(total - (full - base)) <= abs(meta["convergence_delta"]) + 1e-5
     assert meta["n_steps"] == 64 and meta["runtime_s"] > 0
     # And the delta itself vanishes as the integral gets finer.
-    fine = integrated_gradients(model, sample, params=PARAMS, gradient_params=GradientParams(n_steps=256))
+    fine = attribute(model, sample, ig_steps=256)
     assert abs(fine.metadata["convergence_delta"]) < 0.005
     assert abs(fine.metadata["attribution_sum"] - (full - base)) <= abs(fine.metadata["convergence_delta"]) + 1e-5
     # Builtin encoders: every input position belongs to a segment, so segment sums are the totals.
@@ -80,20 +76,17 @@ def test_integrated_gradients_are_complete_on_every_fusion(fusion):
 
 def test_more_steps_shrink_the_convergence_delta():
     model, sample = tiny_model("attention"), tiny_sample()
-    few = integrated_gradients(model, sample, params=PARAMS, gradient_params=GradientParams(n_steps=2))
-    many = integrated_gradients(model, sample, params=PARAMS, gradient_params=GradientParams(n_steps=128))
+    few = attribute(model, sample, ig_steps=2)
+    many = attribute(model, sample, ig_steps=128)
     assert abs(many.metadata["convergence_delta"]) < abs(few.metadata["convergence_delta"])
     # The same integral whatever the batching.
-    batched = integrated_gradients(
-        model, sample, params=PARAMS, gradient_params=GradientParams(n_steps=128, internal_batch_size=16)
-    )
+    batched = attribute(model, sample, ig_steps=128, gradient_batch_size=16)
     np.testing.assert_allclose(batched.segment_scores["image"], many.segment_scores["image"], atol=1e-6)
 
 
 def test_steps_double_until_the_delta_is_within_tolerance():
     model, sample = tiny_model("lowrank"), tiny_sample()
-    params = GradientParams(n_steps=16, delta_tolerance=0.01, max_steps=1024)
-    result = integrated_gradients(model, sample, params=PARAMS, gradient_params=params)
+    result = attribute(model, sample, ig_steps=16, ig_delta_tolerance=0.01, ig_max_steps=1024)
     meta = result.metadata
     steps = [s for s, _ in meta["steps_tried"]]
     assert steps[0] == 16 and steps == [16 * 2**i for i in range(len(steps))] and len(steps) > 1
@@ -104,12 +97,12 @@ def test_steps_double_until_the_delta_is_within_tolerance():
 
 def test_gradient_shap_is_seeded_and_roughly_complete():
     model, sample = tiny_model("gated"), tiny_sample()
-    first = gradient_shap(model, sample, params=PARAMS)
-    again = gradient_shap(model, sample, params=PARAMS)
-    other = gradient_shap(model, sample, params=PARAMS, gradient_params=GradientParams(seed=1))
+    first = attribute(model, sample, "gradient_shap")
+    again = attribute(model, sample, "gradient_shap")
+    other = attribute(model, sample, "gradient_shap", seed=1)
     np.testing.assert_array_equal(first.segment_scores["image"], again.segment_scores["image"])
     assert not np.allclose(first.segment_scores["image"], other.segment_scores["image"])
-    assert first.metadata["algorithm"] == "captum.attr.GradientShap"
+    assert first.metadata["explainer"] == "captum.attr.GradientShap"
     assert set(first.metadata["stdevs"]) == {"audio", "image", "text"}
     assert np.isfinite(first.metadata["convergence_delta"])
 
@@ -117,13 +110,19 @@ def test_gradient_shap_is_seeded_and_roughly_complete():
 # ---------------------------------------------------------------- shapes equal SHAP's
 @pytest.fixture(scope="module")
 def shap_result():
-    return explain(tiny_model(), tiny_sample(), "shap", params=PARAMS)
+    return explain(tiny_model(), tiny_sample(), "shap", params=PARAMS)["shap"]
+
+
+def test_gradient_methods_are_registered():
+    assert {"integrated_gradients", "gradient_shap", "grad_cam"} <= set(EXPLAINERS)
+    assert EXPLAINERS["integrated_gradients"].label == "Integrated Gradients"
+    assert EXPLAINERS["gradient_shap"].seeded and not EXPLAINERS["integrated_gradients"].seeded
 
 
 @pytest.mark.parametrize("method", ["integrated_gradients", "gradient_shap", "grad_cam"])
 def test_results_have_the_shape_of_shap_results(shap_result, method):
     model, sample = tiny_model(), tiny_sample()
-    result = gradient_explain(model, sample, method, params=PARAMS, with_faithfulness=True)
+    result = explain(model, sample, ["shap", method], params=PARAMS)[method]
     assert result.method == method and result.target == shap_result.target
     np.testing.assert_allclose(result.probabilities, shap_result.probabilities, atol=1e-6)
     assert result.image.shape == sample.image.shape[:2] == shap_result.image.shape
@@ -138,8 +137,9 @@ def test_results_have_the_shape_of_shap_results(shap_result, method):
         np.testing.assert_array_equal(result.audio_freqs, shap_result.audio_freqs)
         np.testing.assert_array_equal(result.audio_spectrogram, shap_result.audio_spectrogram)
         assert result.metadata["audio_domain"] == "spectrogram"
-    # The existing quality checks apply unchanged.
+    # The existing quality checks apply unchanged: faithfulness curves, agreement with SHAP.
     assert result.faithfulness.deletion.shape == shap_result.faithfulness.deletion.shape
+    assert set(result.metadata["agreement"]["shap"]) == modalities
     back = Explanation.from_json(result.to_json())
     np.testing.assert_allclose(back.image, result.image)
     assert back.metadata["method"] == method
@@ -159,7 +159,7 @@ def test_image_map_keeps_the_total_and_covers_the_original_image():
 # ---------------------------------------------------------------- Grad-CAM
 def test_grad_cam_reads_the_last_conv_block():
     model, sample = tiny_model(), tiny_sample()
-    result = grad_cam(model, sample, params=PARAMS)
+    result = attribute(model, sample, "grad_cam")
     assert result.metadata["layer"] == "features.2" and result.metadata["layer_grid"] == [8, 8]
     assert result.image.shape == (37, 29) and (result.image >= 0).all()
     assert result.modality_totals["image"] == pytest.approx(result.image.sum())
@@ -167,15 +167,21 @@ def test_grad_cam_reads_the_last_conv_block():
     assert set(result.metadata["not_differentiable"]) == {"audio", "text"}
 
 
-def test_grad_cam_needs_a_conv_image_encoder():
+def test_grad_cam_says_when_it_does_not_apply():
     model = MultimodalClassifier(
         {"image": LeftHalfEncoder()}, build_fusion("late", in_dims={"image": 3}, num_classes=2, hidden=8), ["x", "y"]
     ).eval()
     image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    with pytest.raises(NotApplicable, match="convolutional image encoder"):
-        grad_cam(model, DecodedSample(image=image))
-    with pytest.raises(NotApplicable, match="no image"):
-        grad_cam(tiny_model(), DecodedSample(text="a red cat"))
+    results = explain(model, DecodedSample(image=image), ["grad_cam", "integrated_gradients"])
+    cam = results["grad_cam"]
+    assert "convolutional image encoder" in cam.metadata["not_applicable"]
+    assert cam.image is None and cam.segment_scores == {} and cam.faithfulness is None
+    # The other method is unaffected, and agreement only pairs results that have scores.
+    assert results["integrated_gradients"].faithfulness is not None
+    assert "agreement" not in results["integrated_gradients"].metadata
+    text_only = explain(tiny_model(), DecodedSample(text="a red cat"), "grad_cam")["grad_cam"]
+    assert "explains images" in text_only.metadata["not_applicable"]
+    assert text_only.probabilities.shape == (3,) and text_only.target_name in CLASSES
 
 
 def test_private_copy_is_refreshed_after_an_in_place_change():
@@ -213,7 +219,7 @@ def test_pixels_the_model_never_reads_get_exactly_zero():
     image = np.random.default_rng(3).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     params = ExplainParams(image_segmentation="grid", image_segments=16)
     for method in ("integrated_gradients", "gradient_shap"):
-        result = gradient_explain(model, DecodedSample(image=image), method, params=params)
+        result = attribute(model, DecodedSample(image=image), method, params=params)
         assert np.abs(result.image[:, :16]).sum() > 0
         assert np.abs(result.image[:, 16:]).sum() == 0
 
@@ -238,37 +244,26 @@ class StatsAudioEncoder(Encoder):
 
 
 def test_not_differentiable_modalities_are_reported_and_the_others_attributed():
-    model = tiny_model()
-    sample = tiny_sample()
-    with torch.no_grad():
-        cached = model.embed(model.prepare([sample]))["audio"][0]
-    result = integrated_gradients(
-        model, replace(sample, audio=None), params=PARAMS, cached_embeddings={"audio": cached}
-    )
-    assert result.metadata["not_differentiable"] == {"audio": "only a cached embedding was given, not the input"}
-    assert set(result.modality_totals) == {"image", "text"} and result.audio is None
-    # The cached audio embedding still takes part: the prediction is the full sample's.
-    np.testing.assert_allclose(result.probabilities, model.predict_proba([sample])[0], atol=1e-6)
-    assert result.metadata["full_value"] - result.metadata["baseline_value"] == pytest.approx(
-        result.metadata["difference"]
-    )
-
     torch.manual_seed(0)
     encoders = {"image": LeftHalfEncoder(), "audio": StatsAudioEncoder()}
     fusion = build_fusion("early", in_dims={m: e.out_dim for m, e in encoders.items()}, num_classes=2, hidden=8)
     mixed = MultimodalClassifier(encoders, fusion, ["x", "y"]).eval()
     image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    result = integrated_gradients(mixed, DecodedSample(image=image, audio=sample.audio))
+    audio = tiny_sample().audio
+    result = attribute(mixed, DecodedSample(image=image, audio=audio), params=ExplainParams())
     assert "no known differentiable audio input" in result.metadata["not_differentiable"]["audio"]
-    assert set(result.modality_totals) == {"image"}
-    with pytest.raises(NotApplicable, match="No modality"):
-        integrated_gradients(mixed, DecodedSample(audio=sample.audio))
+    assert set(result.modality_totals) == {"image"} and result.audio is None
+    # The audio still takes part, held at its embedding: the prediction is the full sample's.
+    np.testing.assert_allclose(result.probabilities, mixed.predict_proba([DecodedSample(image=image, audio=audio)])[0])
+    nothing = attribute(mixed, DecodedSample(audio=audio), params=ExplainParams())
+    assert nothing.metadata["not_applicable"].startswith("No modality of this sample can be attributed by gradients")
+    assert "audio: StatsAudioEncoder has no known differentiable audio input" in nothing.metadata["not_applicable"]
 
 
 def test_absent_modalities_keep_their_missing_embedding():
     model, sample = tiny_model("attention"), tiny_sample()
     partial = replace(sample, text=None)
-    result = integrated_gradients(model, partial, params=PARAMS)
+    result = attribute(model, partial)
     assert set(result.modality_totals) == {"audio", "image"} and result.tokens is None
     np.testing.assert_allclose(result.probabilities, model.predict_proba([partial])[0], atol=1e-6)
 
@@ -277,9 +272,7 @@ def test_absent_modalities_keep_their_missing_embedding():
 def test_the_shared_model_is_never_hooked_modified_or_switched():
     model = tiny_model("gated")
     before = snapshot(model)
-    integrated_gradients(model, tiny_sample(), params=PARAMS)
-    gradient_shap(model, tiny_sample(), params=PARAMS)
-    grad_cam(model, tiny_sample(), params=PARAMS)
+    explain(model, tiny_sample(), ["integrated_gradients", "gradient_shap", "grad_cam"], params=PARAMS)
     assert_untouched(model, before)
     # Grad-CAM's hooks went on a private copy, which is not part of the model.
     copy = _COPIES[model.encoders["image"]].module
@@ -288,11 +281,11 @@ def test_the_shared_model_is_never_hooked_modified_or_switched():
 
 def test_runs_under_inference_mode_and_no_grad():
     model, sample = tiny_model(), tiny_sample()
-    reference = integrated_gradients(model, sample, params=PARAMS)
+    reference = attribute(model, sample)
     with torch.inference_mode():
-        inside = integrated_gradients(model, sample, params=PARAMS)
+        inside = attribute(model, sample)
     with torch.no_grad():
-        cam = grad_cam(model, sample, params=PARAMS)
+        cam = attribute(model, sample, "grad_cam")
     np.testing.assert_allclose(inside.segment_scores["image"], reference.segment_scores["image"], atol=1e-9)
     assert cam.image is not None
 
@@ -301,13 +294,13 @@ def test_threads_match_sequential():
     model = tiny_model("early")
     samples = [tiny_sample(seed) for seed in range(4)]
     methods = ("integrated_gradients", "gradient_shap", "grad_cam")
-    expected = {(i, m): gradient_explain(model, s, m, params=PARAMS) for i, s in enumerate(samples) for m in methods}
+    expected = {(i, m): attribute(model, s, m) for i, s in enumerate(samples) for m in methods}
     got: dict = {}
     errors: list = []
 
     def work(i: int, method: str) -> None:
         try:
-            got[i, method] = gradient_explain(model, samples[i], method, params=PARAMS)
+            got[i, method] = attribute(model, samples[i], method)
         except Exception as err:  # pragma: no cover - reported below
             errors.append(err)
 

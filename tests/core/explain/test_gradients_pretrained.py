@@ -2,20 +2,21 @@
 MiniLM, Resemblyzer) and tiny random Hugging Face models (BERT, ViT, CLIP vision,
 wav2vec2, Whisper), placed on the same grids as SHAP."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from core.encoders import encoder_from_choice
 from core.explain import ExplainParams, explain
-from core.explain.gradients import GradientParams, grad_cam, integrated_gradients, resemblyzer_positions
+from core.explain.gradient_inputs import resemblyzer_positions
 from core.fusion import build_fusion
 from core.model import MultimodalClassifier
 from core.sample import DecodedSample
 from tests.core.explain.builders import assert_untouched, snapshot
 
-PARAMS = ExplainParams(image_segments=9, audio_time_segments=4, shap_evals=60, faithfulness_steps=2)
-FEW_STEPS = GradientParams(n_steps=4)
+PARAMS = ExplainParams(image_segments=9, audio_time_segments=4, shap_evals=60, faithfulness_steps=2, ig_steps=4)
 
 
 def _model(encoders: dict, fusion: str = "early") -> MultimodalClassifier:
@@ -67,15 +68,14 @@ def test_packaged_pretrained_encoders_are_differentiable():
         audio=_speech_like(),
     )
     before = snapshot(model)
-    result = integrated_gradients(model, sample, params=PARAMS, gradient_params=FEW_STEPS)
+    results = explain(model, sample, ["shap", "integrated_gradients", "grad_cam"], params=PARAMS, quality=False)
+    result, reference, cam = results["integrated_gradients"], results["shap"], results["grad_cam"]
     _check_completeness(result)
     assert "silence trimmed" in result.metadata["inputs"]["audio"]
-    reference = explain(model, sample, "shap", params=PARAMS)
     _check_like_shap(result, reference, sample)
     # EfficientNet's centre crop keeps rows 14.9 to 104.7 of 120: the bands outside get no attribution.
     assert np.abs(result.image[:14]).sum() == 0 and np.abs(result.image[105:]).sum() == 0
     assert np.abs(result.image[15:105]).sum() > 0
-    cam = grad_cam(model, sample, params=PARAMS)
     assert cam.metadata["layer"] == "net._blocks.15" and cam.metadata["layer_grid"] == [7, 7]
     assert cam.image.shape == (120, 90)
     assert_untouched(model, before)
@@ -160,9 +160,10 @@ def test_hugging_face_encoders_are_differentiable(hf_dirs, image, audio):
         audio=(0.1 * rng.standard_normal(12000)).astype(np.float32),
     )
     before = snapshot(model)
-    result = integrated_gradients(model, sample, params=PARAMS, gradient_params=GradientParams(n_steps=16))
+    params = replace(PARAMS, ig_steps=16)
+    results = explain(model, sample, ["shap", "integrated_gradients"], params=params, quality=False)
+    result, reference = results["integrated_gradients"], results["shap"]
     _check_completeness(result)
-    reference = explain(model, sample, "shap", params=PARAMS)
     _check_like_shap(result, reference, sample)
     # Special tokens keep their own embedding in the baseline: every word piece's
     # attribution lands on a word, none is left unplaced.

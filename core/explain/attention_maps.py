@@ -6,8 +6,8 @@ attention weights (it calls its attention with ``need_weights=False``), so each 
 forward is reproduced here step by step with the layer's own modules, calling its
 ``self_attn`` with ``need_weights=True, average_attn_weights=False``. Every reproduced
 layer output is compared with the real layer's output on the same input, and the final
-fused vector with ``fusion(embeddings, present)``; a mismatch raises
-:class:`AttentionReproductionError` (the reproduction no longer matches the model).
+fused vector with ``fusion(embeddings, present)``; a mismatch raises ``RuntimeError``
+(the reproduction no longer matches the model: a bug to report, not a user's error).
 
 Nothing is registered on the model and its mode is never changed: the functions only call
 its modules, under ``torch.inference_mode()``. The model must already be in eval mode
@@ -23,16 +23,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.data import Dataset
+from core.embeddings import embed_records
+from core.encoders.cache import EmbeddingCache
+from core.errors import ExplanationError
 from core.fusion.attention import AttentionFusion
 from core.model import MultimodalClassifier
 from core.sample import DecodedSample
 
 TOLERANCE = 1e-4
 """Largest absolute difference allowed between a reproduced and a real layer output."""
-
-
-class AttentionReproductionError(RuntimeError):
-    """The step-by-step reproduction of a transformer layer does not give the real layer's output."""
 
 
 @dataclass
@@ -75,9 +75,11 @@ class AttentionMaps:
 def _fusion_of(model: MultimodalClassifier | AttentionFusion) -> AttentionFusion:
     fusion = model.fusion if isinstance(model, MultimodalClassifier) else model
     if not isinstance(fusion, AttentionFusion):
-        raise ValueError(f"Attention maps need the attention fusion strategy, not {getattr(fusion, 'name', fusion)!r}.")
+        raise ExplanationError(
+            f"Attention maps need the attention fusion strategy, not {getattr(fusion, 'name', type(fusion).__name__)!r}."
+        )
     if fusion.training:
-        raise ValueError("The model is in training mode; attention maps are read in eval mode (no dropout).")
+        raise RuntimeError("The model is in training mode; attention maps are read in eval mode (no dropout).")
     return fusion
 
 
@@ -111,7 +113,7 @@ def attention_weights(
         difference between reproduced and real outputs (layers and the fused vector).
 
     Raises:
-        AttentionReproductionError: the reproduction differs from the real forward by more
+        RuntimeError: the reproduction differs from the real forward by more
             than ``TOLERANCE``.
     """
     fusion = _fusion_of(model)
@@ -133,7 +135,7 @@ def attention_weights(
             real = layer(x)
             layer_error = float((reproduced - real).abs().max())
             if not layer_error <= TOLERANCE:
-                raise AttentionReproductionError(
+                raise RuntimeError(
                     f"layer {index}: the reproduced forward differs from the real one by {layer_error:.2e}"
                 )
             error = max(error, layer_error)
@@ -145,7 +147,7 @@ def attention_weights(
         real_fused = fusion(embeddings, present)
         fused_error = float((fused - real_fused).abs().max())
         if not fused_error <= TOLERANCE:
-            raise AttentionReproductionError(f"the fused vector differs from AttentionFusion's by {fused_error:.2e}")
+            raise RuntimeError(f"the fused vector differs from AttentionFusion's by {fused_error:.2e}")
         return torch.stack(per_layer, dim=1), max(error, fused_error)
 
 
@@ -183,7 +185,7 @@ def batch_attention(
     fusion = _fusion_of(model)
     rows = int(present.shape[0])
     if rows == 0:
-        raise ValueError("No rows to average.")
+        raise ExplanationError("No rows to average attention over.")
     total = None
     error = 0.0
     for start in range(0, rows, batch_size):
@@ -201,3 +203,21 @@ def batch_attention(
         max_abs_error=error,
         metadata={"layers": fusion.layers, "heads": fusion.heads, "batch_size": batch_size},
     )
+
+
+def split_attention(
+    model: MultimodalClassifier, dataset: Dataset, split: str = "test", *, cache: EmbeddingCache | None = None
+) -> AttentionMaps:
+    """Attention weights averaged over a dataset split, from the embedding cache where it has them.
+
+    Raises:
+        ExplanationError: the model is not an attention fusion, or the split has no rows.
+    """
+    _fusion_of(model)
+    records = dataset.split(split)
+    if not records:
+        raise ExplanationError(f"The split {split!r} has no rows to average attention over.")
+    embedded = embed_records(model, records, cache=cache, limits=dataset.limits)
+    maps = batch_attention(model, embedded.embeddings, embedded.present)
+    maps.metadata["split"] = split
+    return maps

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 import core.explain.attention_maps as attention_maps
+from core.errors import ExplanationError
 from core.explain.attention_maps import (
-    AttentionReproductionError,
     attention_weights,
     batch_attention,
     layer_with_weights,
@@ -67,13 +67,13 @@ def test_a_reproduction_that_drifts_is_refused(monkeypatch):
         return out + 1e-2, weights
 
     monkeypatch.setattr(attention_maps, "layer_with_weights", drifting)
-    with pytest.raises(AttentionReproductionError, match="layer 0"):
+    with pytest.raises(RuntimeError, match="layer 0"):
         sample_attention(model, tiny_sample())
 
 
 def test_other_fusions_and_training_mode_are_refused():
-    with pytest.raises(ValueError, match="attention fusion"):
+    with pytest.raises(ExplanationError, match="attention fusion strategy, not 'gated'"):
         sample_attention(tiny_model("gated"), tiny_sample())
     model = tiny_model("attention").train()
-    with pytest.raises(ValueError, match="training mode"):
+    with pytest.raises(RuntimeError, match="training mode"):
         sample_attention(model, tiny_sample())

@@ -134,21 +134,19 @@ def text_input(encoder: Encoder, text: str, segmentation: TextSegmentation, devi
     raise NotDifferentiableError(f"{type(encoder).__name__} exposes no token-embedding input")
 
 
-def builtin_text_from_embeddings(encoder, embedded: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """``BuiltinTextEncoder.forward`` from its embedding layer's output ``[N, L, E]`` on.
+def _word_scores(words: list[str], owners: list[int | None]) -> Callable[[np.ndarray], tuple[list, np.ndarray]]:
+    """``place`` for text: each position's attribution (summed over the embedding) goes to the
+    word that owns it (``owners[position]``, ``None``: no word, e.g. padding or [CLS])."""
 
-    Same operations as the encoder's own forward after ``self.embedding(batch)``; every
-    call is checked against that forward on the real input (see ``PATH_TOLERANCE``).
-    """
-    mask = (ids != 0).unsqueeze(1)
-    x = embedded.transpose(1, 2)
-    pooled = [
-        torch.relu(conv(nn.functional.pad(x, (0, conv.kernel_size[0] - 1))))
-        .masked_fill(~mask, float("-inf"))
-        .amax(dim=2)
-        for conv in encoder.convs
-    ]
-    return encoder.head(torch.cat(pooled, dim=1))
+    def place(attribution: np.ndarray) -> tuple[list[tuple[str, float]], np.ndarray]:
+        per_position = attribution.sum(axis=-1)
+        scores = np.zeros(len(words))
+        for position, owner in enumerate(owners):
+            if owner is not None and owner < len(words):
+                scores[owner] += per_position[position]
+        return [(w, float(s)) for w, s in zip(words, scores, strict=True)], scores
+
+    return place
 
 
 def _builtin_text_input(encoder, text: str, words: list[str], device) -> ModalityInput:
@@ -156,23 +154,17 @@ def _builtin_text_input(encoder, text: str, words: list[str], device) -> Modalit
     with torch.no_grad():
         x = encoder.embedding(ids.unsqueeze(0)).detach().clone()
         b = encoder.embedding.weight[0].detach().expand_as(x).clone()
-    used = min(len(words), encoder.max_tokens)
+    owners = [i if i < len(words) else None for i in range(encoder.max_tokens)]
 
     def embed(t: torch.Tensor) -> torch.Tensor:
-        return builtin_text_from_embeddings(encoder, t, ids.unsqueeze(0).expand(t.shape[0], -1))
-
-    def place(attribution: np.ndarray) -> tuple[list[tuple[str, float]], np.ndarray]:
-        per_position = attribution.sum(axis=-1)
-        scores = np.zeros(len(words))
-        scores[:used] = per_position[:used]
-        return [(w, float(s)) for w, s in zip(words, scores, strict=True)], scores
+        return encoder.from_embeddings(t, ids.unsqueeze(0).expand(t.shape[0], -1))
 
     return ModalityInput(
         "text",
         x,
         b,
         embed,
-        place,
+        _word_scores(words, owners),
         {
             "input": f"token embeddings [{encoder.max_tokens}, {encoder.embed_dim}] (nn.Embedding output)",
             "baseline": "the padding embedding (row 0) at every position; ids and pad mask unchanged",
@@ -208,20 +200,12 @@ def _hf_text_input(encoder, text: str, words: list[str], device) -> ModalityInpu
         pooled = _masked_mean(hidden, rest["attention_mask"]).float()
         return nn.functional.normalize(pooled, dim=-1) if encoder.normalize else pooled
 
-    def place(attribution: np.ndarray) -> tuple[list[tuple[str, float]], np.ndarray]:
-        per_piece = attribution.sum(axis=-1)
-        scores = np.zeros(len(words))
-        for piece, owner in enumerate(owners):
-            if owner is not None and owner < len(words):
-                scores[owner] += per_piece[piece]
-        return [(w, float(s)) for w, s in zip(words, scores, strict=True)], scores
-
     return ModalityInput(
         "text",
         x,
         b,
         embed,
-        place,
+        _word_scores(words, owners),
         {
             "input": f"word-piece embeddings [{x.shape[1]}, {x.shape[2]}] (the model's input embeddings)",
             "baseline": "the [PAD] embedding at every non-special position; special tokens keep theirs",

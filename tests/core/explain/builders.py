@@ -1,31 +1,29 @@
-"""Small models and samples for the explanation tests: randomly initialised, built in milliseconds."""
+"""Samples, encoders and model checks for the explanation tests (models: :func:`tests.core.toy.toy_model`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from core.encoders.audio_cnn import BuiltinAudioEncoder
-from core.encoders.image_cnn import BuiltinImageEncoder
-from core.encoders.text_cnn import BuiltinTextEncoder
-from core.fusion import build_fusion
-from core.model import MultimodalClassifier
+from core.encoders.base import Encoder
 from core.sample import DecodedSample
 
-CORPUS = ["a red cat sat", "two blue dogs ran", "one green bird", "the cat and the dog"]
-CLASSES = ["zero", "one", "two"]
 
+class LeftHalfEncoder(Encoder):
+    """Mean colour of the left half of a 32x32 image: the right half cannot matter."""
 
-def tiny_model(fusion: str = "early", seed: int = 0) -> MultimodalClassifier:
-    """Builtin image (16 px), audio (0.5 s, 32 mels) and text CNNs + ``fusion``, in eval mode."""
-    torch.manual_seed(seed)
-    encoders = {
-        "image": BuiltinImageEncoder(image_size=16, channels=(8, 16), out_dim=16),
-        "audio": BuiltinAudioEncoder(clip_seconds=0.5, n_mels=32, channels=(8, 16), out_dim=16),
-        "text": BuiltinTextEncoder.from_corpus(CORPUS, max_tokens=8, embed_dim=8, conv_channels=8, out_dim=16),
-    }
-    head = build_fusion(fusion, in_dims={m: e.out_dim for m, e in encoders.items()}, num_classes=3, hidden=16)
-    return MultimodalClassifier(encoders, head, CLASSES).eval()
+    modality = "image"
+    out_dim = 3
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(3))
+
+    def prepare(self, value):
+        return torch.from_numpy(np.asarray(value, dtype=np.float32) / 255.0).permute(2, 0, 1)
+
+    def forward(self, batch):
+        return batch[:, :, :, :16].mean(dim=(2, 3)) * self.scale * 10
 
 
 def tiny_sample(seed: int = 0, text: str = "A red cat, two dogs and one bird!") -> DecodedSample:

@@ -13,7 +13,8 @@ from core.explain.attention_maps import (
     layer_with_weights,
     sample_attention,
 )
-from tests.core.explain.builders import assert_untouched, snapshot, tiny_model, tiny_sample
+from tests.core.explain.builders import assert_untouched, snapshot, tiny_sample
+from tests.core.toy import toy_model
 
 
 @pytest.mark.parametrize("norm_first", [True, False])
@@ -30,7 +31,7 @@ def test_reproduced_layer_equals_the_real_layer(norm_first):
 
 
 def test_sample_attention_shape_tokens_and_exactness():
-    model = tiny_model("attention")
+    model = toy_model("attention")
     before = snapshot(model)
     maps = sample_attention(model, tiny_sample())
     fusion = model.fusion
@@ -44,7 +45,7 @@ def test_sample_attention_shape_tokens_and_exactness():
 
 
 def test_batch_attention_is_the_mean_of_the_rows():
-    model = tiny_model("attention")
+    model = toy_model("attention")
     samples = [tiny_sample(seed) for seed in range(5)]
     samples[1].text = None  # an absent modality still attends: as its missing embedding
     batch = model.prepare(samples)
@@ -59,7 +60,7 @@ def test_batch_attention_is_the_mean_of_the_rows():
 
 
 def test_a_reproduction_that_drifts_is_refused(monkeypatch):
-    model = tiny_model("attention")
+    model = toy_model("attention")
     real = attention_maps.layer_with_weights
 
     def drifting(layer, x):
@@ -73,7 +74,7 @@ def test_a_reproduction_that_drifts_is_refused(monkeypatch):
 
 def test_other_fusions_and_training_mode_are_refused():
     with pytest.raises(ExplanationError, match="attention fusion strategy, not 'gated'"):
-        sample_attention(tiny_model("gated"), tiny_sample())
-    model = tiny_model("attention").train()
+        sample_attention(toy_model("gated"), tiny_sample())
+    model = toy_model("attention").train()
     with pytest.raises(RuntimeError, match="training mode"):
         sample_attention(model, tiny_sample())

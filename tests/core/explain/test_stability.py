@@ -9,7 +9,8 @@ from core.explain import ExplainParams
 from core.explain.input_only import InputOnlyExplainer
 from core.explain.randomisation import attribution_function
 from core.explain.stability import gradient_sensitivity_max, max_sensitivity, perturb_sample, seed_variation
-from tests.core.explain.builders import assert_untouched, snapshot, tiny_model, tiny_sample
+from tests.core.explain.builders import assert_untouched, snapshot, tiny_sample
+from tests.core.toy import toy_model
 
 PARAMS = ExplainParams(image_segments=16, audio_time_segments=5, audio_freq_bands=2, shap_evals=120, lime_samples=80)
 
@@ -25,7 +26,7 @@ def test_perturbed_samples_stay_close_and_keep_the_text():
 
 
 def test_max_sensitivity_of_any_method():
-    model, sample = tiny_model("gated"), tiny_sample()
+    model, sample = toy_model("gated"), tiny_sample()
     ig = max_sensitivity(model, sample, attribution_function("integrated_gradients", PARAMS), n_perturb=3)
     assert set(ig["per_modality"]) == {"audio", "image", "text"}
     assert all(np.isfinite(v) and v >= 0 for v in ig["per_modality"].values())
@@ -37,7 +38,7 @@ def test_max_sensitivity_of_any_method():
 
 
 def test_captum_sensitivity_max_on_the_gradient_inputs():
-    model, sample = tiny_model("late"), tiny_sample()
+    model, sample = toy_model("late"), tiny_sample()
     before = snapshot(model)
     result = gradient_sensitivity_max(model, sample, params=PARAMS, n_perturb=3)
     assert set(result["per_modality"]) == {"audio", "image", "text"}
@@ -50,7 +51,7 @@ def test_captum_sensitivity_max_on_the_gradient_inputs():
 
 
 def test_seed_variation_lime_flips_signs_at_low_sample_counts_ig_never_varies():
-    model, sample = tiny_model("early"), tiny_sample()
+    model, sample = toy_model("early"), tiny_sample()
     few = seed_variation(model, sample, "lime", ExplainParams(image_segments=16, lime_samples=20), seeds=3)
     many = seed_variation(model, sample, "lime", ExplainParams(image_segments=16, lime_samples=1000), seeds=3)
     assert few["sign_flips"]["image"] > many["sign_flips"]["image"]

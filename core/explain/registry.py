@@ -22,3 +22,9 @@ EXPLAINERS: dict[str, Explainer] = {
     )
 }
 """Method name -> explainer, in the order ``"all"`` runs them."""
+
+
+def method_label(method: str) -> str:
+    """How figures and pages name a method ("Integrated Gradients"); unknown names as they are."""
+    explainer = EXPLAINERS.get(method)
+    return explainer.label if explainer is not None else method

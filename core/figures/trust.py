@@ -52,6 +52,8 @@ def attention_figure(maps: AttentionMaps) -> go.Figure:
                 col=head + 1,
             )
     fig.update_yaxes(autorange="reversed")
+    for col in range(2, heads + 2):
+        fig.update_yaxes(showticklabels=False, col=col)
     fig.update_annotations(font_size=11)
     rows = f"{maps.rows} samples" if maps.rows > 1 else "this sample"
     absent = [m for m, share in maps.present.items() if share < 1.0]
@@ -61,20 +63,24 @@ def attention_figure(maps: AttentionMaps) -> go.Figure:
 
 def agreement_figure(results: dict[str, Explanation], labels: dict[str, str] | None = None) -> go.Figure:
     """Per modality, the Spearman correlation between every pair of methods' segment scores
-    (from ``metadata["agreement"]``, which :func:`core.explain.explain` attaches)."""
+    (from ``metadata["agreement"]``, which :func:`core.explain.explain` attaches). Every panel
+    lists the same methods; "–" where a method does not score that modality."""
     labels = labels or {}
-    scored = [name for name, r in results.items() if r.segment_scores]
-    modalities = sorted({m for name in scored for m in results[name].segment_scores})
-    fig = make_subplots(rows=1, cols=max(len(modalities), 1), subplot_titles=modalities, horizontal_spacing=0.08)
+    names = [name for name, r in results.items() if r.segment_scores]
+    modalities = sorted({m for name in names for m in results[name].segment_scores})
+    shown = [labels.get(n, n) for n in names]
+    fig = make_subplots(
+        rows=1, cols=max(len(modalities), 1), subplot_titles=modalities, shared_yaxes=True, horizontal_spacing=0.04
+    )
     for col, modality in enumerate(modalities, start=1):
-        names = [n for n in scored if modality in results[n].segment_scores]
         matrix = np.full((len(names), len(names)), np.nan)
         for i, a in enumerate(names):
             for j, b in enumerate(names):
+                if modality not in results[a].segment_scores or modality not in results[b].segment_scores:
+                    continue
                 matrix[i, j] = (
                     1.0 if a == b else results[a].metadata.get("agreement", {}).get(b, {}).get(modality, np.nan)
                 )
-        shown = [labels.get(n, n) for n in names]
         fig.add_trace(
             go.Heatmap(
                 z=matrix,
@@ -93,7 +99,7 @@ def agreement_figure(results: dict[str, Explanation], labels: dict[str, str] | N
             col=col,
         )
     fig.update_yaxes(autorange="reversed")
-    return styled(fig, "Agreement between methods (rank correlation of segment scores)", height=380)
+    return styled(fig, "Agreement between methods (rank correlation of segment scores)", height=420)
 
 
 def faithfulness_table(results: dict[str, Explanation], labels: dict[str, str] | None = None) -> pd.DataFrame:
@@ -145,8 +151,8 @@ def sanity_table(report: TrustReport) -> pd.DataFrame:
                     "model randomisation": _verdict(s.model_randomisation_passed, s.model_randomisation),
                     "data randomisation": _verdict(s.data_randomisation_passed, s.data_randomisation),
                     "max-sensitivity": s.max_sensitivity,
-                    "seed ρ": s.seed_rank_correlation,
-                    "sign flips across seeds": s.seed_sign_flips,
+                    "seed ρ": "deterministic" if s.seed_rank_correlation is None else f"{s.seed_rank_correlation:.2f}",
+                    "sign flips across seeds": "–" if s.seed_sign_flips is None else f"{s.seed_sign_flips:.0%}",
                     "deletion gain": s.deletion_gain,
                     "insertion gain": s.insertion_gain,
                     "s / explanation": method.seconds_per_explanation,
@@ -165,7 +171,7 @@ def ranking_table(report: TrustReport) -> pd.DataFrame:
             for modality, names in sorted(report.ranking.items())
         ],
         columns=["modality", *[f"#{i + 1}" for i in range(depth)]],
-    )
+    ).fillna("–")
 
 
 def recommendation_text(report: TrustReport) -> str:

@@ -78,3 +78,18 @@ def test_other_fusions_and_training_mode_are_refused():
     model = toy_model("attention").train()
     with pytest.raises(RuntimeError, match="training mode"):
         sample_attention(model, tiny_sample())
+
+
+def test_split_attention_averages_the_split_from_embeddings(small_demo):
+    from core.embeddings import embed_records
+    from core.explain.attention_maps import split_attention
+
+    model = toy_model("attention")
+    maps = split_attention(model, small_demo, "test")
+    records = small_demo.split("test")
+    embedded = embed_records(model, records)
+    expected = batch_attention(model, embedded.embeddings, embedded.present)
+    assert maps.rows == len(records) and maps.metadata["split"] == "test"
+    np.testing.assert_allclose(maps.weights, expected.weights, atol=1e-9)
+    with pytest.raises(ExplanationError, match="attention fusion"):
+        split_attention(toy_model("late"), small_demo)

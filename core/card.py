@@ -15,6 +15,7 @@ from core.errors import CheckpointError
 from core.fusion import FUSIONS
 from core.sample import MODALITIES
 from core.serialization import JsonMixin
+from core.tasks import MULTI, PRIMARY, SINGLE, Task
 
 CARD_FORMAT = "fusion-checkpoint"
 CARD_VERSION = 1
@@ -57,8 +58,15 @@ class WeightsInfo(JsonMixin):
 
 @dataclass
 class CheckpointCard(JsonMixin):
-    """Everything ``card.json`` records. ``metrics`` maps a split to headline metric values
-    (``accuracy``, ``balanced_accuracy``, ``f1_macro``, ``log_loss``, ``n``)."""
+    """Everything ``card.json`` records.
+
+    ``classes`` are the primary task's; ``tasks`` every task in output order (empty on a
+    single-task card: one task, ``label``, over ``classes``). ``metrics`` maps a split to
+    headline metric values of the primary task (``accuracy``, ``balanced_accuracy``,
+    ``f1_macro``, ``log_loss``, ``n``); ``task_metrics`` maps a task to the same per split.
+    ``thresholds`` are the per-label decision thresholds of multi-label tasks (tuned on
+    validation), ``task_weights`` the weights of each task's loss at the end of training.
+    """
 
     name: str
     fusion: str
@@ -75,9 +83,16 @@ class CheckpointCard(JsonMixin):
     preprocessing: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
+    tasks: list[Task] = field(default_factory=list)
+    task_metrics: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
+    task_weights: dict[str, float] = field(default_factory=dict)
     format: str = CARD_FORMAT
     format_version: int = CARD_VERSION
 
+    def model_tasks(self) -> list[Task]:
+        """Every task of the model, in output order."""
+        return list(self.tasks) or [Task(PRIMARY, SINGLE, tuple(self.classes))]
     @property
     def sha256(self) -> str:
         """The weights' SHA-256: what identifies a checkpoint in every cache key."""
@@ -132,8 +147,25 @@ def _validate(card: Any, where: str) -> None:
         fail("'fusion_config' is missing or malformed.")
     if sorted(config["in_dims"]) != sorted(encoders):
         fail("'fusion_config.in_dims' does not match 'encoders'.")
-    if config.get("num_classes") != len(classes):
-        fail(f"'fusion_config.num_classes' is {config.get('num_classes')}, but the card lists {len(classes)} classes.")
+    tasks = card.get("tasks") or []
+    if not isinstance(tasks, list) or not all(
+        isinstance(t, dict)
+        and isinstance(t.get("name"), str)
+        and t.get("kind") in (SINGLE, MULTI)
+        and isinstance(t.get("classes"), list)
+        and t["classes"]
+        and all(isinstance(c, str) for c in t["classes"])
+        for t in tasks
+    ):
+        fail("'tasks' must list objects with a 'name', a 'kind' (single or multi) and 'classes'.")
+    if tasks and (len({t["name"] for t in tasks}) != len(tasks) or tasks[0]["classes"] != classes):
+        fail("'tasks' must have distinct names, the first one over the card's 'classes'.")
+    outputs = sum(len(t["classes"]) for t in tasks) if tasks else len(classes)
+    if config.get("num_classes") != outputs:
+        fail(f"'fusion_config.num_classes' is {config.get('num_classes')}, but the card's tasks have {outputs} outputs.")
+    for section in ("task_metrics", "thresholds", "task_weights"):
+        if section in card and not isinstance(card[section], dict):
+            fail(f"'{section}' must be an object.")
     weights = card.get("weights")
     if not (isinstance(weights, dict) and weights.get("file") == WEIGHTS_FILE and isinstance(weights.get("sha256"), str)):
         fail(f"'weights' must name {WEIGHTS_FILE} and its sha256.")

@@ -28,6 +28,7 @@ from core.hashing import sha256_file
 from core.model import MultimodalClassifier
 from core.serialization import JsonMixin
 from core.settings import settings
+from core.tasks import PRIMARY, SINGLE, Task
 
 MAX_CARD_BYTES = 5 * 1024 * 1024
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
@@ -61,7 +62,7 @@ def build_model_from_card(card: CheckpointCard) -> MultimodalClassifier:
     """The architecture a card describes, with freshly initialised weights."""
     encoders = {m: build_encoder(m, spec) for m, spec in sorted(card.encoders.items())}
     fusion = build_fusion(card.fusion, **card.fusion_config)
-    return MultimodalClassifier(encoders, fusion, card.classes)
+    return MultimodalClassifier(encoders, fusion, card.classes, card.model_tasks())
 
 
 def versions() -> dict[str, str]:
@@ -86,6 +87,9 @@ def save_checkpoint(
     training: TrainingInfo | None = None,
     metrics: dict[str, dict[str, float]] | None = None,
     preprocessing: dict[str, Any] | None = None,
+    task_metrics: dict[str, dict[str, dict[str, float]]] | None = None,
+    thresholds: dict[str, dict[str, float]] | None = None,
+    task_weights: dict[str, float] | None = None,
 ) -> Path:
     """Write ``model`` and its card to folder ``path`` atomically; returns ``path``.
 
@@ -116,6 +120,11 @@ def save_checkpoint(
             metrics=metrics or {},
             parameters={"total": model.parameter_count(), "stored": int(sum(v.numel() for v in state.values()))},
             preprocessing=preprocessing or {},
+            # A card of one single-label task called "label" (every single-task dataset) stays as it always was.
+            tasks=[] if model.tasks == [Task(PRIMARY, SINGLE, tuple(model.classes))] else list(model.tasks),
+            task_metrics=task_metrics or {},
+            thresholds=thresholds or {},
+            task_weights=task_weights or {},
             versions=versions(),
             created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         )

@@ -23,6 +23,7 @@ from core.encoders.base import Encoder
 from core.model import MultimodalClassifier
 from core.sample import DecodedSample
 from core.serialization import JsonMixin
+from core.tasks import Task
 
 T = TypeVar("T")
 
@@ -105,6 +106,16 @@ def encode(
     return torch.cat(chunks) if chunks else torch.zeros(0, encoder.out_dim, device=device)
 
 
+def task_output(model: MultimodalClassifier, outputs: torch.Tensor, task: str | Task | None, logits: bool) -> torch.Tensor:
+    """One task's block of the concatenated outputs: its logits, or its probabilities
+    (softmax over the block for a single-label task, a sigmoid per label for a multi-label one)."""
+    task = task if isinstance(task, Task) else model.task(task)
+    block = outputs[:, model.task_slices[task.name]]
+    if logits:
+        return block
+    return torch.sigmoid(block) if task.multi_label else torch.softmax(block, dim=-1)
+
+
 def classify_proba(
     model: MultimodalClassifier,
     embeddings: dict[str, torch.Tensor],
@@ -112,42 +123,67 @@ def classify_proba(
     *,
     batch: BatchSize | None = None,
     logits: bool = False,
+    task: str | Task | None = None,
 ) -> np.ndarray:
-    """Fusion + head on embeddings: probabilities ``[N, C]`` (float32, CPU), or the logits.
+    """Fusion + head on embeddings: one task's probabilities ``[N, C]`` (float32, CPU), or its logits.
 
-    ``embeddings`` may live on the CPU (an embedding store) or the device (an explanation).
+    ``task`` defaults to the primary one. ``embeddings`` may live on the CPU (an embedding
+    store) or the device (an explanation).
     """
     device = model.device
     n_rows = int(present.shape[0])
+    chosen = task if isinstance(task, Task) else model.task(task)
 
     def step(start: int, stop: int) -> np.ndarray:
         chunk = {m: embeddings[m][start:stop].to(device, non_blocking=True) for m in model.modalities}
         with torch.inference_mode(), autocast(device):
             out = model.classify(chunk, present[start:stop]).float()
-        return (out if logits else torch.softmax(out, dim=-1)).cpu().numpy()
+        return task_output(model, out, chosen, logits).cpu().numpy()
 
     chunks = run_in_batches(step, n_rows, batch or BatchSize(CLASSIFY_BATCH), device)
-    return np.concatenate(chunks) if chunks else np.zeros((0, len(model.classes)), dtype=np.float32)
+    return np.concatenate(chunks) if chunks else np.zeros((0, len(chosen.classes)), dtype=np.float32)
 
 
 def predict_proba(
-    model: MultimodalClassifier, samples: Sequence[DecodedSample], *, batch: BatchSize | None = None
+    model: MultimodalClassifier,
+    samples: Sequence[DecodedSample],
+    *,
+    batch: BatchSize | None = None,
+    task: str | Task | None = None,
 ) -> np.ndarray:
-    """Class probabilities ``[N, C]`` of decoded samples: prepare, encode, fuse, softmax.
+    """One task's probabilities ``[N, C]`` of decoded samples: prepare, encode, fuse (default: primary task).
 
     Never changes the module's train/eval mode: a loaded model is shared read-only between
     threads (loading puts it in eval mode once).
     """
+    return _predict_tasks(model, samples, batch, [task])[0][1]
+
+
+def _predict_tasks(
+    model: MultimodalClassifier, samples: Sequence[DecodedSample], batch: BatchSize | None, tasks: list
+) -> list[tuple[object, np.ndarray]]:
     device = model.device
 
     def step(start: int, stop: int) -> np.ndarray:
         prepared = model.prepare(list(samples[start:stop]))
         with torch.inference_mode(), autocast(device):
-            out = model.classify(model.embed(prepared), prepared.present).float()
-        return torch.softmax(out, dim=-1).cpu().numpy()
+            return model.classify(model.embed(prepared), prepared.present).float()
 
     chunks = run_in_batches(step, len(samples), batch or BatchSize(64), device)
-    return np.concatenate(chunks) if chunks else np.zeros((0, len(model.classes)), dtype=np.float32)
+    outputs = torch.cat(chunks) if chunks else torch.zeros(0, model.outputs)
+    return [(task, task_output(model, outputs, task, logits=False).cpu().numpy()) for task in tasks]
+
+
+@dataclass
+class TaskPrediction(JsonMixin):
+    """One task's prediction: single-label, the most probable class; multi-label, every label
+    whose probability reaches its threshold (tuned on validation, 0.5 by default)."""
+
+    task: str
+    kind: str
+    classes: list[str]
+    probabilities: list[float]
+    predicted: list[str]
 
 
 @dataclass
@@ -156,8 +192,9 @@ class Prediction(JsonMixin):
 
     Attributes:
         checkpoint, fusion: the checkpoint's name and strategy.
-        classes: class names; ``probabilities[i]`` belongs to ``classes[i]``.
-        prediction: the most probable class.
+        classes: the primary task's classes; ``probabilities[i]`` belongs to ``classes[i]``.
+        prediction: the primary task's prediction (labels joined by ``|`` for a multi-label task).
+        tasks: every task's prediction, the primary one first.
         used_modalities: the sample's modalities the checkpoint reads.
         ignored_modalities: the sample's modalities it does not use.
     """
@@ -169,6 +206,7 @@ class Prediction(JsonMixin):
     prediction: str
     used_modalities: list[str]
     ignored_modalities: list[str] = field(default_factory=list)
+    tasks: list[TaskPrediction] = field(default_factory=list)
 
     @property
     def confidence(self) -> float:
@@ -190,13 +228,24 @@ def predict(loaded: Any, sample: DecodedSample) -> Prediction | None:
     used = [m for m in present if m in model.modalities]
     if not used:
         return None
-    probabilities = predict_proba(model, [sample])[0]
+    thresholds = getattr(loaded.card, "thresholds", {}) or {}
+    tasks = []
+    for task, probabilities in _predict_tasks(model, [sample], None, list(model.tasks)):
+        values = [float(p) for p in probabilities[0]]
+        if task.multi_label:
+            limits = thresholds.get(task.name, {})
+            predicted = [c for c, p in zip(task.classes, values, strict=True) if p >= limits.get(c, 0.5)]
+        else:
+            predicted = [task.classes[int(np.argmax(values))]]
+        tasks.append(TaskPrediction(task.name, task.kind, list(task.classes), values, predicted))
+    primary = tasks[0]
     return Prediction(
         checkpoint=loaded.name,
         fusion=loaded.card.fusion,
-        classes=list(model.classes),
-        probabilities=[float(p) for p in probabilities],
-        prediction=model.classes[int(np.argmax(probabilities))],
+        classes=primary.classes,
+        probabilities=primary.probabilities,
+        prediction="|".join(primary.predicted) if primary.kind == "multi" else primary.predicted[0],
         used_modalities=used,
         ignored_modalities=[m for m in present if m not in model.modalities],
+        tasks=tasks,
     )

@@ -1,8 +1,9 @@
-"""MultimodalClassifier = per-modality encoders + a fusion strategy + a classification head.
+"""MultimodalClassifier = per-modality encoders + a fusion strategy + one head block per task.
 
 ``embed`` (encoders) and ``classify`` (fusion + head) are separate so that
 explanations can perturb one modality, re-run only its encoder, and reuse the
-cached embeddings of the others.
+cached embeddings of the others. ``classify`` returns every task's logits concatenated
+(see :mod:`core.tasks`); a single-task model has one block, its classes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from core.device import autocast, move_to
 from core.encoders.base import Encoder
 from core.fusion.base import Fusion
 from core.sample import DecodedSample
+from core.tasks import PRIMARY, Task, output_slices
 
 
 @dataclass
@@ -44,21 +46,39 @@ class MultimodalClassifier(nn.Module):
 
     Args:
         encoders: one :class:`Encoder` per modality the model uses.
-        fusion: a :class:`Fusion` built with ``in_dims`` matching the encoders' ``out_dim``.
-        classes: class names, index i = logit i.
+        fusion: a :class:`Fusion` built with ``in_dims`` matching the encoders' ``out_dim`` and
+            ``num_classes`` equal to the total outputs of ``tasks``.
+        classes: the primary task's class names (a single-task model: logit i = class i).
+        tasks: every task, in output order (default: one single-label task over ``classes``).
+
+    Attributes:
+        classes: the primary task's classes; ``tasks``, ``task_slices``: every task and its
+            block in ``classify``'s output.
     """
 
-    def __init__(self, encoders: dict[str, Encoder], fusion: Fusion, classes: list[str]):
+    def __init__(
+        self, encoders: dict[str, Encoder], fusion: Fusion, classes: list[str], tasks: list[Task] | None = None
+    ):
         super().__init__()
         self.modalities: list[str] = sorted(encoders)
         if self.modalities != fusion.modalities:
             raise ValueError(f"fusion expects {fusion.modalities}, encoders give {self.modalities}")
+        self.tasks = list(tasks) if tasks else [Task(PRIMARY, classes=tuple(classes))]
+        self.task_slices = output_slices(self.tasks)
+        self.outputs = sum(len(t.classes) for t in self.tasks)
         self.encoders = nn.ModuleDict(encoders)
         self.fusion = fusion
-        self.classes = list(classes)
-        self.head: nn.Module = (
-            nn.Identity() if fusion.outputs_logits else nn.Linear(fusion.out_dim, len(self.classes))
-        )
+        self.classes = list(self.tasks[0].classes)
+        self.head: nn.Module = nn.Identity() if fusion.outputs_logits else nn.Linear(fusion.out_dim, self.outputs)
+
+    def task(self, name: str | None = None) -> Task:
+        """The task called ``name`` (default: the primary one); ``KeyError`` for another name."""
+        if name is None:
+            return self.tasks[0]
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise KeyError(name)
 
     @property
     def device(self) -> torch.device:
@@ -96,7 +116,7 @@ class MultimodalClassifier(nn.Module):
         return out
 
     def classify(self, embeddings: dict[str, torch.Tensor], present: torch.Tensor) -> torch.Tensor:
-        """Fusion + head on embeddings: ``Tensor[B, num_classes]`` logits."""
+        """Fusion + head on embeddings: ``Tensor[B, outputs]``, every task's logits concatenated."""
         present = present.to(self.device)
         return self.head(self.fusion({m: embeddings[m] for m in self.modalities}, present))
 

@@ -54,6 +54,10 @@ def _section(title: str, body: str, note: str = "") -> str:
     return f"<h2>{html.escape(title)}</h2>{note_html}{body}"
 
 
+def _table_section(title: str, frame: pd.DataFrame, note: str = "", index: bool = True) -> str:
+    return _section(title, f'<div class="card">{_table(frame, index=index)}</div>', note)
+
+
 def _cards(figs: list[go.Figure], small: bool = False) -> str:
     cells = "".join(f'<div class="card">{_figure(f)}</div>' for f in figs)
     return f'<div class="grid{" small" if small else ""}">{cells}</div>'
@@ -69,7 +73,8 @@ def render_html_report(report: EvaluationReport, title: str = "Fusion strategy c
     header = (
         f"<h1>{html.escape(title)}</h1>"
         f'<p class="meta">Dataset <b>{html.escape(report.dataset)}</b> (fingerprint {report.dataset_fingerprint[:12]}), '
-        f"split <b>{html.escape(report.split)}</b>, {first.n_rows} rows &middot; {len(results)} checkpoints: {html.escape(names)}</p>"
+        f"split <b>{html.escape(report.split)}</b>, task <b>{html.escape(report.task)}</b> ({report.task_kind}-label), "
+        f"{first.n_rows} rows &middot; {len(results)} checkpoints: {html.escape(names)}</p>"
         f'<p class="meta">Generated {created} on {html.escape(report.device)} in {report.seconds:.1f} s &middot; '
         f"bootstrap {options.bootstrap} resamples, seed {options.seed}</p>"
     )
@@ -81,10 +86,11 @@ def render_html_report(report: EvaluationReport, title: str = "Fusion strategy c
         items = "".join(f"<li>{html.escape(sentence)}</li>" for sentence in report.verdict.sentences)
         parts.append(_section("Verdict", f'<div class="verdict"><ul>{items}</ul></div>'))
         parts.append(f'<div class="card">{_table(analysis_figures.ranking_table(report), index=False)}</div>')
+    headline = figures.table_metrics(report)[0]
     parts.append(
         _section(
             "Headline metrics",
-            _cards([figures.metric_bars(report, "accuracy"), figures.metric_bars(report, "f1_macro")]),
+            _cards([figures.metric_bars(report, headline), figures.metric_bars(report, "f1_macro")]),
         )
     )
     parts.append(
@@ -94,6 +100,17 @@ def render_html_report(report: EvaluationReport, title: str = "Fusion strategy c
             "Macro averages are over the classes present in the split. Log-loss, Brier and ECE: lower is better.",
         )
     )
+    sharing = analysis_figures.sharing_table(report)
+    if not sharing.empty:
+        parts.append(
+            _table_section(
+                "Does sharing help or hurt?",
+                sharing,
+                f"Each strategy trained on every task against the same strategy trained on {report.task} alone; "
+                "paired bootstrap interval of the accuracy difference and McNemar's exact test.",
+                index=False,
+            )
+        )
     if report.pairwise:
         parts.append(
             _section(
@@ -107,7 +124,7 @@ def render_html_report(report: EvaluationReport, title: str = "Fusion strategy c
     parts.append(_section("ROC and precision–recall", _cards([figures.roc_figure(report, "macro"), figures.pr_figure(report, "macro"),
                                                                figures.roc_figure(report, "micro"), figures.pr_figure(report, "micro")])))  # fmt: skip
     parts.append(_section("Calibration", _cards([figures.reliability_figure(report)])))
-    parts.append(_section("Confusion matrices", _cards([figures.confusion_figure(r, normalized=True, height=420) for r in results], small=True),
+    parts.append(_section("Confusion matrices", _cards([figures.confusion_figure(r, normalized=True, height=420) for r in results if r.curves.confusion], small=True),
                           "Rows are true classes, shares of each row; hover for counts."))  # fmt: skip
     if any(r.missing_modality for r in results):
         parts.append(
@@ -185,9 +202,9 @@ def _analysis_sections(report: EvaluationReport) -> list[str]:
     truth = analysis_figures.ground_truth_table(report)
     if not truth.empty:
         parts.append(
-            _section(
+            _table_section(
                 "Explanations checked against ground truth",
-                f'<div class="card">{_table(truth)}</div>',
+                truth,
                 "How often modality Shapley credits what the manifest records about each row.",
             )
         )

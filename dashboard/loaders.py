@@ -141,27 +141,33 @@ def cached_evaluation_count() -> int:
 
 
 def pending_evaluations(
-    paths: list[str], dataset: Dataset, split: str, options: EvaluationOptions
+    paths: list[str], dataset: Dataset, split: str, options: EvaluationOptions, task: str
 ) -> dict[str, str]:
     """Path -> name of the checkpoints whose evaluation is not yet in core's evaluation cache."""
     pending = {}
     for path in paths:
         card = read_card(path)
-        if not cached_evaluation_path(card.sha256, dataset, split, options).is_file():
+        if not cached_evaluation_path(card.sha256, dataset, split, options, task=task).is_file():
             pending[path] = card.name or Path(path).name
     return pending
 
 
-def evaluate_to_disk_cache(path: str, inputs: SplitInputs, options: EvaluationOptions) -> None:
+def evaluate_to_disk_cache(path: str, inputs: SplitInputs, options: EvaluationOptions, task: str) -> None:
     """Evaluate one checkpoint into core's on-disk evaluation cache (lets a page show progress
     checkpoint by checkpoint before :func:`evaluation_report` bundles the cached results).
     Calls sharing ``inputs`` decode the split and embed its corruptions once."""
-    evaluate_cached([load_model(path)], inputs.dataset, inputs.split, options, inputs=inputs)
+    evaluate_cached([load_model(path)], inputs.dataset, inputs.split, options, inputs=inputs, task=task)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def evaluation_report(
-    paths: tuple[str, ...], weights: tuple[str, ...], dataset_root: str, fingerprint: str, split: str, options_json: str
+    paths: tuple[str, ...],
+    weights: tuple[str, ...],
+    dataset_root: str,
+    fingerprint: str,
+    split: str,
+    options_json: str,
+    task: str,
 ) -> EvaluationReport:
     """Evaluate checkpoints on a split (core caches each on disk; this caches the bundle in memory).
 
@@ -172,7 +178,7 @@ def evaluation_report(
     if isinstance(dataset, DatasetError):
         raise dataset
     options = EvaluationOptions.from_json(json.loads(options_json))
-    return evaluate_cached([load_model(p) for p in paths], dataset, split, options)
+    return evaluate_cached([load_model(p) for p in paths], dataset, split, options, task=task)
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
@@ -183,13 +189,15 @@ def prediction(path: str, weights: str, sample_key: str, _sample: DecodedSample)
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
-def modality_explanation(path: str, weights: str, sample_key: str, _sample: DecodedSample) -> Explanation:
+def modality_explanation(
+    path: str, weights: str, sample_key: str, _sample: DecodedSample, task: str | None = None
+) -> Explanation:
     """Modality Shapley values and interactions of one checkpoint on one sample.
 
     Cheap (2^M coalitions on the fusion head, the sample encoded once). Keyed by the
     checkpoint's weights hash and the sample's content hash.
     """
-    return explain(load_model(path), _sample, "modality")["modality"]
+    return explain(load_model(path), _sample, "modality", task=task)["modality"]
 
 
 @st.cache_data(show_spinner="Averaging attention over the test split…", max_entries=16)

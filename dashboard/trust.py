@@ -7,6 +7,8 @@ assessment) and drawn by :mod:`core.figures`; this module lays it out.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
 from core.checkpoints import LoadedCheckpoint
@@ -113,29 +115,31 @@ def render_attention(loaded: LoadedCheckpoint, sample: CurrentSample, dataset: D
     )
 
 
-def cached_report(loaded: LoadedCheckpoint, dataset: Dataset | None) -> TrustReport | None:
-    """The checkpoint's method assessment if it was computed before (core's disk cache), else ``None``."""
-    return cached_assessment(loaded, dataset, ASSESSMENT) if dataset is not None else None
+def cached_report(loaded: LoadedCheckpoint, dataset: Dataset | None, task: str | None) -> TrustReport | None:
+    """The checkpoint's method assessment for ``task`` if it was computed before (core's disk
+    cache), else ``None``."""
+    return cached_assessment(loaded, dataset, replace(ASSESSMENT, task=task)) if dataset is not None else None
 
 
-def _assessment(loaded: LoadedCheckpoint, dataset: Dataset) -> TrustReport | None:
+def _assessment(loaded: LoadedCheckpoint, dataset: Dataset, task: str | None) -> TrustReport | None:
     """The checkpoint's method assessment: from the disk cache, or computed now if the user asked."""
-    report = cached_report(loaded, dataset)
+    report = cached_report(loaded, dataset, task)
     if report is not None:
         return report
+    options = replace(ASSESSMENT, task=task)
     asked = st.session_state.setdefault("explain_assess", set())
-    if loaded.card.sha256 not in asked:
+    if (loaded.card.sha256, task) not in asked:
         st.markdown(
             f"Sanity checks and stability are measured per checkpoint on {ASSESSMENT.samples} {ASSESSMENT.split} rows "
             f"({ASSESSMENT.sanity_samples} for the randomisation and noise checks), then cached."
         )
         if st.button("Check the methods on this checkpoint", key="explain_assess_button", icon=":material/fact_check:"):
-            asked.add(loaded.card.sha256)
+            asked.add((loaded.card.sha256, task))
             st.rerun()
         return None
-    key = ("assessment", loaded.card.sha256, dataset.fingerprint, ASSESSMENT.key())
+    key = ("assessment", loaded.card.sha256, dataset.fingerprint, options.key())
     job = job_registry().submit(
-        key, lambda progress, cancel: assess_methods(loaded, dataset, ASSESSMENT, progress=progress, cancel=cancel)
+        key, lambda progress, cancel: assess_methods(loaded, dataset, options, progress=progress, cancel=cancel)
     )
     finished_before = job.done
     report = follow(job, "Checking every method on this checkpoint")
@@ -144,7 +148,9 @@ def _assessment(loaded: LoadedCheckpoint, dataset: Dataset) -> TrustReport | Non
     return report
 
 
-def render_trust_panel(results: dict[str, Explanation], loaded: LoadedCheckpoint, dataset: Dataset | None) -> None:
+def render_trust_panel(
+    results: dict[str, Explanation], loaded: LoadedCheckpoint, dataset: Dataset | None, task: str | None
+) -> None:
     """Faithfulness and agreement on this sample; sanity checks, stability and the ranking on the checkpoint."""
     curves = [r for r in results.values() if r.faithfulness is not None]
     st.markdown("##### Faithfulness on this sample")
@@ -164,7 +170,7 @@ def render_trust_panel(results: dict[str, Explanation], loaded: LoadedCheckpoint
     if dataset is None:
         st.info("Load a dataset in the sidebar: the checks run on its test rows.")
         return
-    report = _assessment(loaded, dataset)
+    report = _assessment(loaded, dataset, task)
     if report is None:
         return
     st.markdown(trust_figures.recommendation_text(report))

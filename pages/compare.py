@@ -9,6 +9,7 @@ import time
 import streamlit as st
 
 from core.evaluate import EvaluationOptions, EvaluationReport, SplitInputs, disagreements, incompatibility
+from core.figures import analysis as analysis_figures
 from core.figures import evaluation as figures
 from core.report import render_html_report
 from dashboard import loaders
@@ -25,7 +26,15 @@ infos = chosen.require_checkpoints()
 
 
 with friendly_errors("checking the checkpoints against the dataset"):
-    controls = st.columns([1, 1, 1, 2])
+    controls = st.columns([1, 1, 1, 1, 1])
+    task = controls[3].selectbox(
+        "Task",
+        [t.name for t in dataset.tasks],
+        format_func=lambda name: f"{name} ({dataset.task(name).kind}-label)",
+        key="compare_task",
+        disabled=len(dataset.tasks) == 1,
+        help="The dataset's task to compare the checkpoints on: each has its own metrics, slices and verdict.",
+    )
     split = controls[0].selectbox(
         "Split", ["test", "val", "train"], key="compare_split", help="The dataset split every checkpoint is evaluated on."
     )
@@ -44,7 +53,7 @@ with friendly_errors("checking the checkpoints against the dataset"):
     )
     usable = []
     for info, loaded in loaders.load_models(infos).values():
-        problem = incompatibility(loaded, dataset)
+        problem = incompatibility(loaded, dataset, task)
         if problem:
             st.error(f"{problem} It is left out of the comparison.", icon=":material/block:")
         else:
@@ -62,8 +71,9 @@ with friendly_errors("evaluating the checkpoints"):
         dataset.fingerprint,
         split,
         json.dumps(options.to_json()),
+        task,
     )
-    pending = loaders.pending_evaluations(paths, dataset, split, options)
+    pending = loaders.pending_evaluations(paths, dataset, split, options, task)
     if pending:
         with st.status(f"Evaluating {len(pending)} checkpoint(s) on the {split} split…", expanded=True) as status:
             st.write(
@@ -74,7 +84,7 @@ with friendly_errors("evaluating the checkpoints"):
             inputs = SplitInputs(dataset, split)
             for done, (path, name) in enumerate(pending.items()):
                 bar.progress(done / len(pending), text=f"Evaluating {name} ({done + 1} of {len(pending)})…")
-                loaders.evaluate_to_disk_cache(path, inputs, options)
+                loaders.evaluate_to_disk_cache(path, inputs, options, task)
             bar.progress(1.0, text="Comparing the strategies…")
             report: EvaluationReport = loaders.evaluation_report(*args)
             seconds = time.perf_counter() - started
@@ -110,7 +120,7 @@ with tabs[0], friendly_errors("drawing the metrics"):
     st.caption("Cells read point (95% bootstrap interval). Log-loss, Brier and ECE: lower is better.")
     metric = st.selectbox(
         "Metric",
-        list(figures.TABLE_METRICS),
+        list(figures.table_metrics(report)),
         format_func=lambda m: figures.METRIC_LABELS.get(m, m),
         key="compare_metric",
         help="The metric of the bar chart below.",
@@ -119,6 +129,10 @@ with tabs[0], friendly_errors("drawing the metrics"):
     if report.pairwise:
         with st.expander("Are the differences significant? (paired tests)"):
             st.dataframe(figures.pairwise_table(report), hide_index=True)
+    sharing = analysis_figures.sharing_table(report)
+    if not sharing.empty:
+        st.markdown(f"**Does sharing help or hurt?** Each strategy trained on every task against the same one on {task} alone")
+        st.dataframe(sharing, hide_index=True)
 
 with tabs[1], friendly_errors("drawing the slices"):
     render_slices(report, dataset)
@@ -142,7 +156,9 @@ with tabs[4], friendly_errors("drawing the confusion matrices"):
     normalized = controls[1].toggle(
         "Row shares", value=True, key="compare_confusion_norm", help="Show each true class's row as shares (on) or counts (off)."
     )
-    results = report.checkpoints
+    results = [r for r in report.checkpoints if r.curves.confusion]
+    if not results:
+        st.caption("A multi-label task has no confusion matrix; the calibration below pools every label's yes/no decision.")
     for row in range(0, len(results), 2):
         for col, result in zip(st.columns(2), results[row : row + 2], strict=False):
             col.plotly_chart(

@@ -66,19 +66,29 @@ with friendly_errors("choosing the sample"):
     st.markdown(f"Explaining **{sample.description}** · {' + '.join(sample.decoded.present())}")
 
 with friendly_errors("computing modality Shapley values"):
-    st.subheader("Which modality mattered")
     loaded_models = loaders.load_models(infos)
+    tasks = list(dict.fromkeys(t.name for _, loaded in loaded_models.values() for t in loaded.model.tasks))
+    task = (
+        st.selectbox(
+            "Task",
+            tasks,
+            key="explain_task",
+            help="Explanations are of this task's output; the class to explain below is one of its classes (or labels).",
+        )
+        if len(tasks) > 1
+        else tasks[0] if tasks else None
+    )
+    st.subheader("Which modality mattered" + (f" for {task}" if len(tasks) > 1 else ""))
     items = [
         (name, pair)
         for name, pair in loaded_models.items()
         if set(pair[1].model.modalities) & set(sample.decoded.present())
+        and task in {t.name for t in pair[1].model.tasks}
     ]
     for row in range(0, len(items), 3):
         for col, (name, (info, loaded)) in zip(st.columns(3), items[row : row + 3], strict=False):
             with col, st.container(border=True):
-                expl = loaders.modality_explanation(
-                    str(info.path), loaded.card.sha256, sample.key, sample.decoded
-                )
+                expl = loaders.modality_explanation(str(info.path), loaded.card.sha256, sample.key, sample.decoded, task)
                 st.markdown(f"**{name}** predicts **{expl.target_name}** ({expl.probabilities[expl.target]:.2f})")
                 st.plotly_chart(
                     explanation_figures.modality_bar(expl).update_layout(title=None, margin={"t": 10}),
@@ -111,7 +121,7 @@ with friendly_errors("setting up the attributions"):
         help="Whose prediction the attributions explain.",
     )
     info, loaded = loaded_models[name]
-    base = loaders.modality_explanation(str(info.path), loaded.card.sha256, sample.key, sample.decoded)
+    base = loaders.modality_explanation(str(info.path), loaded.card.sha256, sample.key, sample.decoded, task)
     requested = st.session_state.pop(TARGET_REQUEST, None)
     if requested is not None:
         try:  # a linked class: the same check, and the same message, as the CLI's --target
@@ -194,14 +204,15 @@ with friendly_errors("setting up the attributions"):
     )
 
 with friendly_errors("computing the attributions"):
-    key = (loaded.card.sha256, sample.key, "+".join(methods), target, json.dumps(params.to_dict(), sort_keys=True))
+    key = (loaded.card.sha256, sample.key, task, "+".join(methods), target, json.dumps(params.to_dict(), sort_keys=True))
     jobs = job_registry()
     previous = st.session_state.get("explain_job_key")
     if previous is not None and previous != key:
         jobs.cancel(previous)  # the inputs changed: stop computing the stale explanation
     st.session_state["explain_job_key"] = key
     job = jobs.submit(
-        key, lambda progress, cancel: explain(loaded, sample.decoded, methods, target, params, progress, cancel)
+        key,
+        lambda progress, cancel: explain(loaded, sample.decoded, methods, target, params, progress, cancel, task),
     )
     results = follow(job, f"Computing {', '.join(trust.LABELS[m] for m in methods)}")
     if results is None:
@@ -211,7 +222,7 @@ with friendly_errors("computing the attributions"):
         f"Explaining P({first.target_name}) of {name} · {trust.timing_line(results)} · "
         f"{first.metadata.get('device', '')} · cached afterwards"
     )
-    report = trust.cached_report(loaded, chosen.dataset)
+    report = trust.cached_report(loaded, chosen.dataset, task)
     for view in VIEWS:
         if not view.present_in(sample) or view.modality not in loaded.model.modalities:
             continue
@@ -233,4 +244,4 @@ if trust.is_attention_fusion(loaded):
 
 with friendly_errors("checking the attributions"):
     st.subheader("Can these attributions be trusted?")
-    trust.render_trust_panel(results, loaded, chosen.dataset)
+    trust.render_trust_panel(results, loaded, chosen.dataset, task)

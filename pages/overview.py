@@ -29,9 +29,19 @@ with friendly_errors("summarising the dataset"):
     if dataset.skipped is not None:
         st.warning(f"{len(dataset.skipped.bad_rows)} invalid row(s) were left out.", icon=":material/warning:")
 
+    if len(dataset.tasks) > 1:
+        st.caption(
+            "Tasks: "
+            + " · ".join(f"**{t.name}** ({t.kind}-label, {len(t.classes)} {'labels' if t.multi_label else 'classes'})" for t in dataset.tasks)
+        )
     left, right = st.columns([3, 2])
     with left:
-        counts = {split: dataset.class_counts(split) for split in ("train", "val", "test") if sizes[split]}
+        task = (
+            st.selectbox("Task", [t.name for t in dataset.tasks], key="overview_task", help="Whose classes to count.")
+            if len(dataset.tasks) > 1
+            else None
+        )
+        counts = {split: dataset.class_counts(split, task) for split in ("train", "val", "test") if sizes[split]}
         st.plotly_chart(class_balance_figure(counts), config=PLOTLY_CONFIG)
     with right:
         st.plotly_chart(modality_coverage_figure(dataset.modality_coverage()), config=PLOTLY_CONFIG)

@@ -134,6 +134,28 @@ with friendly_errors("predicting"):
         + (f" · true label: **{label}**" if label is not None else "")
     )
 
+    others = [t for _, _, prediction in results.values() for t in prediction.tasks[1:]]
+    if others:
+        st.markdown("**Every task**")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "checkpoint": name,
+                        "task": t.task,
+                        "kind": t.kind,
+                        "prediction": " | ".join(t.predicted) or "(no label)",
+                        "confidence": max(t.probabilities) if t.kind == "single" else None,
+                    }
+                    for name, (_, _, prediction) in results.items()
+                    for t in prediction.tasks
+                ]
+            ),
+            hide_index=True,
+            column_config={"confidence": st.column_config.ProgressColumn(format="%.3f", min_value=0.0, max_value=1.0)},
+        )
+        st.caption("Multi-label tasks list every label whose probability reaches its threshold (tuned on validation).")
+
     # Checkpoints trained on different class lists cannot share one chart.
     groups: dict[tuple[str, ...], dict] = {}
     for name, (_, _, prediction) in results.items():

@@ -7,12 +7,13 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.data import validate_dataset
+from core.data import Dataset, validate_dataset
 from core.data.manifest import MANIFEST_NAMES
 from core.encoders import ENCODER_CHOICES
 from core.figures.training import training_curves_figure
 from core.fusion import FUSIONS
 from core.sample import MODALITIES
+from core.train import parse_model_names
 from core.train.runs import RunSpec, RunState, cancel_run, list_runs, start_run
 from dashboard import loaders
 from dashboard.errors import friendly_errors
@@ -70,6 +71,33 @@ with friendly_errors("preparing the training form"):
         help="Fusion strategies share the same encoders, so they differ by fusion alone; "
         "<modality>-only baselines show what one modality achieves alone.",
     )
+    loaded = loaders.dataset_or_error(data_root) if not issues else None
+    task_names = [t.name for t in loaded.tasks] if isinstance(loaded, Dataset) else []
+    tasks, weighting = tuple(task_names), "fixed"
+    if len(task_names) > 1:
+        task_cols = st.columns([3, 1.4, 1.6], vertical_alignment="bottom")
+        tasks = tuple(
+            task_cols[0].multiselect(
+                "Tasks",
+                task_names,
+                default=task_names,
+                key="train_tasks",
+                help="The dataset's tasks the models learn together: shared encoders and fusion, one head per task.",
+            )
+        )
+        weighting = task_cols[1].selectbox(
+            "Task weighting",
+            ["fixed", "uncertainty"],
+            key="train_task_weighting",
+            help="fixed: every task's loss counts the same; uncertainty: weights learned from each task's noise "
+            "(Kendall et al. 2018).",
+        )
+        if task_cols[2].toggle(
+            "Single-task copies",
+            key="train_single_task",
+            help="Also train each chosen strategy on each task alone, so Compare can tell whether sharing helps.",
+        ):
+            models = parse_model_names(",".join([*models, "single-task"]), list(MODALITIES), list(tasks))
     encoder_cols = st.columns(len(MODALITIES))
     encoders = {}
     for col, modality in zip(encoder_cols, MODALITIES, strict=True):
@@ -95,7 +123,7 @@ with friendly_errors("preparing the training form"):
         "Encoder epochs", 1, 500, 30, key="train_encoder_epochs", help="Maximum epochs of each built-in encoder."
     )
     missing_hf = [m for m, c in encoders.items() if c == ""]
-    can_start = bool(models) and not issues and not missing_hf
+    can_start = bool(models) and not issues and not missing_hf and (bool(tasks) or not task_names)
     if epoch_cols[3].button(
         "Start training",
         type="primary",
@@ -112,6 +140,8 @@ with friendly_errors("preparing the training form"):
                 encoders={m: c for m, c in encoders.items() if c != "builtin"},
                 epochs=int(epochs),
                 encoder_epochs=int(encoder_epochs),
+                tasks=tasks if len(tasks) < len(task_names) else (),
+                task_weighting=weighting,
             )
         )
         st.toast(f"Started run {run.id}", icon=":material/rocket_launch:")

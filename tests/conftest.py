@@ -105,3 +105,41 @@ def every_fusion_demo(small_demo_files: SmallDemo, tmp_path_factory: pytest.Temp
         load_dataset(demo.data), demo.checkpoints, fast_config(), cache=cache, show_progress=False, resume=True
     ).run(list(FUSIONS))
     return demo
+
+
+def add_tasks(source: Path, target: Path) -> Path:
+    """A copy of the demo dataset at ``source`` with two more tasks: ``label:parity`` (odd or
+    even; every fifth row unlabelled) and the multi-label ``labels:tags`` (prime, square, big)."""
+    import csv
+    import shutil
+
+    shutil.copytree(source, target)
+    with open(target / "manifest.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    for i, row in enumerate(rows):
+        digit = int(row["label"])
+        row["label:parity"] = "" if i % 5 == 4 else ("odd" if digit % 2 else "even")
+        tags = [name for name, has in (("prime", digit in (2, 3, 5, 7)), ("square", digit in (0, 1, 4, 9)), ("big", digit >= 5)) if has]
+        row["labels:tags"] = "|".join(tags) or "-"
+    with open(target / "manifest.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    (target / "demo.json").unlink(missing_ok=True)
+    return target
+
+
+@pytest.fixture(scope="session")
+def multitask_demo(small_demo_files: SmallDemo, tmp_path_factory: pytest.TempPathFactory):
+    """The small demo with three tasks (digit, parity, tags) and checkpoints trained on all of them:
+    ``(dataset, {name: checkpoint folder})`` for early, late, their single-task parity copies and image-only."""
+    from core.data import load_dataset
+    from core.encoders.cache import EmbeddingCache
+    from core.train import Trainer
+
+    root = tmp_path_factory.mktemp("multitask")
+    dataset = load_dataset(add_tasks(small_demo_files.data, root / "data"))
+    names = ["early", "late", "early.parity", "image-only"]
+    cache = EmbeddingCache(root / "embeddings")
+    results = Trainer(dataset, root / "checkpoints", fast_config(), cache=cache, show_progress=False).run(names)
+    return dataset, {r.name: r.path for r in results}

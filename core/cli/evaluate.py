@@ -15,6 +15,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", action="append", required=True, help="checkpoint folder (repeat to compare)")
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--task", default=None, help="the task to evaluate (default: the primary one, 'label')")
     p.add_argument("--json", default=None, help="write every result to this JSON file")
     p.add_argument("--html", default=None, help="write a self-contained HTML report")
     p.add_argument("--no-robustness", action="store_true", help="skip missing-modality, corruption and reliance analyses")
@@ -35,6 +36,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.data import load_dataset
     from core.evaluate import EvaluationOptions, evaluate
+    from core.evaluate.sharing import sharing_comparisons
     from core.report import write_html_report
 
     if args.bootstrap < 0:
@@ -51,19 +53,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         min_support=args.min_support,
     )
     report = evaluate(
-        args.checkpoint, dataset, args.split, options, device=args.device, progress=lambda msg: print(msg, file=sys.stderr)
+        args.checkpoint,
+        dataset,
+        args.split,
+        options,
+        device=args.device,
+        progress=lambda msg: print(msg, file=sys.stderr),
+        task=args.task,
     )
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_json()), encoding="utf-8")
     if args.html:
         write_html_report(report, args.html)
-    print(f"{'checkpoint':<16} {'accuracy':>26} {'macro F1':>9} {'ROC AUC':>8}")
+    headline = "micro F1" if report.task_kind == "multi" else "accuracy"
+    key = "f1_micro" if report.task_kind == "multi" else "accuracy"
+    print(f"task {report.task} ({report.task_kind}-label), split {report.split}")
+    print(f"{'checkpoint':<16} {headline:>26} {'macro F1':>9} {'ROC AUC':>8}")
     for result in report.checkpoints:
-        accuracy = result.intervals.get("accuracy")
-        interval = f" [{accuracy.low:.3f}, {accuracy.high:.3f}]" if accuracy is not None and accuracy.low is not None else ""
+        score = result.intervals.get(key)
+        interval = f" [{score.low:.3f}, {score.high:.3f}]" if score is not None and score.low is not None else ""
         values = result.metrics.values
         auc = f"{values['roc_auc_macro']:.3f}" if values.get("roc_auc_macro") is not None else "-"
-        print(f"{result.name:<16} {values['accuracy']:>10.3f}{interval:<16} {values['f1_macro']:>9.3f} {auc:>8}")
+        print(f"{result.name:<16} {values[key]:>10.3f}{interval:<16} {values['f1_macro']:>9.3f} {auc:>8}")
+    for row in sharing_comparisons(report, resamples=options.bootstrap or 1000):
+        d = row.difference
+        ci = f" [{d.low:+.3f}, {d.high:+.3f}]" if d.low is not None else ""
+        print(f"sharing: {row.strategy} with every task {row.shared.point:.3f} vs {row.task} alone {row.alone.point:.3f}: {d.point:+.3f}{ci}, McNemar p = {row.p:.2g}")
     if report.verdict is not None:
         print("\nVerdict:")
         for sentence in report.verdict.sentences:

@@ -20,7 +20,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True)
     add_sample_arguments(p)
     p.add_argument("--method", default="all", choices=[*EXPLAINERS, "all"])
-    p.add_argument("--target", default=None, help="class name or index to explain (default: the predicted class)")
+    p.add_argument("--task", default=None, help="the task to explain (default: the primary one, 'label')")
+    p.add_argument("--target", default=None, help="class (or label) name or index to explain (default: the most probable)")
     p.add_argument("--samples", type=int, default=None, help="LIME samples per modality and SHAP evaluations")
     p.add_argument("--segments", type=int, default=None, help="image superpixels")
     p.add_argument(
@@ -49,6 +50,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--checkpoint", required=True)
     t.add_argument("--data", required=True, help="dataset folder whose split is explained")
     t.add_argument("--split", default="test")
+    t.add_argument("--task", default=None, help="the task to explain (default: the primary one, 'label')")
     t.add_argument("--samples", type=int, default=24, help="rows explained for faithfulness and time")
     t.add_argument("--sanity-samples", type=int, default=6, help="of those, rows for the randomisation and noise checks")
     t.add_argument("--methods", default=",".join(RANKED_METHODS), help="comma-separated methods to assess")
@@ -80,8 +82,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return _explain_split(args, params)
     sample = sample_from_arguments(args)
     loaded = load_checkpoint(args.checkpoint, device=pick_device(args.device))
-    results = explain(loaded, sample, args.method, target=args.target, params=params)
-    checks = sample_checks(loaded.model, sample, list(results), params, args.target, seed=args.seed) if args.sanity else None
+    results = explain(loaded, sample, args.method, target=args.target, params=params, task=args.task)
+    checks = (
+        sample_checks(loaded.model, sample, list(results), params, args.target, task=args.task, seed=args.seed)
+        if args.sanity
+        else None
+    )
     if args.json:
         payload = {name: r.to_json() for name, r in results.items()}
         payload = payload if args.method == "all" else payload[args.method]
@@ -131,7 +137,9 @@ def cmd_trust(args: argparse.Namespace) -> int:
     from core.figures.trust import ranking_table, recommendation_text, sanity_table
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    options = AssessmentOptions(split=args.split, samples=args.samples, sanity_samples=args.sanity_samples, methods=methods)
+    options = AssessmentOptions(
+        split=args.split, samples=args.samples, sanity_samples=args.sanity_samples, methods=methods, task=args.task
+    )
     loaded = load_checkpoint(args.checkpoint, device=pick_device(args.device))
     report = assess_methods(loaded, load_dataset(args.data), options, use_cache=not args.no_cache)
     if args.json:

@@ -57,7 +57,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 0
     if prediction.ignored_modalities:
         print(f"note: this checkpoint does not use {', '.join(prediction.ignored_modalities)}; ignored.", file=sys.stderr)
-    print(f"{prediction.checkpoint} ({prediction.fusion}): predicted {prediction.prediction!r}")
-    for name, probability in prediction.ranking()[: args.top]:
-        print(f"  {name:<12} {probability:6.3f}  {'#' * int(round(probability * 40))}")
+    for task in prediction.tasks:
+        what = "labels" if task.kind == "multi" else "class"
+        print(f"{prediction.checkpoint} ({prediction.fusion}), task {task.task}: predicted {what} {'|'.join(task.predicted) or '(none)'}")
+        ranking = sorted(zip(task.classes, task.probabilities, strict=True), key=lambda pair: -pair[1])
+        for name, probability in ranking[: args.top]:
+            print(f"  {name:<12} {probability:6.3f}  {'#' * int(round(probability * 40))}")
     return 0

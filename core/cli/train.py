@@ -14,7 +14,19 @@ from core.sample import MODALITIES
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train fusion strategies and unimodal baselines")
     p.add_argument("--data", required=True, help="dataset folder with manifest.csv or manifest.jsonl")
-    p.add_argument("--fusion", default="all", help="all | baselines | comma list of early,late,gated,attention,tensor,lowrank,<modality>-only")
+    p.add_argument(
+        "--fusion",
+        default="all",
+        help="all | baselines | single-task | comma list of early,late,gated,attention,tensor,lowrank,<modality>-only,<fusion>.<task>",
+    )
+    p.add_argument("--tasks", default=None, help="comma list of the dataset's tasks to learn (default: all of them)")
+    p.add_argument(
+        "--task-weighting",
+        default="fixed",
+        choices=["fixed", "uncertainty"],
+        help="how task losses are summed: fixed weights, or learned uncertainty weighting (Kendall et al. 2018)",
+    )
+    p.add_argument("--task-weights", default=None, help="fixed weights, e.g. label=1,pitch=0.5 (default 1 each)")
     p.add_argument("--out", default="checkpoints", help="checkpoint folder")
     p.add_argument("--encoders", default=None, help="e.g. image=efficientnet-lite0,text=minilm,audio=builtin")
     for modality in MODALITIES:
@@ -52,6 +64,18 @@ def encoder_choices(args: argparse.Namespace) -> dict[str, str]:
     return encoders
 
 
+def task_weights(text: str | None) -> dict[str, float]:
+    """``--task-weights label=1,pitch=0.5`` as a dict."""
+    weights = {}
+    for item in filter(None, (text or "").split(",")):
+        name, _, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise UsageError(f"--task-weights expects task=number pairs, got {item!r}") from None
+    return weights
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from core import distributed
 
@@ -71,7 +95,10 @@ def _train(args: argparse.Namespace, is_main: bool) -> int:
     dataset = load_dataset(args.data, seed=args.seed, skip_invalid=args.skip_invalid)
     if dataset.skipped is not None:
         print(f"Skipping {len(dataset.skipped.bad_rows)} invalid rows:\n{dataset.skipped.format(max_lines=20)}", file=sys.stderr)
-    names = parse_model_names(args.fusion, dataset.modalities())
+    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None
+    for name in tasks or ():
+        dataset.task(name)  # an unknown task is refused here, with the dataset's tasks named
+    names = parse_model_names(args.fusion, dataset.modalities(), list(tasks or [t.name for t in dataset.tasks]))
     config = TrainConfig(
         encoders=encoder_choices(args),
         hidden=args.hidden,
@@ -83,6 +110,9 @@ def _train(args: argparse.Namespace, is_main: bool) -> int:
         dropout=args.dropout,
         seed=args.seed,
         device=args.device,
+        tasks=tasks,
+        task_weighting=args.task_weighting,
+        task_weights=task_weights(args.task_weights),
     )
     trainer = Trainer(
         dataset,

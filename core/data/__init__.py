@@ -1,20 +1,22 @@
-"""Datasets on disk: manifests, validation, splits, and the embedded demo."""
+"""Datasets on disk: manifests, validation, splits, tasks, and the embedded demo."""
 
 from core.data.demo import build_demo, demo_is_built
-from core.data.manifest import (
+from core.data.manifest import MANIFEST_NAMES, load_dataset, validate_dataset
+from core.data.records import (
+    SPLITS,
     Dataset,
     Record,
     RowIssue,
     ValidationReport,
-    load_dataset,
     load_modality,
     load_sample,
     natural_sort_key,
     record_to_sample,
-    validate_dataset,
 )
 
 __all__ = [
+    "MANIFEST_NAMES",
+    "SPLITS",
     "Dataset",
     "Record",
     "RowIssue",

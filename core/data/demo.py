@@ -1,13 +1,24 @@
 """The embedded demo dataset "multimodal digits", built offline and deterministically.
 
 Each sample is one digit 0-9 seen three ways: a real handwritten digit
-(``sklearn.datasets.load_digits``, upscaled to 32x32), the digit word spoken by one
-of the committed espeak-ng prototypes in ``demo_voices/`` (speed, gain, placement
-and noise drawn per sample), and a text clue that pins the digit down fully,
-partly or not at all. A per-sample corruption pattern damages the image or the
-audio (rarely both, then the clue is exact), so no modality alone suffices and
-fusing them does. Ground-truth columns (``image_state``, ``audio_snr_db``...) let
-explanations be checked against what was really done to each sample.
+(``sklearn.datasets.load_digits``, upscaled to 32x32), a digit word spoken by one of
+the committed espeak-ng prototypes in ``demo_voices/`` (speed, gain, placement and
+noise drawn per sample), and a text clue. Samples are drawn by design from the
+classic kinds of multimodal information, recorded per sample in ``information``:
+
+- ``redundant``: every present modality alone gives the answer;
+- ``unique-<m>``: only modality ``m`` gives it, the others are missing, corrupted or
+  (text) a partial clue;
+- ``synergy``: the picture and the voice show two different digits and the text says
+  which one counts ("trust the voice", "the written digit"); no modality alone
+  determines the label, the three together do.
+
+So every lone modality stays well below the fused models, and the synergy rows tell
+apart the fusion strategies that can model interactions between modalities from late
+fusion, whose weighted sum of per-modality logits cannot. Ground-truth columns
+(``image_state``, ``image_digit``, ``audio_snr_db``...) let explanations be checked
+against what was really done to each sample. ``label:pitch`` (high/low voice) is a
+second target that only the audio knows.
 
 The voices are regenerated with ``scripts/make_demo_voices.sh``; building needs no espeak.
 """
@@ -26,7 +37,7 @@ import numpy as np
 
 from core.io import SAMPLE_RATE, decode_audio, encode_png, encode_wav, read_file
 
-DEMO_VERSION = 2
+DEMO_VERSION = 3
 """Bump when the build changes, so cached demo folders are rebuilt."""
 
 VOICES_DIR = Path(__file__).resolve().parent / "demo_voices"
@@ -36,27 +47,37 @@ N_SOURCE_IMAGES = 1797
 """Size of ``load_digits``; ``build_demo(n_source=...)`` takes a stratified subset of it."""
 
 SOURCE_SPLIT = {"train": 0.6, "val": 0.2, "test": 0.2}
-COPIES_PER_SOURCE = {"train": 2, "val": 1, "test": 1}
-"""Train images are used twice, with independent audio, text and corruption draws."""
+COPIES_PER_SOURCE = {"train": 3, "val": 1, "test": 2}
+"""Each copy has its own audio, text and corruption draws. Three in train: the fusion heads
+learn the synergy interaction from ~1100 rows (with two, the best strategy lost ~2 points);
+two in test, so the synergy slice (~250 rows) gives bootstrap intervals narrow enough to
+tell strategies apart."""
 
-# Corruption patterns and their probabilities: each lone modality is damaged often
-# enough to stay below ~85% accuracy, while some other modality is clean for ~95% of
-# samples, and when both perceptual ones are damaged the text gives the answer.
-PATTERNS = {"image_bad": 0.35, "audio_bad": 0.35, "both_clean": 0.25, "both_bad": 0.05}
+# Kinds of multimodal information and their probabilities. Synergy is the largest share:
+# the fusion heads must learn a three-way interaction from it, and its test slice must be
+# large. Each lone modality is then right on well under 85% of samples, while the fused
+# models can be right on nearly all of them.
+INFORMATION = {"redundant": 0.2, "unique-image": 0.15, "unique-audio": 0.15, "unique-text": 0.15, "synergy": 0.35}
+REDUNDANT_TEXT_STATES = {"exact": 0.7, "missing": 0.3}
+UNIQUE_TEXT_STATES = {"partial": 0.5, "missing": 0.5}  # in unique-image / unique-audio rows
 P_CORRUPTED_WHEN_BAD = 0.7  # otherwise the modality is missing altogether
-TEXT_STATES = {"exact": 0.2, "partial": 0.5, "missing": 0.3}
 CLEAN_SNR_DB = (10.0, 30.0)
-CORRUPTED_SNR_DB = (-22.0, -14.0)  # white noise: speech bands keep more SNR than this
+CORRUPTED_SNR_DB = (-28.0, -20.0)  # white noise, deep enough that the audio CNN names the word about as often as chance
 SPEED_RANGE = (0.9, 1.1)
 GAIN_RANGE = (0.3, 1.0)
 P_MILD_IMAGE_NOISE = 0.5
 P_OCCLUSION = 0.6  # of corrupted images; the rest drown in noise
-OCCLUDED_INK = (0.6, 0.8)
+OCCLUDED_INK = (0.7, 0.9)  # enough that a corrupted image is often misread, not just harder
+
+VOICE_PITCH = {"en": 50, "enus": 45, "scot": 55, "carib": 40, "f3": 70, "m3": 30, "usf2": 80, "klatt": 60}
+"""espeak-ng pitch (0-99) of each voice variant, as set in ``scripts/make_demo_voices.sh``."""
+HIGH_PITCH = 55
+"""``label:pitch`` is ``high`` from this pitch up: four variants each way, so the split is even."""
 
 COLUMNS = [
-    "id", "label", "split", "image", "audio", "text",
-    "image_state", "audio_state", "text_state", "image_corruption",
-    "audio_snr_db", "voice", "source_index", "clue_candidates",
+    "id", "label", "label:pitch", "split", "image", "audio", "text",
+    "image_state", "audio_state", "text_state", "information", "image_corruption",
+    "audio_snr_db", "voice", "image_digit", "audio_digit", "source_index", "clue_candidates",
 ]  # fmt: skip
 
 WORDS = [
@@ -159,6 +180,19 @@ def make_clue(digit: int, state: str, rng: np.random.Generator) -> tuple[str, li
     return chosen.phrasings[rng.integers(len(chosen.phrasings))], sorted(chosen.candidates)
 
 
+ROUTING_CLUES = {
+    "image": ("trust the picture", "the picture is right", "the written digit", "what you see"),
+    "audio": ("trust the voice", "the voice is right", "the spoken digit", "what you hear"),
+}
+"""Synergy clues: which modality's digit is the label. Alone they leave every digit possible."""
+
+
+def make_routing_clue(modality: str, rng: np.random.Generator) -> tuple[str, list[int]]:
+    """A clue saying that the digit ``modality`` shows is the label, and the digits it leaves possible (all)."""
+    phrasings = ROUTING_CLUES[modality]
+    return phrasings[rng.integers(len(phrasings))], list(range(10))
+
+
 # --------------------------------------------------------------------------- images
 
 
@@ -208,12 +242,15 @@ def _render_image(source: np.ndarray, state: str, rng: np.random.Generator) -> t
 # --------------------------------------------------------------------------- audio
 
 
-def _load_voices() -> dict[int, list[tuple[str, np.ndarray]]]:
-    voices: dict[int, list[tuple[str, np.ndarray]]] = {d: [] for d in range(10)}
-    for path in sorted(VOICES_DIR.glob("*.wav")):
-        voices[int(path.stem.split("_")[0])].append((path.stem, decode_audio(read_file(path)).astype(np.float64)))
-    if any(not prototypes for prototypes in voices.values()):
-        raise FileNotFoundError(f"Voice prototypes are missing in {VOICES_DIR}; run scripts/make_demo_voices.sh.")
+def _load_voices() -> dict[str, np.ndarray]:
+    """Every prototype by stem (``<digit>_<variant>``); all ten digits of all variants must be there."""
+    voices = {path.stem: decode_audio(read_file(path)).astype(np.float64) for path in sorted(VOICES_DIR.glob("*.wav"))}
+    missing = [f"{d}_{v}" for d in range(10) for v in VOICE_PITCH if f"{d}_{v}" not in voices]
+    if missing:
+        listed = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise FileNotFoundError(
+            f"Voice prototypes ({listed}) are missing in {VOICES_DIR}; run scripts/make_demo_voices.sh."
+        )
     return voices
 
 
@@ -262,53 +299,96 @@ def _draw(options: dict[str, float], rng: np.random.Generator) -> str:
     return names[int(rng.choice(len(names), p=list(options.values())))]
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What one sample shows: the label, each modality's state and digit, and the clue."""
+
+    information: str
+    label: int
+    states: dict[str, str]  # image and audio: clean / corrupted / missing
+    digits: dict[str, int]  # image and audio: the digit shown (under the corruption, if any)
+    text_state: str
+    text: str
+    candidates: list[int]
+
+
+def _bad_state(rng: np.random.Generator) -> str:
+    return "corrupted" if rng.random() < P_CORRUPTED_WHEN_BAD else "missing"
+
+
+def _plan(information: str, digit: int, rng: np.random.Generator) -> _Plan:
+    """A sample of kind ``information`` whose handwritten image shows ``digit``."""
+    if information == "synergy":
+        return _plan_synergy(digit, rng)
+    states = {"image": "clean", "audio": "clean"}
+    if information == "redundant":
+        text_state = _draw(REDUNDANT_TEXT_STATES, rng)
+    elif information == "unique-text":
+        states = {m: _bad_state(rng) for m in states}
+        text_state = "exact"
+    else:
+        states["audio" if information == "unique-image" else "image"] = _bad_state(rng)
+        text_state = _draw(UNIQUE_TEXT_STATES, rng)
+    text, candidates = make_clue(digit, text_state, rng)
+    return _Plan(information, digit, states, {"image": digit, "audio": digit}, text_state, text, candidates)
+
+
+def _plan_synergy(digit: int, rng: np.random.Generator) -> _Plan:
+    """The picture shows ``digit``, the voice another digit, both clean; the clue says which counts."""
+    pointed = "image" if rng.random() < 0.5 else "audio"
+    spoken = int((digit + rng.integers(1, 10)) % 10)  # any digit but the written one, uniformly
+    label = digit if pointed == "image" else spoken
+    text, candidates = make_routing_clue(pointed, rng)
+    states = {"image": "clean", "audio": "clean"}
+    return _Plan("synergy", label, states, {"image": digit, "audio": spoken}, "routing", text, candidates)
+
+
 def _build_row(
     sample_id: str,
     split: str,
     source_index: int,
     source: np.ndarray,
     digit: int,
-    voices: dict[int, list[tuple[str, np.ndarray]]],
+    voices: dict[str, np.ndarray],
     rng: np.random.Generator,
     out_dir: Path,
 ) -> dict[str, str]:
-    pattern = _draw(PATTERNS, rng)
-    bad = {"image_bad": {"image"}, "audio_bad": {"audio"}, "both_clean": set(), "both_bad": {"image", "audio"}}[pattern]
-    states = {
-        m: ("corrupted" if rng.random() < P_CORRUPTED_WHEN_BAD else "missing") if m in bad else "clean"
-        for m in ("image", "audio")
-    }
-    text_state = "exact" if pattern == "both_bad" else _draw(TEXT_STATES, rng)
-    text, candidates = make_clue(digit, text_state, rng)
-
-    image, corruption = _render_image(source, states["image"], rng)
+    plan = _plan(_draw(INFORMATION, rng), digit, rng)
+    image, corruption = _render_image(source, plan.states["image"], rng)
     image_cell = ""
     if image is not None:
         image_cell = f"images/{sample_id}.png"
         (out_dir / image_cell).write_bytes(encode_png(image))
 
-    audio_cell = snr_cell = voice = ""
-    if states["audio"] != "missing":
-        voice, prototype = voices[digit][int(rng.integers(len(voices[digit])))]
-        snr = rng.uniform(*(CLEAN_SNR_DB if states["audio"] == "clean" else CORRUPTED_SNR_DB))
+    audio_cell = snr_cell = voice = pitch = ""
+    if plan.states["audio"] != "missing":
+        # The variant is drawn on its own, so the voice (and its pitch) says nothing about the digit.
+        variant = list(VOICE_PITCH)[int(rng.integers(len(VOICE_PITCH)))]
+        voice = f"{plan.digits['audio']}_{variant}"
+        pitch = "high" if VOICE_PITCH[variant] >= HIGH_PITCH else "low"
+        snr = rng.uniform(*(CLEAN_SNR_DB if plan.states["audio"] == "clean" else CORRUPTED_SNR_DB))
         audio_cell, snr_cell = f"audio/{sample_id}.wav", f"{snr:.1f}"
-        (out_dir / audio_cell).write_bytes(encode_wav(_render_audio(prototype, snr, rng).astype(np.float32)))
+        (out_dir / audio_cell).write_bytes(encode_wav(_render_audio(voices[voice], snr, rng).astype(np.float32)))
 
     return {
         "id": sample_id,
-        "label": str(digit),
+        "label": str(plan.label),
+        "label:pitch": pitch,
         "split": split,
         "image": image_cell,
         "audio": audio_cell,
-        "text": text,
-        "image_state": states["image"],
-        "audio_state": states["audio"],
-        "text_state": text_state,
+        "text": plan.text,
+        "image_state": plan.states["image"],
+        "audio_state": plan.states["audio"],
+        "text_state": plan.text_state,
+        "information": plan.information,
         "image_corruption": corruption,
         "audio_snr_db": snr_cell,
         "voice": voice,
+        "image_digit": str(plan.digits["image"]) if image_cell else "",
+        "audio_digit": str(plan.digits["audio"]) if audio_cell else "",
         "source_index": str(source_index),
-        "clue_candidates": " ".join(map(str, candidates)) if text_state != "missing" else "",
+        "clue_candidates": " ".join(map(str, plan.candidates)) if plan.text_state != "missing" else "",
     }
 
 
@@ -317,24 +397,34 @@ Multimodal digits: a demo dataset built by core.data.demo.build_demo (seed {seed
 
 Each row is one digit 0-9 given as a 32x32 handwritten image (sklearn load_digits),
 a 1 s spoken word (espeak-ng prototypes with random speed, gain, placement and noise)
-and a text clue. Some modalities are corrupted or missing on purpose: no single one
-suffices, fusing them does. An empty cell means the modality is missing.
+and a text clue. Rows are drawn from the kinds of multimodal information (column
+information): redundant (every present modality alone gives the answer), unique-image,
+unique-audio, unique-text (only that modality does; the others are missing, corrupted
+or a partial clue) and synergy (the picture and the voice show two different digits and
+the text says which one counts: only all three together give the answer). An empty
+cell means the modality is missing.
 
 Columns
   id               sample id; also the file name of its image and audio
-  label            the digit, "0".."9"
+  label            the target, "0".."9"
+  label:pitch      a second target: high / low, the pitch of the voice (espeak-ng pitch
+                   55 or more is high); empty when there is no audio
   split            train / val / test (split by source image: none is shared)
   image            path of the PNG, relative to this folder
   audio            path of the 16 kHz mono WAV, relative to this folder
-  text             the clue, e.g. "the digit after six" or "a prime number"
+  text             the clue, e.g. "the digit after six", "a prime number", "trust the voice"
   image_state      clean / corrupted / missing
   audio_state      clean / corrupted / missing
-  text_state       exact (names the digit) / partial (2-5 digits possible) / missing
-  image_corruption none / occlusion (a noise band hiding 60-80% of the ink) / noise
-  audio_snr_db     signal-to-noise ratio of the audio in dB (clean 10..30, corrupted -22..-14)
-  voice            the voice prototype used (core/data/demo_voices/<voice>.wav)
+  text_state       exact (names the label) / partial (2-5 digits possible) / routing (says
+                   whose digit is the label: the image's or the audio's) / missing
+  information      redundant / unique-image / unique-audio / unique-text / synergy
+  image_corruption none / occlusion (a noise band hiding 70-90% of the ink) / noise
+  audio_snr_db     signal-to-noise ratio of the audio in dB (clean 10..30, corrupted -28..-20)
+  voice            the voice prototype used (core/data/demo_voices/<voice>.wav): <digit>_<variant>
+  image_digit      the digit the image shows (the label except in synergy rows); empty if missing
+  audio_digit      the digit the voice says (the label except in synergy rows); empty if missing
   source_index     index of the handwritten digit in sklearn's load_digits
-  clue_candidates  the digits the clue leaves possible, space separated
+  clue_candidates  the digits the clue alone leaves possible, space separated
 """
 
 
@@ -369,7 +459,7 @@ def build_demo(
         Show a tqdm progress bar.
     n_source : int
         Number of ``load_digits`` images used (a stratified subset; at least 50), for
-        small test builds. The full 1797 give about 2900 samples.
+        small test builds. The full 1797 give about 4300 samples.
 
     Returns
     -------
@@ -435,9 +525,9 @@ def build_demo(
 
 
 def _counts(rows: list[dict[str, str]]) -> dict[str, dict[str, int]]:
-    """Tallies recorded in ``demo.json``: samples per split and per state of each modality."""
+    """Tallies recorded in ``demo.json``: samples per split, kind of information and state of each modality."""
     counts: dict[str, dict[str, int]] = {}
-    for column in ("split", "image_state", "audio_state", "text_state", "image_corruption"):
+    for column in ("split", "information", "image_state", "audio_state", "text_state", "image_corruption"):
         values = [row[column] for row in rows]
         counts[column] = {value: values.count(value) for value in sorted(set(values))}
     return counts

@@ -2,12 +2,13 @@
 
 A dataset is a folder holding a manifest with one row per sample:
 
-- ``label`` (required): the class name.
+- ``label``: the class name (required, unless the manifest has other task columns);
+- ``label:<task>``, ``labels:<task>`` (optional): more tasks, see :mod:`core.tasks`.
 - ``split`` (optional): ``train``, ``val`` or ``test``. Rows without one get a seeded,
   stratified 70/15/15 split.
 - ``image``, ``audio``: paths relative to the folder; ``text``: the text itself.
   An empty cell, a missing key or a JSON ``null`` is a missing modality.
-- ``id`` (optional) and any other column, kept per record as ``extras``.
+- ``id`` (optional) and any other column, kept per record as ``extras`` (metadata).
 
 Validation reports every bad row at once and never raises for bad content, so a user
 fixes a manifest in one pass. File bytes are only ever read and decoded through
@@ -26,31 +27,22 @@ import re
 import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 import numpy as np
 
-from core.errors import DatasetError, InputError, UsageError
+from core.data.records import SPLITS, Dataset, Record, RowIssue, ValidationReport, natural_sort_key
+from core.errors import DatasetError, InputError
 from core.hashing import content_hash
-from core.io import (
-    AUDIO_EXTENSIONS,
-    IMAGE_EXTENSIONS,
-    decode_audio,
-    decode_image,
-    decode_modality,
-    decode_sample,
-    decode_text,
-    read_file,
-)
-from core.sample import MODALITIES, DecodedSample, Sample
+from core.io import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, decode_audio, decode_image, decode_text, read_file
+from core.sample import MODALITIES
 from core.settings import Limits, settings
+from core.tasks import MULTI, NO_LABELS, PRIMARY, SINGLE, Task, parse_target, task_for_column
 
 MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")
 """Looked up in this order: a folder holding both uses the CSV."""
 
-SPLITS = ("train", "val", "test")
 AUTO_SPLIT_FRACTIONS = {"val": 0.15, "test": 0.15}
 """Share of each class sent to val and test when the manifest gives no split; the rest is train."""
 
@@ -58,155 +50,6 @@ FILE_MODALITIES = ("audio", "image")
 RESERVED_COLUMNS = ("id", "label", "split", "image", "audio", "text")
 _EXTENSIONS = {"image": IMAGE_EXTENSIONS, "audio": AUDIO_EXTENSIONS}
 _DECODERS = {"image": decode_image, "audio": decode_audio}
-
-
-# --------------------------------------------------------------------------- records
-
-
-@dataclass
-class Record:
-    """One manifest row that passed validation.
-
-    Attributes
-    ----------
-    row : int
-        1-based data-row number as the user sees it (CSV: rows after the header;
-        JSONL: line number).
-    id : str
-        The ``id`` cell, or ``f"row{row}"`` when the manifest has none.
-    label, split : str
-        Class name and one of ``train``/``val``/``test``.
-    image, audio : Path or None
-        Absolute resolved paths, or ``None`` when the modality is missing.
-    text : str or None
-        Inline text, or ``None`` when missing.
-    extras : dict[str, str]
-        Every non-reserved column of the row.
-    """
-
-    row: int
-    id: str
-    label: str
-    split: str
-    image: Path | None = None
-    audio: Path | None = None
-    text: str | None = None
-    extras: dict[str, str] = field(default_factory=dict)
-    _hashes: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
-
-    def present(self) -> list[str]:
-        """Names of the modalities this record has, sorted."""
-        return [m for m in MODALITIES if getattr(self, m) is not None]
-
-    def content_hash(self, modality: str) -> str:
-        """SHA-256 hex of a modality's content (file bytes, or UTF-8 text); memoised.
-
-        Used as the embedding-cache key, so it depends on content only, never on paths.
-        """
-        if modality not in self._hashes:
-            value = getattr(self, modality, None) if modality in MODALITIES else None
-            if value is None:
-                raise ValueError(f"Record {self.id} has no {modality}.")
-            self._hashes[modality] = content_hash(value if modality == "text" else read_file(value, _NO_SIZE_LIMIT))
-        return self._hashes[modality]
-
-
-# Hashing an already validated file must not fail on a limit the caller chose for decoding.
-_NO_SIZE_LIMIT = Limits(max_bytes=2**62)
-
-
-@dataclass
-class RowIssue:
-    """One problem in a manifest. ``row`` 0 means the manifest as a whole."""
-
-    row: int
-    column: str
-    reason: str
-
-    def format(self) -> str:
-        where = f"row {self.row}" if self.row > 0 else "manifest"
-        column = f", column {self.column}" if self.column else ""
-        return f"{where}{column}: {self.reason}"
-
-
-@dataclass
-class ValidationReport:
-    """Every problem found in a dataset, in row order."""
-
-    issues: list[RowIssue]
-    n_rows: int
-
-    @property
-    def ok(self) -> bool:
-        return not self.issues
-
-    @property
-    def bad_rows(self) -> set[int]:
-        """Data rows with at least one issue (row 0, the manifest itself, excluded)."""
-        return {issue.row for issue in self.issues if issue.row > 0}
-
-    @property
-    def fatal(self) -> bool:
-        """Whether a manifest-level problem makes every row unusable."""
-        return any(issue.row == 0 for issue in self.issues)
-
-    def format(self, max_lines: int = 50) -> str:
-        """Human-readable summary, one line per issue, cut after ``max_lines`` issues."""
-        if self.ok:
-            return f"No problems in {self.n_rows} rows."
-        lines = [f"{len(self.issues)} problem(s) in {len(self.bad_rows)} of {self.n_rows} rows:"]
-        lines += [f"  {issue.format()}" for issue in self.issues[:max_lines]]
-        if len(self.issues) > max_lines:
-            lines.append(f"  ... and {len(self.issues) - max_lines} more")
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.format()
-
-
-@dataclass
-class Dataset:
-    """A validated dataset: records with their split assigned, and the class list."""
-
-    root: Path
-    records: list[Record]
-    classes: list[str]
-    fingerprint: str
-    skipped: ValidationReport | None = None
-    limits: Limits = field(default_factory=Limits)
-
-    def split(self, name: str) -> list[Record]:
-        """Records of one split (``train``, ``val`` or ``test``), in manifest order."""
-        if name not in SPLITS:
-            raise UsageError(f"Unknown split {name!r}; expected one of {', '.join(SPLITS)}.")
-        return [r for r in self.records if r.split == name]
-
-    def modalities(self) -> list[str]:
-        """Modalities present in at least one record, sorted."""
-        return sorted({m for r in self.records for m in r.present()})
-
-    def split_sizes(self) -> dict[str, int]:
-        counts = Counter(r.split for r in self.records)
-        return {name: counts[name] for name in SPLITS}
-
-    def class_counts(self, split: str | None = None) -> dict[str, int]:
-        """Records per class (every class listed, zeros included), optionally for one split."""
-        counts = Counter(r.label for r in self._records_of(split))
-        return {label: counts[label] for label in self.classes}
-
-    def modality_coverage(self, split: str | None = None) -> dict[str, float]:
-        """Fraction of records that have each modality, optionally for one split."""
-        records = self._records_of(split)
-        return {m: sum(getattr(r, m) is not None for r in records) / max(len(records), 1) for m in MODALITIES}
-
-    def _records_of(self, split: str | None) -> list[Record]:
-        return self.records if split is None else self.split(split)
-
-
-def natural_sort_key(text: str) -> tuple:
-    """Sort key that orders digit runs numerically, so ``"2" < "10"``."""
-    parts = re.split(r"(\d+)", text)
-    return tuple((int(p) if i % 2 else p.lower()) for i, p in enumerate(parts)), text
 
 
 # --------------------------------------------------------------------------- parsing
@@ -228,6 +71,8 @@ class _Scan:
     file_hashes: dict[tuple[int, str], str]
     resolved: dict[tuple[int, str], Path]
     extra_columns: list[str]
+    task_columns: dict[str, tuple[str, str]]
+    """column -> (task name, kind), the primary task first."""
 
 
 def _find_manifest(root: Path) -> Path | None:
@@ -285,6 +130,8 @@ def _parse_jsonl(text: str) -> tuple[list[str], list[_Row], list[RowIssue]]:
         for key, value in obj.items():
             name = str(key).strip()
             columns.setdefault(name)
+            if name.startswith("labels:") and isinstance(value, list):
+                value = "|".join(str(v) for v in value) or NO_LABELS  # a JSON list of labels
             if name in RESERVED_COLUMNS and isinstance(value, (dict, list)):
                 issues.append(RowIssue(number, name, f"expected a string, got a JSON {type(value).__name__}"))
                 value = None
@@ -356,18 +203,31 @@ def _check_file(path: Path, cell: str, modality: str, limits: Limits) -> tuple[s
 def _scan(root: str | Path, limits: Limits) -> _Scan:
     root = Path(root).resolve()
     columns, rows, manifest_bytes, issues = _read_manifest(root, limits)
-    if columns and "label" not in columns:
+    task_columns: dict[str, tuple[str, str]] = {}
+    for column in columns:
+        try:
+            task = task_for_column(column)
+        except ValueError as err:
+            issues.append(RowIssue(0, column, str(err)))
+            continue
+        if task is not None:
+            task_columns[column] = task
+    if PRIMARY in task_columns:  # the primary task first
+        task_columns = {PRIMARY: task_columns[PRIMARY], **task_columns}
+    if columns and not task_columns:
         found = ", ".join(repr(c) for c in columns[:10])
         issues.append(RowIssue(0, "label", f"the manifest has no 'label' column (columns found: {found})"))
-    extra_columns = [c for c in columns if c and c not in RESERVED_COLUMNS]
+    extra_columns = [c for c in columns if c and c not in RESERVED_COLUMNS and c not in task_columns]
 
     first_row_of_id: dict[str, int] = {}
     file_jobs: list[tuple[int, str, str, Path]] = []
     resolved: dict[tuple[int, str], Path] = {}
     for row in rows:
         cells = row.cells
-        if "label" in columns and cells.get("label") is None:
+        if PRIMARY in task_columns and cells.get(PRIMARY) is None:
             issues.append(RowIssue(row.number, "label", "the label is empty"))
+        elif task_columns and all(cells.get(column) is None for column in task_columns):
+            issues.append(RowIssue(row.number, "", "the row has no label for any task"))
         split = cells.get("split")
         if split is not None and split.lower() not in SPLITS:
             issues.append(
@@ -415,7 +275,7 @@ def _scan(root: str | Path, limits: Limits) -> _Scan:
         key=lambda issue: (issue.row, RESERVED_COLUMNS.index(issue.column) if issue.column in RESERVED_COLUMNS else -1)
     )
     report = ValidationReport(issues=issues, n_rows=len(rows))
-    return _Scan(report, rows, manifest_bytes, file_hashes, resolved, extra_columns)
+    return _Scan(report, rows, manifest_bytes, file_hashes, resolved, extra_columns, task_columns)
 
 
 def validate_dataset(root: str | Path, limits: Limits | None = None) -> ValidationReport:
@@ -440,10 +300,10 @@ def validate_dataset(root: str | Path, limits: Limits | None = None) -> Validati
 
 
 def _assign_splits(records: list[Record], unassigned: list[Record], seed: int) -> None:
-    """Seeded stratified 70/15/15 split of ``unassigned``, class by class."""
+    """Seeded stratified 70/15/15 split of ``unassigned``, class by class (of the primary task)."""
     by_label: dict[str, list[Record]] = {}
     for record in unassigned:
-        by_label.setdefault(record.label, []).append(record)
+        by_label.setdefault(record.label or "", []).append(record)
     for label, members in by_label.items():
         # Seeding per class keeps a class's split unchanged when other classes are added.
         rng = np.random.default_rng([seed, zlib.crc32(label.encode("utf-8"))])
@@ -520,15 +380,18 @@ def load_dataset(
         if row.number in bad_rows:
             continue
         cells = row.cells
+        targets = {name: parse_target(kind, cells.get(column)) for column, (name, kind) in scan.task_columns.items()}
+        primary_name, primary_kind = next(iter(scan.task_columns.values()))
         record = Record(
             row=row.number,
             id=cells.get("id") or f"row{row.number}",
-            label=cells["label"],
+            label=targets[primary_name] if primary_kind == SINGLE else None,
             split=(cells.get("split") or "").lower(),
             image=scan.resolved.get((row.number, "image")),
             audio=scan.resolved.get((row.number, "audio")),
             text=cells.get("text"),
             extras={name: cells.get(name) or "" for name in scan.extra_columns},
+            targets=targets,
         )
         for modality in FILE_MODALITIES:
             if (row.number, modality) in scan.file_hashes:
@@ -539,40 +402,22 @@ def load_dataset(
     if not records:
         raise DatasetError(f"No valid row left in {manifest}.", report, details=report.format(max_lines=200))
     _assign_splits(records, unassigned, seed)
-    classes = sorted({r.label for r in records}, key=natural_sort_key)
+    tasks = [_task(name, kind, records) for name, kind in scan.task_columns.values()]
     return Dataset(
         root=Path(root).resolve(),
         records=records,
-        classes=classes,
+        classes=list(tasks[0].classes),
+        tasks=tasks,
         fingerprint=_fingerprint(scan.manifest_bytes, records),
         skipped=report if not report.ok else None,
         limits=limits,
     )
 
 
-def load_modality(record: Record, modality: str, limits: Limits | None = None) -> Any:
-    """Decode one modality of a record through :mod:`core.io` (``None`` when it is absent)."""
-    value = getattr(record, modality)
-    if value is None:
-        return None
-    limits = limits or settings().limits
-    return decode_modality(modality, value if modality == "text" else read_file(value, limits), limits)
-
-
-def record_to_sample(record: Record, limits: Limits | None = None) -> Sample:
-    """The record as raw bytes and text, the form uploads take in the dashboard."""
-    limits = limits or settings().limits
-    return Sample(
-        image=read_file(record.image, limits) if record.image else None,
-        text=record.text,
-        audio=read_file(record.audio, limits) if record.audio else None,
-        label=record.label,
-        id=record.id,
-    )
-
-
-def load_sample(record: Record, limits: Limits | None = None) -> DecodedSample:
-    """Decode a record through :func:`core.io.decode_sample`; ``meta`` holds its extras."""
-    decoded = decode_sample(record_to_sample(record, limits), limits or settings().limits)
-    decoded.meta = dict(record.extras)
-    return decoded
+def _task(name: str, kind: str, records: list[Record]) -> Task:
+    """A task with the classes (or labels) its records use, in natural order."""
+    if kind == MULTI:
+        seen = {label for r in records for label in (r.targets.get(name) or ())}
+    else:
+        seen = {r.targets[name] for r in records if r.targets.get(name) is not None}
+    return Task(name, kind, tuple(sorted(seen, key=natural_sort_key)))

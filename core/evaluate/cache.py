@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -16,22 +15,30 @@ from core.data import Dataset
 from core.encoders.cache import EmbeddingCache
 from core.evaluate.results import CheckpointEvaluation, EvaluationOptions, EvaluationReport
 from core.evaluate.robustness import SplitInputs
-from core.evaluate.run import _as_dataset, _unique_names, compare, evaluate_checkpoint
+from core.evaluate.run import _as_dataset, evaluate
 from core.serialization import read_cached
 from core.settings import settings
 
 
-def evaluation_cache_key(sha256: str, dataset_fingerprint: str, split: str, options: EvaluationOptions) -> str:
-    """Key of one cached evaluation: checkpoint weights, dataset content, split and options."""
-    return hashlib.sha256(f"{sha256}|{dataset_fingerprint}|{split}|{options.key()}".encode()).hexdigest()[:32]
+def evaluation_cache_key(
+    sha256: str, dataset_fingerprint: str, split: str, options: EvaluationOptions, task: str | None = None
+) -> str:
+    """Key of one cached evaluation: checkpoint weights, dataset content, split, options and task."""
+    text = f"{sha256}|{dataset_fingerprint}|{split}|{options.key()}" + (f"|{task}" if task else "")
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def cached_evaluation_path(
-    sha256: str, dataset: Dataset, split: str, options: EvaluationOptions, cache_dir: str | Path | None = None
+    sha256: str,
+    dataset: Dataset,
+    split: str,
+    options: EvaluationOptions,
+    cache_dir: str | Path | None = None,
+    task: str | None = None,
 ) -> Path:
     """Where the evaluation of the checkpoint with weights ``sha256`` is (or will be) cached."""
     root = Path(cache_dir) if cache_dir is not None else settings().evaluation_cache_dir
-    return root / f"{evaluation_cache_key(sha256, dataset.fingerprint, split, options)}.json"
+    return root / f"{evaluation_cache_key(sha256, dataset.fingerprint, split, options, task)}.json"
 
 
 def _read_cached(path: Path) -> CheckpointEvaluation | None:
@@ -50,6 +57,7 @@ def evaluate_cached(
     device: torch.device | str | None = None,
     progress: Callable[[str], None] | None = None,
     inputs: SplitInputs | None = None,
+    task: str | None = None,
 ) -> EvaluationReport:
     """:func:`evaluate`, with each checkpoint's result cached as JSON under ``cache_dir``
     (default: the configured ``FUSION_CACHE_DIR/evaluations``), keyed by (checkpoint sha256, dataset
@@ -58,25 +66,23 @@ def evaluate_cached(
 
     ``inputs`` lets several calls on the same split share decoded samples and corrupted
     embeddings (e.g. evaluating checkpoints one at a time to report progress)."""
-    started = time.perf_counter()
     options = options or EvaluationOptions()
     dataset = _as_dataset(dataset)
-    if inputs is None:
-        inputs = SplitInputs(dataset, split)
-    elif inputs.dataset is not dataset or inputs.split != split:
-        raise ValueError("inputs were prepared for another dataset or split")
-    results = []
-    for checkpoint in checkpoints:
+
+    def path(checkpoint: LoadedCheckpoint | str | Path) -> Path:
         card = checkpoint.card if isinstance(checkpoint, LoadedCheckpoint) else read_card(checkpoint)
-        path = cached_evaluation_path(card.sha256, dataset, split, options, cache_dir)
-        result = _read_cached(path)
-        if result is None:
-            if progress is not None:
-                progress(f"evaluating {card.name or checkpoint}")
-            result = evaluate_checkpoint(
-                checkpoint, dataset, split, options, inputs=inputs, embedding_cache=embedding_cache, device=device
-            )
-            write_text_atomic(path, json.dumps(result.to_json()))
-        results.append(result)
-    _unique_names(results)
-    return compare(results, options, time.perf_counter() - started)
+        return cached_evaluation_path(card.sha256, dataset, split, options, cache_dir, task)
+
+    return evaluate(
+        checkpoints,
+        dataset,
+        split,
+        options,
+        embedding_cache=embedding_cache,
+        device=device,
+        progress=progress,
+        task=task,
+        inputs=inputs,
+        reuse=lambda checkpoint: _read_cached(path(checkpoint)),
+        keep=lambda checkpoint, result: write_text_atomic(path(checkpoint), json.dumps(result.to_json())),
+    )

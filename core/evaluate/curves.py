@@ -60,19 +60,15 @@ def _rounded(values: np.ndarray) -> list[float]:
     return np.round(np.asarray(values, dtype=float), 5).tolist()
 
 
-def compute_curves(
-    y_true: np.ndarray, proba: np.ndarray, classes: Sequence[str], metrics: Metrics, ece_bins: int = 15
-) -> Curves:
-    """ROC and PR curves per class present, micro and macro; reliability bins; confusion matrices.
+def roc_pr_curves(
+    onehot: np.ndarray, p: np.ndarray, classes: Sequence[str], metrics: Metrics
+) -> tuple[dict[str, Curve], dict[str, Curve]]:
+    """ROC and PR curves per class (or label) present, micro and macro, from ``[N, C]`` 0/1 targets.
 
     The macro ROC curve averages per-class TPR on the union of their FPR points; the macro
     PR curve averages per-class interpolated precision on a 101-point recall grid. Their
     ``area`` is the macro metric (mean of per-class areas).
     """
-    y = np.asarray(y_true, dtype=int)
-    p = _normalised(proba)
-    n_classes = len(classes)
-    onehot = np.eye(n_classes)[y]
     roc: dict[str, Curve] = {}
     pr: dict[str, Curve] = {}
     recall_grid = np.linspace(0.0, 1.0, 101)
@@ -83,27 +79,38 @@ def compute_curves(
         roc[name] = Curve(_rounded(fpr), _rounded(tpr), metrics.roc_auc_per_class[name])
         precision, recall, _ = skm.precision_recall_curve(onehot[:, c], p[:, c])
         pr[name] = Curve(_rounded(recall), _rounded(precision), metrics.average_precision_per_class[name])
-    if roc:
-        fpr, tpr, _ = skm.roc_curve(onehot.ravel(), p.ravel())
-        roc["micro"] = Curve(_rounded(fpr), _rounded(tpr), metrics.values.get("roc_auc_micro"))
-        per_class = [roc[name] for name in classes if name in roc]
-        grid = np.unique(np.concatenate([c.x for c in per_class]))
-        mean_tpr = np.mean([np.interp(grid, c.x, c.y) for c in per_class], axis=0)
-        roc["macro"] = Curve(_rounded(grid), _rounded(mean_tpr), metrics.values.get("roc_auc_macro"))
-        precision, recall, _ = skm.precision_recall_curve(onehot.ravel(), p.ravel())
-        pr["micro"] = Curve(_rounded(recall), _rounded(precision), metrics.values.get("average_precision_micro"))
-        interpolated = []
-        for name in classes:
-            if name in pr:
-                rec, prec = np.asarray(pr[name].x), np.asarray(pr[name].y)
-                # Interpolated precision: the best precision at any recall >= r.
-                best = np.maximum.accumulate(prec)  # recall decreases along sklearn's arrays
-                interpolated.append(np.interp(recall_grid, rec[::-1], best[::-1]))
-        pr["macro"] = Curve(
-            _rounded(recall_grid),
-            _rounded(np.mean(interpolated, axis=0)),
-            metrics.values.get("average_precision_macro"),
-        )
+    if not roc:
+        return roc, pr
+    fpr, tpr, _ = skm.roc_curve(onehot.ravel(), p.ravel())
+    roc["micro"] = Curve(_rounded(fpr), _rounded(tpr), metrics.values.get("roc_auc_micro"))
+    per_class = [roc[name] for name in classes if name in roc]
+    grid = np.unique(np.concatenate([c.x for c in per_class]))
+    mean_tpr = np.mean([np.interp(grid, c.x, c.y) for c in per_class], axis=0)
+    roc["macro"] = Curve(_rounded(grid), _rounded(mean_tpr), metrics.values.get("roc_auc_macro"))
+    precision, recall, _ = skm.precision_recall_curve(onehot.ravel(), p.ravel())
+    pr["micro"] = Curve(_rounded(recall), _rounded(precision), metrics.values.get("average_precision_micro"))
+    interpolated = []
+    for name in classes:
+        if name in pr:
+            rec, prec = np.asarray(pr[name].x), np.asarray(pr[name].y)
+            # Interpolated precision: the best precision at any recall >= r.
+            best = np.maximum.accumulate(prec)  # recall decreases along sklearn's arrays
+            interpolated.append(np.interp(recall_grid, rec[::-1], best[::-1]))
+    pr["macro"] = Curve(
+        _rounded(recall_grid), _rounded(np.mean(interpolated, axis=0)), metrics.values.get("average_precision_macro")
+    )
+    return roc, pr
+
+
+def compute_curves(
+    y_true: np.ndarray, proba: np.ndarray, classes: Sequence[str], metrics: Metrics, ece_bins: int = 15
+) -> Curves:
+    """ROC and PR curves (:func:`roc_pr_curves`), reliability bins and confusion matrices of a
+    single-label task."""
+    y = np.asarray(y_true, dtype=int)
+    p = _normalised(proba)
+    n_classes = len(classes)
+    roc, pr = roc_pr_curves(np.eye(n_classes)[y], p, classes, metrics)
     pred = p.argmax(axis=1)
     confusion = skm.confusion_matrix(y, pred, labels=np.arange(n_classes))
     row_sums = confusion.sum(axis=1, keepdims=True)
@@ -112,3 +119,14 @@ def compute_curves(
         for row, total in zip(confusion, row_sums[:, 0], strict=True)
     ]
     return Curves(roc, pr, reliability_bins(y, p, ece_bins), confusion.tolist(), normalized)
+
+
+def multilabel_curves(y: np.ndarray, proba: np.ndarray, labels: Sequence[str], metrics: Metrics, ece_bins: int = 15) -> Curves:
+    """Per-label ROC and PR curves (micro, macro), and the calibration of every label's
+    probability as a yes/no decision; a multi-label task has no confusion matrix."""
+    truth = (np.asarray(y) > 0.5).astype(int)
+    p = np.asarray(proba, dtype=np.float64)
+    roc, pr = roc_pr_curves(truth, p, labels, metrics)
+    flat = p.ravel()
+    binary = np.stack([1.0 - flat, flat], axis=1)
+    return Curves(roc, pr, reliability_bins(truth.ravel(), binary, ece_bins), [], [])

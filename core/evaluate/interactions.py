@@ -30,8 +30,11 @@ COALITION_CHUNK = 512
 """Rows whose 2^M coalitions go through one fusion-head call."""
 
 
-def coalition_values(model: MultimodalClassifier, data: EmbeddedRecords) -> np.ndarray:
-    """``[N, 2^M]`` probability of each row's true class for every coalition of the model's modalities.
+def coalition_values(
+    model: MultimodalClassifier, data: EmbeddedRecords, labels: np.ndarray, task: str | None = None
+) -> np.ndarray:
+    """``[N, 2^M]`` probability of each row's true class (``labels``, class indices of a
+    single-label ``task``) for every coalition of the model's modalities.
 
     Rows with an unknown label (``-1``) use their predicted class.
     """
@@ -40,9 +43,9 @@ def coalition_values(model: MultimodalClassifier, data: EmbeddedRecords) -> np.n
     for start in range(0, len(data), COALITION_CHUNK):
         chunk = slice(start, start + COALITION_CHUNK)
         embeddings = {m: e[chunk].to(device) for m, e in data.embeddings.items()}
-        probabilities, _ = coalition_outputs(model, embeddings, data.present[chunk], model.modalities)
-        labels = data.labels[chunk].numpy()
-        target = np.where(labels >= 0, labels, probabilities[:, -1, :].argmax(axis=1))
+        probabilities, _ = coalition_outputs(model, embeddings, data.present[chunk], model.modalities, task)
+        labels_chunk = np.asarray(labels[chunk])
+        target = np.where(labels_chunk >= 0, labels_chunk, probabilities[:, -1, :].argmax(axis=1))
         out.append(probabilities[np.arange(len(target)), :, target])
     return np.concatenate(out) if out else np.zeros((0, 2 ** len(model.modalities)))
 
@@ -86,7 +89,7 @@ def modality_usage(samples: Sequence[SampleResult], modalities: Sequence[str]) -
 
 
 def emap_predictions(
-    model: MultimodalClassifier, data: EmbeddedRecords, options: EvaluationOptions
+    model: MultimodalClassifier, data: EmbeddedRecords, options: EvaluationOptions, task: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(rows, predictions)``: class indices of the EMAP projection for a seeded subsample of rows.
 
@@ -100,7 +103,7 @@ def emap_predictions(
     rows = np.sort(rng.choice(n, size=min(n, options.emap_rows), replace=False))
     reference = rng.choice(n, size=min(n, options.emap_reference), replace=False)
     k = len(reference)
-    summed = np.zeros((len(rows), len(model.classes)))
+    summed = np.zeros((len(rows), len(model.task(task).classes)))
     for column, modality in enumerate(modalities):
         for start in range(0, len(rows), max(1, 8192 // k)):
             query = rows[start : start + max(1, 8192 // k)]
@@ -109,12 +112,12 @@ def emap_predictions(
             embeddings = {m: data.embeddings[m][own if m == modality else other] for m in modalities}
             present = data.present[other].clone()
             present[:, column] = data.present[own, column]
-            logits = classify_proba(model, embeddings, present, logits=True).reshape(len(query), k, -1)
+            logits = classify_proba(model, embeddings, present, logits=True, task=task).reshape(len(query), k, -1)
             summed[start : start + len(query)] += logits.mean(axis=1)
     shuffled = [reference[rng.permutation(k)] for _ in modalities]
     mixed = {m: data.embeddings[m][torch.from_numpy(shuffled[c])] for c, m in enumerate(modalities)}
     mixed_present = torch.stack([data.present[torch.from_numpy(shuffled[c]), c] for c in range(len(modalities))], 1)
-    mean_logits = classify_proba(model, mixed, mixed_present, logits=True).mean(axis=0)
+    mean_logits = classify_proba(model, mixed, mixed_present, logits=True, task=task).mean(axis=0)
     projection = summed - (len(modalities) - 1) * mean_logits
     return rows, projection.argmax(axis=1)
 

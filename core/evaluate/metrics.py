@@ -24,7 +24,7 @@ SWEEP_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "log_loss", "ece")
 """Metrics of each corruption severity."""
 
 
-LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece"})
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece", "hamming_loss"})
 
 
 def headline_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:

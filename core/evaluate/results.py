@@ -328,7 +328,13 @@ class Analysis(JsonMixin):
 
 @dataclass
 class CheckpointEvaluation(JsonMixin):
-    """Everything measured for one checkpoint on one dataset split."""
+    """Everything measured for one checkpoint on one dataset split, for one task.
+
+    ``task`` and ``task_kind`` name the task scored (``classes`` are its classes or labels);
+    a multi-label task has the metrics of :mod:`core.evaluate.multilabel` at ``thresholds``,
+    no confusion matrix and no analysis. ``multi_task`` says whether the checkpoint predicts
+    other tasks too.
+    """
 
     name: str
     path: str
@@ -355,6 +361,10 @@ class CheckpointEvaluation(JsonMixin):
     notes: list[str]
     seconds: float
     analysis: Analysis | None = None
+    task: str = "label"
+    task_kind: str = "single"
+    thresholds: dict[str, float] = field(default_factory=dict)
+    multi_task: bool = False
 
 
 @dataclass
@@ -421,6 +431,8 @@ class EvaluationReport(JsonMixin):
     pairwise: list[PairedTest]
     seconds: float
     verdict: Verdict | None = None
+    task: str = "label"
+    task_kind: str = "single"
 
     def by_name(self, name: str) -> CheckpointEvaluation:
         for result in self.checkpoints:

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from core.data import Dataset, Record, load_sample
-from core.embeddings import EmbeddedRecords, classify_embedded
+from core.embeddings import EmbeddedRecords
 from core.encoders.base import Encoder
-from core.evaluate.metrics import compute_metrics, sweep_metrics
-from core.evaluate.results import CorruptionSweep, EvaluationOptions, RelianceScore, SubsetResult
+from core.evaluate.results import CorruptionSweep, RelianceScore, SubsetResult
+from core.evaluate.scoring import Scorer
 from core.inference import encode
 from core.sample import DecodedSample
 
@@ -130,27 +130,20 @@ class SplitInputs:
         )
 
 
-def _scores(model, data: EmbeddedRecords, options: EvaluationOptions) -> dict[str, float | None]:
-    y = data.labels.numpy()
-    return compute_metrics(
-        y, classify_embedded(model, data), model.classes, ece_bins=options.ece_bins, top_k=options.top_k
-    ).values
-
-
-def missing_modality_table(model, data: EmbeddedRecords, options: EvaluationOptions) -> list[SubsetResult]:
+def missing_modality_table(model, data: EmbeddedRecords, scorer: Scorer) -> list[SubsetResult]:
     """Metrics for every non-empty subset of the model's modalities (2^M - 1 rows, largest first)."""
     out = []
     modalities = model.modalities
     for size in range(len(modalities), 0, -1):
         for kept in itertools.combinations(modalities, size):
             mask = torch.tensor([m in kept for m in modalities], dtype=torch.bool)
-            masked = data.with_present(data.present & mask)
-            out.append(SubsetResult(list(kept), _scores(model, masked, options)))
+            proba = scorer.probabilities(model, data.with_present(data.present & mask))
+            out.append(SubsetResult(list(kept), scorer.metrics(proba).values))
     return out
 
 
 def corruption_sweeps(
-    model, data: EmbeddedRecords, inputs: SplitInputs, rows: list[int], options: EvaluationOptions
+    model, data: EmbeddedRecords, inputs: SplitInputs, rows: list[int], scorer: Scorer
 ) -> list[CorruptionSweep]:
     """Metric-vs-severity for each corruption of a modality the model uses.
 
@@ -158,7 +151,7 @@ def corruption_sweeps(
     embeddings; other severities re-encode only the corrupted modality.
     """
     out = []
-    y = data.labels.numpy()
+    options = scorer.options
     for corruption in (CORRUPTIONS[name] for name in options.corruptions):
         if corruption.modality not in model.modalities:
             continue
@@ -174,8 +167,7 @@ def corruption_sweeps(
                     encoder, corruption, severity, [rows[i] for i in have.tolist()], options.seed, model.device
                 )
                 embeddings[corruption.modality] = corrupted
-            proba = classify_embedded(model, data.with_embeddings(embeddings))
-            values.append(sweep_metrics(y, proba, len(model.classes), options.ece_bins))
+            values.append(scorer.sweep(scorer.probabilities(model, data.with_embeddings(embeddings))))
         out.append(
             CorruptionSweep(
                 corruption.name, corruption.modality, corruption.description, corruption.parameter,
@@ -185,21 +177,20 @@ def corruption_sweeps(
     return out
 
 
-def modality_reliance(model, data: EmbeddedRecords, options: EvaluationOptions) -> list[RelianceScore]:
+def modality_reliance(model, data: EmbeddedRecords, scorer: Scorer) -> list[RelianceScore]:
     """Permutation importance per modality: accuracy drop when that modality's embeddings
-    and presence are shuffled across rows (``options.reliance_repeats`` seeded permutations)."""
-    y = data.labels.numpy()
-    base = float((classify_embedded(model, data).argmax(axis=1) == y).mean())
-    rng = np.random.default_rng(options.seed)
+    and presence are shuffled across rows (``reliance_repeats`` seeded permutations)."""
+    base = scorer.accuracy(scorer.probabilities(model, data))
+    rng = np.random.default_rng(scorer.options.seed)
     out = []
     for column, m in enumerate(model.modalities):
         drops = []
-        for _ in range(options.reliance_repeats):
+        for _ in range(scorer.options.reliance_repeats):
             perm = torch.from_numpy(rng.permutation(len(data)))
             embeddings = dict(data.embeddings) | {m: data.embeddings[m][perm]}
             present = data.present.clone()
             present[:, column] = data.present[perm, column]
-            proba = classify_embedded(model, data.with_embeddings(embeddings, present))
-            drops.append(base - float((proba.argmax(axis=1) == y).mean()))
+            proba = scorer.probabilities(model, data.with_embeddings(embeddings, present))
+            drops.append(base - scorer.accuracy(proba))
         out.append(RelianceScore(m, float(np.mean(drops)), float(np.std(drops)), drops))
     return out

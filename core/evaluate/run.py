@@ -16,15 +16,13 @@ import torch
 from core.checkpoints import LoadedCheckpoint, load_checkpoint, versions
 from core.data import Dataset, load_dataset
 from core.device import describe_device, pick_device
-from core.embeddings import classify_embedded, embed_records
+from core.embeddings import embed_records
 from core.encoders.cache import EmbeddingCache
 from core.errors import EvaluationError
 from core.evaluate.analysis import analyse
-from core.evaluate.bootstrap import bootstrap_intervals, paired_test
+from core.evaluate.bootstrap import paired_test
 from core.evaluate.cost import measure_cost
-from core.evaluate.curves import compute_curves
 from core.evaluate.interactions import coalition_values, emap_predictions
-from core.evaluate.metrics import compute_metrics
 from core.evaluate.results import CheckpointEvaluation, EvaluationOptions, EvaluationReport, SampleResult
 from core.evaluate.robustness import (
     CORRUPTIONS,
@@ -33,6 +31,7 @@ from core.evaluate.robustness import (
     missing_modality_table,
     modality_reliance,
 )
+from core.evaluate.scoring import Scorer
 from core.evaluate.verdict import verdict
 
 
@@ -55,8 +54,9 @@ def evaluate_checkpoint(
     inputs: SplitInputs | None = None,
     embedding_cache: EmbeddingCache | bool = True,
     device: torch.device | str | None = None,
+    task_name: str | None = None,
 ) -> CheckpointEvaluation:
-    """Evaluate one checkpoint on one split of a dataset.
+    """Evaluate one checkpoint on one split of a dataset, for one of its tasks.
 
     Args:
         checkpoint: a loaded checkpoint or its folder.
@@ -67,9 +67,11 @@ def evaluate_checkpoint(
             evaluated on the same split (see :func:`evaluate`).
         embedding_cache: an :class:`EmbeddingCache`, ``True`` for the default one, ``False`` for none.
         device: where to run (default :func:`core.device.pick_device`).
+        task_name: the task to evaluate (default: the checkpoint's primary task).
 
     Raises:
-        EvaluationError: an empty split, or no row whose label is one of the checkpoint's classes.
+        EvaluationError: an empty split, a task the checkpoint does not predict, or no row
+            whose label is one of the task's classes.
     """
     started = time.perf_counter()
     options = options or EvaluationOptions()
@@ -90,11 +92,21 @@ def evaluate_checkpoint(
     )
     if not inputs.records:
         raise EvaluationError(f"Split {split!r} of {dataset.root} is empty (sizes: {dataset.split_sizes()}).")
+    try:
+        task = model.task(task_name)
+    except KeyError:
+        raise EvaluationError(
+            f"{loaded.name} does not predict the task {task_name!r} (it predicts {', '.join(t.name for t in model.tasks)})."
+        ) from None
     embedded = embed_records(model, inputs.records, cache=_as_embedding_cache(embedding_cache), limits=dataset.limits)
-    labels = embedded.labels.numpy()
-    rows = np.flatnonzero(labels >= 0).tolist()
-    excluded = Counter(inputs.records[i].label for i in np.flatnonzero(labels < 0))
+    targets = dataset.targets(inputs.records, task.name) if task.name in {t.name for t in dataset.tasks} else [None] * len(inputs.records)
+    y_all, known = task.encode(targets)
+    rows = np.flatnonzero(known).tolist()
+    unlabelled = sum(t is None for t in targets)
+    excluded = Counter(task.label_text(t) for t, k in zip(targets, known, strict=True) if t is not None and not k)
     notes = []
+    if unlabelled:
+        notes.append(f"{unlabelled} row(s) have no label for the task {task.name!r} and are not scored.")
     if excluded:
         notes.append(
             f"{sum(excluded.values())} row(s) left out: their label is not one of the checkpoint's classes "
@@ -108,34 +120,34 @@ def evaluate_checkpoint(
         )
     if not rows:
         raise EvaluationError(
-            f"None of the {len(labels)} rows of split {split!r} has a label the checkpoint {loaded.name} knows "
-            f"(it knows {', '.join(model.classes[:10])}{', ...' if len(model.classes) > 10 else ''})."
+            f"None of the {len(targets)} rows of split {split!r} has a label the checkpoint {loaded.name} knows "
+            f"for the task {task.name!r} (it knows {', '.join(task.classes[:10])}{', ...' if len(task.classes) > 10 else ''})."
         )
     data = embedded.subset(rows)
-    y = data.labels.numpy()
-    proba = classify_embedded(model, data)
-    metrics = compute_metrics(y, proba, model.classes, ece_bins=options.ece_bins, top_k=options.top_k)
-    pred = proba.argmax(axis=1)
+    scorer = Scorer(task, y_all[rows], options, loaded.card.thresholds.get(task.name, {}))
+    proba = scorer.probabilities(model, data)
+    metrics = scorer.metrics(proba)
+    correct = scorer.correct(proba)
     samples = [
         SampleResult(
             id=data.ids[j],
-            label=model.classes[y[j]],
-            prediction=model.classes[pred[j]],
+            label=scorer.truth_text(j),
+            prediction=scorer.prediction_text(proba[j]),
             probabilities=np.round(proba[j].astype(float), 6).tolist(),
-            correct=bool(pred[j] == y[j]),
+            correct=bool(correct[j]),
             present=[m for k, m in enumerate(model.modalities) if data.present[j, k]],
             extras=dict(inputs.records[i].extras),
         )
         for j, i in enumerate(rows)
     ]
     analysis = None
-    if options.analysis:
-        for sample, values in zip(samples, coalition_values(model, data), strict=True):
+    if options.analysis and not task.multi_label:  # the analysis scores a true class: single-label tasks
+        for sample, values in zip(samples, coalition_values(model, data, scorer.y, task.name), strict=True):
             sample.coalitions = np.round(values, 6).tolist()
-        emap_rows, emap_classes = emap_predictions(model, data, options)
+        emap_rows, emap_classes = emap_predictions(model, data, options, task.name)
         for j, c in zip(emap_rows, emap_classes, strict=True):
-            samples[j].emap_prediction = model.classes[c]
-        analysis = analyse(samples, model.modalities, model.classes, options)
+            samples[j].emap_prediction = task.classes[c]
+        analysis = analyse(samples, model.modalities, list(task.classes), options)
     robust = options.robustness
     return CheckpointEvaluation(
         name=loaded.name,
@@ -144,27 +156,29 @@ def evaluate_checkpoint(
         fusion=loaded.card.fusion,
         kind=loaded.card.kind,
         modalities=list(model.modalities),
-        classes=list(model.classes),
+        classes=list(task.classes),
         dataset=str(dataset.root),
         dataset_fingerprint=dataset.fingerprint,
         split=split,
-        n_rows=len(labels),
-        n_excluded=int(sum(excluded.values())),
+        n_rows=len(targets),
+        n_excluded=int(sum(excluded.values())) + unlabelled,
         excluded_labels=dict(excluded),
         metrics=metrics,
-        intervals=bootstrap_intervals(
-            y, proba, metrics, resamples=options.bootstrap, seed=options.seed, ece_bins=options.ece_bins
-        ),
-        curves=compute_curves(y, proba, model.classes, metrics, options.ece_bins),
+        intervals=scorer.intervals(proba, metrics),
+        curves=scorer.curves(proba, metrics),
         samples=samples,
-        missing_modality=missing_modality_table(model, data, options) if robust else [],
-        corruptions=corruption_sweeps(model, data, inputs, rows, options) if robust else [],
-        reliance=modality_reliance(model, data, options) if robust else [],
+        missing_modality=missing_modality_table(model, data, scorer) if robust else [],
+        corruptions=corruption_sweeps(model, data, inputs, rows, scorer) if robust else [],
+        reliance=modality_reliance(model, data, scorer) if robust else [],
         cost=measure_cost(model, [inputs.decoded[i] for i in rows], data, options) if options.cost else None,
         options=options,
         notes=metrics.notes + notes,
         seconds=time.perf_counter() - started,
         analysis=analysis,
+        task=task.name,
+        task_kind=task.kind,
+        thresholds=scorer.thresholds,
+        multi_task=len(model.tasks) > 1,
     )
 
 
@@ -185,8 +199,8 @@ def compare(
     if not results:
         raise EvaluationError("No checkpoint to compare.")
     first = results[0]
-    if any((r.dataset_fingerprint, r.split) != (first.dataset_fingerprint, first.split) for r in results):
-        raise EvaluationError("Results compared side by side must come from the same dataset and split.")
+    if any((r.dataset_fingerprint, r.split, r.task) != (first.dataset_fingerprint, first.split, first.task) for r in results):
+        raise EvaluationError("Results compared side by side must come from the same dataset, split and task.")
     pairwise = [
         paired_test(a, b, resamples=options.bootstrap, seed=options.seed) for a, b in itertools.combinations(results, 2)
     ]
@@ -201,6 +215,8 @@ def compare(
         pairwise=pairwise,
         seconds=seconds,
         verdict=verdict(results, pairwise, options.alpha),
+        task=first.task,
+        task_kind=first.task_kind,
     )
 
 
@@ -221,22 +237,37 @@ def evaluate(
     embedding_cache: EmbeddingCache | bool = True,
     device: torch.device | str | None = None,
     progress: Callable[[str], None] | None = None,
+    task: str | None = None,
+    inputs: SplitInputs | None = None,
+    reuse: Callable[[LoadedCheckpoint | str | Path], CheckpointEvaluation | None] | None = None,
+    keep: Callable[[LoadedCheckpoint | str | Path, CheckpointEvaluation], None] | None = None,
 ) -> EvaluationReport:
     """Evaluate several checkpoints on one split, sharing decoded inputs and corrupted
-    embeddings between them, and test every pair. No evaluation cache: see :func:`evaluate_cached`."""
+    embeddings between them, and test every pair.
+
+    ``inputs`` lets several calls on the same split share decoded samples and corrupted
+    embeddings; ``reuse(checkpoint)`` may return an earlier result instead of computing one,
+    and ``keep(checkpoint, result)`` receives each computed one (what :func:`evaluate_cached` does).
+    """
     started = time.perf_counter()
     options = options or EvaluationOptions()
     dataset = _as_dataset(dataset)
-    inputs = SplitInputs(dataset, split)
+    if inputs is None:
+        inputs = SplitInputs(dataset, split)
+    elif inputs.dataset is not dataset or inputs.split != split:
+        raise ValueError("inputs were prepared for another dataset or split")
     results = []
     for checkpoint in checkpoints:
-        if progress is not None:
-            progress(f"evaluating {getattr(checkpoint, 'name', checkpoint)}")
-        results.append(
-            evaluate_checkpoint(
-                checkpoint, dataset, split, options, inputs=inputs, embedding_cache=embedding_cache, device=device
+        result = reuse(checkpoint) if reuse is not None else None
+        if result is None:
+            if progress is not None:
+                progress(f"evaluating {getattr(checkpoint, 'name', checkpoint)}")
+            result = evaluate_checkpoint(
+                checkpoint, dataset, split, options, inputs=inputs, embedding_cache=embedding_cache, device=device, task_name=task
             )
-        )
+            if keep is not None:
+                keep(checkpoint, result)
+        results.append(result)
     _unique_names(results)
     return compare(results, options, time.perf_counter() - started)
 
@@ -264,12 +295,17 @@ def disagreements(results: EvaluationReport | Sequence[CheckpointEvaluation]) ->
     return out
 
 
-def incompatibility(loaded: LoadedCheckpoint, dataset: Dataset) -> str | None:
-    """Why a checkpoint cannot be evaluated on a dataset (other classes, no shared modality), or ``None``."""
+def incompatibility(loaded: LoadedCheckpoint, dataset: Dataset, task: str | None = None) -> str | None:
+    """Why a checkpoint cannot be evaluated on a dataset's ``task`` (it does not predict it, other
+    classes, no shared modality), or ``None``."""
     model = loaded.model
-    if set(dataset.classes) != set(model.classes):
-        missing = sorted(set(dataset.classes) - set(model.classes))
-        extra = sorted(set(model.classes) - set(dataset.classes))
+    name = task or dataset.tasks[0].name
+    if name not in {t.name for t in model.tasks}:
+        return f"{loaded.name} does not predict the task {name!r} (it predicts {', '.join(t.name for t in model.tasks)})."
+    theirs, ours = set(model.task(name).classes), set(dataset.task(name).classes)
+    if theirs != ours:
+        missing = sorted(ours - theirs)
+        extra = sorted(theirs - ours)
         parts = []
         if missing:
             parts.append(f"it does not know the dataset's classes {', '.join(missing[:8])}")

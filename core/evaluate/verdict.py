@@ -38,8 +38,18 @@ def _names(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
+def headline_metric(result: CheckpointEvaluation) -> tuple[str, str]:
+    """``(metric key, words)`` a verdict ranks by: accuracy, or micro F1 for a multi-label task."""
+    return ("f1_micro", "micro F1") if result.task_kind == "multi" else ("accuracy", "accuracy")
+
+
+def _score(result: CheckpointEvaluation) -> float:
+    return result.metrics.values[headline_metric(result)[0]]
+
+
 def _accuracy(result: CheckpointEvaluation) -> Interval:
-    return result.intervals.get("accuracy") or Interval(result.metrics.values["accuracy"], None, None)
+    key = headline_metric(result)[0]
+    return result.intervals.get(key) or Interval(result.metrics.values[key], None, None)
 
 
 def _slice_gain(
@@ -70,7 +80,7 @@ def _slice_gain(
 
 def verdict(results: Sequence[CheckpointEvaluation], pairwise: Sequence[PairedTest], alpha: float = 0.05) -> Verdict:
     """Rank ``results`` by accuracy and say, in a few sentences, where the winner gains and why."""
-    ranked = sorted(results, key=lambda r: -r.metrics.values["accuracy"])
+    ranked = sorted(results, key=lambda r: -_score(r))
     shares = {r.name: r.analysis.emap.interaction_share if r.analysis and r.analysis.emap else None for r in results}
     ranking = [RankedCheckpoint(r.name, r.kind, _accuracy(r), shares[r.name]) for r in ranked]
     adjusted = holm([t.mcnemar_exact_p for t in pairwise])
@@ -95,11 +105,8 @@ def verdict(results: Sequence[CheckpointEvaluation], pairwise: Sequence[PairedTe
     unimodal = [r for r in ranked if r.kind == "unimodal"]
     if unimodal and best.kind != "unimodal":
         alone = unimodal[0]
-        lift = best.metrics.values["accuracy"] - alone.metrics.values["accuracy"]
-        sentences.append(
-            f"The best single modality, {alone.name}, reaches {_pct(alone.metrics.values['accuracy'])}: "
-            f"fusion adds {_points(lift)}."
-        )
+        lift = _score(best) - _score(alone)
+        sentences.append(f"The best single modality, {alone.name}, reaches {_pct(_score(alone))}: fusion adds {_points(lift)}.")
     return Verdict(ranking=ranking, significant=significant, sentences=sentences)
 
 
@@ -107,7 +114,8 @@ def _ranking_sentences(ranked: Sequence[CheckpointEvaluation], significant: list
     best = ranked[0]
     acc = _accuracy(best)
     interval = f"; 95% CI {_pct(acc.low)} to {_pct(acc.high)}" if acc.low is not None else ""
-    out = [f"{best.name} is the most accurate of {len(ranked)} checkpoints ({_pct(acc.point)}{interval})."]
+    words = headline_metric(best)[1]
+    out = [f"{best.name} ranks first of {len(ranked)} checkpoints by {words} ({_pct(acc.point)}{interval})."]
     if len(ranked) < 2:
         return out
     beaten = [worse for better, worse, _, _ in significant if better == best.name]

@@ -62,11 +62,12 @@ class PerturbationEngine:
         progress: called with the fraction of ``expected`` evaluations done.
         cancel: an ``Event`` or a callable; when set, the next batch raises
             :class:`~core.errors.Cancelled`.
+        task: the task whose output is explained (default: the model's primary task).
 
     Attributes:
         modalities: the model's modalities present in the sample (sorted).
         present: ``BoolTensor[1, M]`` the sample's presence row, in model order.
-        probabilities: ``[C]`` probabilities of the unperturbed sample.
+        probabilities: ``[C]`` the task's probabilities for the unperturbed sample.
         evaluations: perturbed rows evaluated so far (before deduplication).
         encoded: perturbed inputs actually run through an encoder.
     """
@@ -79,8 +80,15 @@ class PerturbationEngine:
         *,
         progress: ProgressCallback | None = None,
         cancel: CancelFlag | None = None,
+        task: str | None = None,
     ):
         self.model = model
+        try:
+            self.task = model.task(task)
+        except KeyError:
+            raise ExplanationError(
+                f"The model does not predict the task {task!r} (it predicts {', '.join(t.name for t in model.tasks)})."
+            ) from None
         self.sample = sample
         self.params = params
         self.device = model.device
@@ -131,7 +139,7 @@ class PerturbationEngine:
     def classify_embeddings(self, replaced: dict[str, torch.Tensor], n_rows: int) -> np.ndarray:
         """Probabilities ``[N, C]`` with ``replaced[m]`` (``[N, d_m]``) swapped in, others unperturbed."""
         embeddings = {m: replaced.get(m, base.expand(n_rows, -1)) for m, base in self.base_embeddings.items()}
-        return classify_proba(self.model, embeddings, self.present.expand(n_rows, -1)).astype(np.float64)
+        return classify_proba(self.model, embeddings, self.present.expand(n_rows, -1), task=self.task).astype(np.float64)
 
     def evaluate_values(self, modality: str, values: Sequence[Any]) -> np.ndarray:
         """Probabilities ``[N, C]`` of the sample with ``modality`` replaced by each of ``values``.
@@ -205,8 +213,9 @@ class PerturbationEngine:
         explanation = Explanation(
             method=method,
             target=target,
-            target_name=self.model.classes[target],
-            classes=list(self.model.classes),
+            target_name=self.task.classes[target],
+            classes=list(self.task.classes),
+            task=self.task.name,
             probabilities=self.probabilities,
             modality_totals={m: float(np.sum(s)) for m, s in segment_scores.items()},
             segment_scores={m: np.asarray(s, dtype=np.float64) for m, s in segment_scores.items()},

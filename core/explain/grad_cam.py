@@ -114,10 +114,7 @@ def grad_cam(engine: PerturbationEngine, target: int, modalities: list[str]) -> 
     hf = isinstance(encoder, HuggingFaceEncoder)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
-        embeddings = {m: e.expand(x.shape[0], -1) for m, e in problem.fixed.items()}
-        embeddings["image"] = (copy.module({"pixel_values": x}) if hf else copy.module(x)).float()
-        logits = model.classify(embeddings, problem.present.expand(x.shape[0], -1))
-        return torch.softmax(logits.float(), dim=-1)
+        return problem.probabilities({"image": copy.module({"pixel_values": x}) if hf else copy.module(x)}, x.shape[0])
 
     engine.check_cancel()
     with copy.lock, grad_mode():

@@ -5,7 +5,8 @@ in one joint call: Captum receives a tuple with one tensor per modality, in the 
 encoder reads it (:mod:`core.explain.gradient_inputs`), and the forward function is the
 class probabilities of ``model.classify`` on the encoders' outputs. Modalities held fixed
 (not explained, or not differentiable) keep the engine's embedding; absent ones their
-learned missing embedding, as everywhere else.
+learned missing embedding, as everywhere else. The output is the engine's task (a softmax
+over its block, or a sigmoid per label for a multi-label task).
 
 Thread safety: the shared model is only called (no hook, no mode change, no parameter
 written); gradients are taken with ``torch.autograd.grad`` with respect to the input
@@ -27,6 +28,7 @@ from core.explain.engine import PerturbationEngine
 from core.explain.gradient_inputs import INPUT_BUILDERS, ModalityInput
 from core.explain.result import Explanation
 from core.explain.shap_explainer import seeded_global_rng
+from core.inference import task_output
 from core.sample import DecodedSample
 
 AUTO_BATCH_ELEMENTS = 4_000_000
@@ -116,13 +118,17 @@ class GradientProblem:
         self.baselines = tuple(item.baseline for item in self.items)
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        """Class probabilities ``[N, C]`` with the attributed modalities set to ``xs``."""
+        """The task's probabilities ``[N, C]`` with the attributed modalities set to ``xs``."""
         rows = xs[0].shape[0] if xs else 1
+        return self.probabilities({item.modality: item.embed(x) for item, x in zip(self.items, xs, strict=True)}, rows)
+
+    def probabilities(self, replaced: dict[str, torch.Tensor], rows: int) -> torch.Tensor:
+        """The explained task's probabilities ``[rows, C]`` with ``replaced`` embeddings swapped
+        in and the others held fixed (differentiable)."""
         embeddings = {m: e.expand(rows, -1) for m, e in self.fixed.items()}
-        for item, x in zip(self.items, xs, strict=True):
-            embeddings[item.modality] = item.embed(x).float()
-        logits = self.model.classify(embeddings, self.present.expand(rows, -1))
-        return torch.softmax(logits.float(), dim=-1)
+        embeddings.update({m: e.float() for m, e in replaced.items()})
+        outputs = self.model.classify(embeddings, self.present.expand(rows, -1)).float()
+        return task_output(self.model, outputs, self.engine.task, logits=False)
 
     def value(self, xs: tuple[torch.Tensor, ...], target: int) -> float:
         """The target probability at ``xs`` (no gradients)."""

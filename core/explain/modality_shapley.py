@@ -19,6 +19,7 @@ from core.device import autocast
 from core.explain.base import Explainer
 from core.explain.engine import PerturbationEngine
 from core.explain.result import Explanation
+from core.inference import task_output
 from core.model import MultimodalClassifier
 
 
@@ -66,8 +67,10 @@ def coalition_outputs(
     embeddings: dict[str, torch.Tensor],
     present: torch.Tensor,
     players: list[str],
+    task: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities and logits of every coalition of ``players`` for B samples, in one ``classify``.
+    """One task's probabilities and logits (default: the primary task) for every coalition of
+    ``players``, for B samples, in one ``classify``.
 
     Args:
         embeddings: ``dict[str, Tensor[B, d_m]]`` on the model's device.
@@ -87,8 +90,9 @@ def coalition_outputs(
         rows[:, column] &= coalitions[:, k].repeat(batch)
     expanded = {m: e.repeat_interleave(n_coalitions, dim=0) for m, e in embeddings.items()}
     with torch.inference_mode(), autocast(model.device):
-        logits = model.classify(expanded, rows).float()
-    probabilities = torch.softmax(logits, dim=-1)
+        outputs = model.classify(expanded, rows).float()
+    logits = task_output(model, outputs, task, logits=True)
+    probabilities = task_output(model, outputs, task, logits=False)
     shape = (batch, n_coalitions, -1)
     return probabilities.reshape(shape).cpu().numpy(), logits.reshape(shape).cpu().numpy()
 
@@ -114,7 +118,9 @@ def modality_shapley(engine: PerturbationEngine, target: int, include_logit: boo
     """
     started = time.perf_counter()
     players = engine.modalities
-    probabilities, logits = coalition_outputs(engine.model, engine.base_embeddings, engine.present, players)
+    probabilities, logits = coalition_outputs(
+        engine.model, engine.base_embeddings, engine.present, players, engine.task.name
+    )
     values = probabilities[0, :, target]
     phi, interactions = shapley_from_values(values)
     coalitions = coalition_matrix(len(players))
@@ -140,8 +146,9 @@ def modality_shapley(engine: PerturbationEngine, target: int, include_logit: boo
     return Explanation(
         method="modality",
         target=target,
-        target_name=engine.model.classes[target],
-        classes=list(engine.model.classes),
+        target_name=engine.task.classes[target],
+        classes=list(engine.task.classes),
+        task=engine.task.name,
         probabilities=engine.probabilities,
         modality_totals=dict(zip(players, phi.tolist(), strict=True)),
         interactions=interactions,

@@ -41,22 +41,28 @@ from core.explain.run import explained_modalities, resolve_target, run_explainer
 from core.model import MultimodalClassifier
 from core.sample import DecodedSample
 from core.serialization import JsonMixin
+from core.train.loss import MultiTaskLoss
 
-AttributionFunction = Callable[[MultimodalClassifier, DecodedSample, int], Explanation]
-"""``attribute(model, sample, target) -> Explanation``: what the checks recompute."""
+AttributionFunction = Callable[[MultimodalClassifier, DecodedSample, "int | str | None"], Explanation]
+"""``attribute(model, sample, target) -> Explanation``: what the checks recompute (``target``
+``None``: the class the model predicts; the result's ``target`` says which one it was)."""
 
 
-def attribution_function(method: str | Explainer, params: ExplainParams | None = None) -> AttributionFunction:
+def attribution_function(
+    method: str | Explainer, params: ExplainParams | None = None, task: str | None = None
+) -> AttributionFunction:
     """``attribute(model, sample, target)`` for a registered method name or an :class:`Explainer`
-    (e.g. the control), without quality checks (the sanity checks only need the attributions)."""
+    (e.g. the control) on ``task`` (default: the primary one), without quality checks (the
+    sanity checks only need the attributions)."""
     explainer = method if isinstance(method, Explainer) else EXPLAINERS.get(method)
     if explainer is None:
         raise ExplanationError(f"Unknown explanation method {method!r}; choose {', '.join(EXPLAINERS)}.")
     params = params or ExplainParams()
 
-    def attribute(model: MultimodalClassifier, sample: DecodedSample, target: int) -> Explanation:
-        engine = PerturbationEngine(model, sample, params)
-        return run_explainer(engine, explainer, target, explained_modalities(engine), quality=False)
+    def attribute(model: MultimodalClassifier, sample: DecodedSample, target: int | str | None) -> Explanation:
+        engine = PerturbationEngine(model, sample, params, task=task)
+        chosen = resolve_target(engine.task.classes, target, engine.probabilities)
+        return run_explainer(engine, explainer, chosen, explained_modalities(engine), quality=False)
 
     return attribute
 
@@ -205,9 +211,8 @@ class _Comparison:
         if not self.samples:
             raise ExplanationError("No samples to explain.")
         self.attribute, self.compare = attribute, compare
-        probabilities = model.predict_proba(self.samples)
-        self.targets = [resolve_target(model.classes, target, p) for p in probabilities]
-        self.references = [attribute(model, s, t) for s, t in zip(self.samples, self.targets, strict=True)]
+        self.references = [attribute(model, s, target) for s in self.samples]
+        self.targets = [r.target for r in self.references]
         self.reference_scores = [compared_scores(r, compare) for r in self.references]
         self.modalities = sorted({m for scores in self.reference_scores for m in scores})
         self.counted = [
@@ -310,58 +315,66 @@ def cascading_randomisation(
 def shuffled_label_model(
     model: MultimodalClassifier,
     train: EmbeddedRecords,
+    targets: tuple[torch.Tensor, torch.Tensor] | None = None,
     *,
+    task: str | None = None,
     epochs: int = 30,
     lr: float = 3e-3,
     batch_size: int = 64,
     seed: int = 0,
 ) -> tuple[MultimodalClassifier, dict[str, float]]:
-    """A copy of ``model`` whose fusion and head are re-initialised and trained on SHUFFLED labels.
+    """A copy of ``model`` whose fusion and head are re-initialised and trained on SHUFFLED targets
+    of ``task`` (default: the primary one).
 
     The encoders stay as trained (their embeddings come from ``train``, e.g. cached by
-    :func:`core.embeddings.embed_records`), so this trains in seconds. Returns the model (in
-    eval mode, gradients off) and ``{"train_accuracy": ..., "seconds": ...}``: how well it
-    memorised the shuffled labels.
+    :func:`core.embeddings.embed_records`), so this trains in seconds. ``targets`` are the
+    task's ``(y, known)`` rows (:meth:`core.tasks.Task.encode`); default: ``train.labels``, the
+    primary task's. Returns the model (eval mode, gradients off) and ``{"train_accuracy", ...}``:
+    how well it memorised the shuffled targets (for a multi-label task, per label).
     """
     started = time.perf_counter()
-    rows = (train.labels >= 0).nonzero().flatten()
+    chosen = model.task(task)
+    if targets is None:
+        if chosen is not model.tasks[0]:
+            raise ExplanationError(f"Give the targets of the task {chosen.name!r} to retrain on them shuffled.")
+        targets = (train.labels, train.labels >= 0)
+    y, known = (torch.as_tensor(t) for t in targets)
+    rows = known.nonzero().flatten()
     if len(rows) < 2:
         raise ExplanationError("Retraining on shuffled labels needs at least two labelled training rows.")
     generator = torch.Generator().manual_seed(seed)
-    labels = train.labels[rows][torch.randperm(len(rows), generator=generator)]
+    shuffled = y[rows][torch.randperm(len(rows), generator=generator)]
     copy = deepcopy(model)
     trained = [copy.fusion, copy.head]
     for part, prefix in zip(trained, ("fusion", "head"), strict=True):
         for name in _owners(part, prefix):
             randomise_module_(copy.get_submodule(name), generator)
         part.requires_grad_(True)
-    parameters = [p for part in trained for p in part.parameters()]
-    optimizer = torch.optim.Adam(parameters, lr=lr)
+    optimizer = torch.optim.Adam([p for part in trained for p in part.parameters()], lr=lr)
+    loss = MultiTaskLoss([chosen])
+    block = model.task_slices[chosen.name]
     device = copy.device
     embeddings = {m: e[rows].to(device) for m, e in train.embeddings.items()}
     present = train.present[rows].to(device)
-    targets = labels.to(device)
+    shuffled = shuffled.to(device)
+    everywhere = torch.ones(len(rows), dtype=torch.bool, device=device)
     copy.train()
     with torch.inference_mode(False), torch.enable_grad():
         for _ in range(epochs):
             for batch in torch.randperm(len(rows), generator=generator).split(batch_size):
                 batch = batch.to(device)
-                logits = copy.classify({m: e[batch] for m, e in embeddings.items()}, present[batch])
-                loss = nn.functional.cross_entropy(logits.float(), targets[batch])
+                outputs = copy.classify({m: e[batch] for m, e in embeddings.items()}, present[batch])[:, block]
+                value = loss(outputs, {chosen.name: (shuffled[batch], everywhere[batch])})
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                value.backward()
                 optimizer.step()
     copy.eval()
     copy.requires_grad_(False)
     with torch.inference_mode():
-        predicted = copy.classify(embeddings, present).argmax(dim=-1)
-    accuracy = float((predicted == targets).float().mean())
-    return copy, {
-        "train_accuracy": accuracy,
-        "epochs": epochs,
-        "rows": len(rows),
-        "seconds": time.perf_counter() - started,
-    }
+        outputs = copy.classify(embeddings, present)[:, block].float()
+    predicted = (outputs > 0).float() if chosen.multi_label else outputs.argmax(dim=-1)
+    accuracy = float((predicted == shuffled).float().mean())
+    return copy, {"train_accuracy": accuracy, "epochs": epochs, "rows": len(rows), "seconds": time.perf_counter() - started}
 
 
 def data_randomisation(
@@ -380,9 +393,9 @@ def data_randomisation(
     shuffled: MultimodalClassifier | None = None,
 ) -> RandomisationReport:
     """Data randomisation test: the trained model's attributions vs those of a model whose
-    fusion and head learned SHUFFLED labels (:func:`shuffled_label_model`; pass ``shuffled``
-    to reuse one across methods). One step, named ``"shuffled labels"``; the explained class
-    is the trained model's prediction for each sample."""
+    fusion and head learned SHUFFLED labels of the primary task (:func:`shuffled_label_model`;
+    pass ``shuffled`` to reuse one across methods, or one trained on another task). One step,
+    named ``"shuffled labels"``; the explained class is the trained model's prediction."""
     started = time.perf_counter()
     comparison = _Comparison(model, samples, attribute, target, compare, min_segments)
     fit: dict[str, Any] = {}

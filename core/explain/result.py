@@ -40,8 +40,8 @@ class Explanation(JsonMixin):
     Attributes:
         method: the registry name of the method (``"modality"``, ``"shap"``, ``"lime"``,
             ``"integrated_gradients"``, ...).
-        target: index of the explained class; ``target_name`` its name.
-        classes: class names of the model, index i = probability i.
+        target: index of the explained class within ``task``; ``target_name`` its name.
+        classes: the task's class names (or labels), index i = probability i.
         probabilities: ``[C]`` predicted probabilities of the unperturbed sample.
         modality_totals: per modality, its total attribution (modality Shapley value, or the
             sum of its segment attributions for SHAP/LIME).
@@ -57,6 +57,7 @@ class Explanation(JsonMixin):
             rows/columns in ``interaction_modalities`` order; the diagonal is zero.
         faithfulness: deletion/insertion curves (segment-based methods), or ``None``.
         metadata: method, parameters, target, ``runtime_s``, ``evaluations``, ``device``, ...
+        task: the task explained (a multi-label task's probabilities are per-label sigmoids).
     """
 
     method: str
@@ -76,6 +77,7 @@ class Explanation(JsonMixin):
     interaction_modalities: list[str] = field(default_factory=list)
     faithfulness: FaithfulnessCurves | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    task: str = "label"
 
     def maps(self) -> dict[str, np.ndarray]:
         """Per modality, the attribution map as a flat-comparable array: the image ``[H, W]``,

@@ -16,6 +16,8 @@ from core.explain.result import Explanation
 from core.model import MultimodalClassifier
 from core.sample import DecodedSample
 
+NO_MODALITY = "None of the requested modalities is present in the sample."
+
 
 def resolve_target(classes: Sequence[str], target: int | str | None, probabilities: np.ndarray) -> int:
     """Class index from an index, a class name, or ``None`` (the predicted class).
@@ -59,6 +61,7 @@ def explain(
     params: ExplainParams | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelFlag | None = None,
+    task: str | None = None,
     *,
     quality: bool = True,
 ) -> dict[str, Explanation]:
@@ -69,11 +72,12 @@ def explain(
             The model is only read: never put in train mode, hooked or modified.
         sample: decoded sample; modalities the model does not use are ignored.
         methods: a name of :data:`~core.explain.registry.EXPLAINERS`, several, or ``"all"``.
-        target: class index or name to explain; ``None`` = the predicted class.
+        target: class (or label) index or name to explain; ``None`` = the most probable one.
         params: segmentation, sampling and batching settings (``None``: the defaults).
         progress: called with the fraction done (0..1), from the calling thread.
         cancel: ``threading.Event`` or callable; when set, raises :class:`~core.errors.Cancelled`
             before the next batch of perturbations.
+        task: the task whose output is explained (default: the model's primary task).
         quality: attach faithfulness curves and agreement (``False``: the attributions alone,
             e.g. for sanity checks that recompute them many times).
 
@@ -87,16 +91,18 @@ def explain(
         saying why.
 
     Raises:
-        ExplanationError: unknown method or class, or none of the model's modalities in the sample.
+        ExplanationError: unknown method, task or class, or none of the model's modalities in the sample.
     """
     names = resolve_methods(methods)
     params = params or ExplainParams()
     model: MultimodalClassifier = getattr(loaded_or_model, "model", loaded_or_model)
-    engine = PerturbationEngine(model, sample, params, cancel=cancel)
+    engine = PerturbationEngine(model, sample, params, cancel=cancel, task=task)
     engine.check_cancel()
-    chosen = resolve_target(model.classes, target, engine.probabilities)
+    chosen = resolve_target(engine.task.classes, target, engine.probabilities)
     explained = explained_modalities(engine)
-    costs = [EXPLAINERS[name].cost(params, len(explained)) for name in names]
+    if not explained and any(EXPLAINERS[name].needs_modalities for name in names):
+        raise ExplanationError(NO_MODALITY)
+    costs = [max(EXPLAINERS[name].cost(params, len(explained)), 1e-9) for name in names]
     done = 0.0
     results: dict[str, Explanation] = {}
     for name, cost in zip(names, costs, strict=True):
@@ -129,7 +135,7 @@ def run_explainer(
         ExplanationError: the method needs modalities and none is present.
     """
     if explainer.needs_modalities and not modalities:
-        raise ExplanationError("None of the requested modalities is present in the sample.")
+        raise ExplanationError(NO_MODALITY)
     try:
         result = explainer.explain(engine, target, modalities)
     except MethodNotApplicableError as err:

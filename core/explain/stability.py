@@ -72,8 +72,8 @@ def max_sensitivity(
         "audio_noise", "runtime_s"}``.
     """
     started = time.perf_counter()
-    target = resolve_target(model.classes, target, model.predict_proba([sample])[0])
-    reference = attribute(model, sample, target).maps()
+    first = attribute(model, sample, target)
+    target, reference = first.target, first.maps()
     rng = np.random.default_rng(seed)
     worst = {m: 0.0 for m in reference}
     worst_joint = 0.0
@@ -105,6 +105,7 @@ def seed_variation(
     target: int | str | None = None,
     *,
     seeds: int = 3,
+    task: str | None = None,
 ) -> dict[str, Any]:
     """How a method's segment scores vary with ``ExplainParams.seed`` (seeds 0 .. ``seeds`` - 1).
 
@@ -117,8 +118,8 @@ def seed_variation(
         raise ExplanationError("Seed variation needs at least two seeds.")
     started = time.perf_counter()
     params = params or ExplainParams()
-    target = resolve_target(model.classes, target, model.predict_proba([sample])[0])
-    runs = [attribution_function(method, replace(params, seed=s))(model, sample, target) for s in range(seeds)]
+    runs = [attribution_function(method, replace(params, seed=0), task)(model, sample, target)]
+    runs += [attribution_function(method, replace(params, seed=s), task)(model, sample, runs[0].target) for s in range(1, seeds)]
     correlations, flips = {}, {}
     for m in runs[0].segment_scores:
         scores = np.stack([r.segment_scores[m] for r in runs])
@@ -145,8 +146,9 @@ def gradient_sensitivity_max(
     radius: float = 0.02,
     n_perturb: int = 8,
     seed: int = 0,
+    task: str | None = None,
 ) -> dict[str, Any]:
-    """``captum.metrics.sensitivity_max`` of IG or GradientSHAP on the attributed tensors.
+    """``captum.metrics.sensitivity_max`` of IG or GradientSHAP on the attributed tensors of ``task``'s output.
 
     Noise: uniform in ``[-r, r]`` per value, ``r = radius x std(input - baseline)`` of each
     modality (the inputs live on different scales: pixels, normalised log-mel, token
@@ -166,9 +168,9 @@ def gradient_sensitivity_max(
         )
     started = time.perf_counter()
     params = params or ExplainParams()
-    engine = PerturbationEngine(model, sample, params)
+    engine = PerturbationEngine(model, sample, params, task=task)
     problem = GradientProblem(engine, explained_modalities(engine))
-    target = resolve_target(model.classes, target, engine.probabilities)
+    target = resolve_target(engine.task.classes, target, engine.probabilities)
     radii = problem.noise_scales(radius)
     stdevs = problem.noise_scales(params.gradient_shap_noise)
     batch = problem.internal_batch(params.ig_steps)

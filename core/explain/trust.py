@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy.stats import rankdata
 
 from core.atomic import write_text_atomic
@@ -82,6 +83,7 @@ class AssessmentOptions:
         shuffled_label_epochs: epochs of the shuffled-label fusion head.
         control: also assess the deliberately broken method.
         seed: picks the rows, seeds the randomisations.
+        task: the task whose output is explained (``None``: the model's primary task).
     """
 
     split: str = "test"
@@ -95,6 +97,7 @@ class AssessmentOptions:
     shuffled_label_epochs: int = 30
     control: bool = True
     seed: int = 0
+    task: str | None = None
 
     def to_dict(self) -> dict:
         return {**asdict(self), "methods": list(self.methods), "params": self.params.to_dict()}
@@ -178,11 +181,18 @@ def trust_cache_path(sha256: str, dataset: Dataset, options: AssessmentOptions, 
     return root / f"{key}.json"
 
 
+def _normalised(loaded: LoadedCheckpoint, options: AssessmentOptions | None) -> AssessmentOptions:
+    """``options`` with the primary task named ``None``, so both spellings share one cache entry."""
+    options = options or AssessmentOptions()
+    return replace(options, task=None) if options.task == loaded.model.tasks[0].name else options
+
+
 def cached_assessment(
     loaded: LoadedCheckpoint, dataset: Dataset, options: AssessmentOptions | None = None, cache_dir: Path | None = None
 ) -> TrustReport | None:
     """The cached assessment, or ``None`` (an unreadable cache file is removed)."""
-    return read_cached(TrustReport, trust_cache_path(loaded.card.sha256, dataset, options or AssessmentOptions(), cache_dir))
+    path = trust_cache_path(loaded.card.sha256, dataset, _normalised(loaded, options), cache_dir)
+    return read_cached(TrustReport, path)
 
 
 def _pick_rows(dataset: Dataset, loaded: LoadedCheckpoint, options: AssessmentOptions) -> tuple[list[Record], list[Record]]:
@@ -275,7 +285,7 @@ def assess_methods(
         ExplanationError: an unknown method, or no row with the checkpoint's modalities.
         Cancelled: ``cancel`` was set.
     """
-    options = options or AssessmentOptions()
+    options = _normalised(loaded, options)
     unknown = [m for m in options.methods if m not in EXPLAINERS]
     if unknown:
         raise ExplanationError(
@@ -298,7 +308,7 @@ def assess_methods(
     faithful: dict[str, dict[str, list[tuple[float, ...]]]] = {e.name: {} for e in explainers}
     times: dict[str, list[float]] = {e.name: [] for e in explainers}
     for record in rows:
-        engine = PerturbationEngine(model, load_sample(record, dataset.limits), params, cancel=cancel)
+        engine = PerturbationEngine(model, load_sample(record, dataset.limits), params, cancel=cancel, task=options.task)
         target = int(np.argmax(engine.probabilities))
         for explainer in explainers:
             began = time.perf_counter()
@@ -328,8 +338,18 @@ def assess_methods(
     shuffled, fit = None, {}
     try:
         cache = embedding_cache if embedding_cache is not None else EmbeddingCache()
-        train = embed_records(model, dataset.split("train"), cache=cache, limits=dataset.limits)
-        shuffled, fit = shuffled_label_model(model, train, epochs=options.shuffled_label_epochs, seed=options.seed)
+        records = dataset.split("train")
+        train = embed_records(model, records, cache=cache, limits=dataset.limits)
+        task = model.task(options.task)
+        y, known = task.encode(dataset.targets(records, task.name))
+        shuffled, fit = shuffled_label_model(
+            model,
+            train,
+            (torch.from_numpy(y), torch.from_numpy(known)),
+            task=task.name,
+            epochs=options.shuffled_label_epochs,
+            seed=options.seed,
+        )
     except ExplanationError as err:
         fit = {"skipped": str(err)}
     ticker.step()
@@ -338,7 +358,7 @@ def assess_methods(
         if not assessment.modalities:
             ticker.step(len(samples) * (2 + explainer.seeded))
             continue
-        attribute = attribution_function(explainer, params)
+        attribute = attribution_function(explainer, params, options.task)
         checks = [
             cascading_randomisation(
                 model,
@@ -360,7 +380,9 @@ def assess_methods(
         ticker.step(len(samples))
         variation = []
         if explainer.seeded and explainer is not CONTROL:
-            variation = [seed_variation(model, s, explainer.name, params, seeds=options.seeds) for s in samples]
+            variation = [
+                seed_variation(model, s, explainer.name, params, seeds=options.seeds, task=options.task) for s in samples
+            ]
             ticker.step(len(samples))
         for m, scores in assessment.modalities.items():
             for check in checks:
@@ -402,6 +424,7 @@ def sample_checks(
     max_encoder_steps: int = 2,
     control: bool = True,
     seed: int = 0,
+    task: str | None = None,
 ) -> dict[str, dict]:
     """Sanity checks and stability of each method on ONE sample (``python -m core explain --sanity``).
 
@@ -413,7 +436,7 @@ def sample_checks(
     explainers = [EXPLAINERS[m] for m in methods if EXPLAINERS[m].segment_scores] + ([CONTROL] if control else [])
     out: dict[str, dict] = {}
     for explainer in explainers:
-        attribute = attribution_function(explainer, params)
+        attribute = attribution_function(explainer, params, task)
         randomisation = cascading_randomisation(
             model, sample, attribute, target, method=explainer.name, max_encoder_steps=max_encoder_steps, seed=seed
         )
@@ -424,7 +447,7 @@ def sample_checks(
         out[explainer.name] = {
             "randomisation": randomisation.to_json(),
             "max_sensitivity": max_sensitivity(model, sample, attribute, target, n_perturb=n_perturb, seed=seed),
-            "seed_variation": seed_variation(model, sample, explainer.name, params, target, seeds=seeds)
+            "seed_variation": seed_variation(model, sample, explainer.name, params, target, seeds=seeds, task=task)
             if explainer.seeded and explainer is not CONTROL
             else None,
         }

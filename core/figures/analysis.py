@@ -186,3 +186,20 @@ def ranking_table(report: EvaluationReport) -> pd.DataFrame:
     ]
     return pd.DataFrame(rows)
 
+
+def sharing_table(report: EvaluationReport) -> pd.DataFrame:
+    """Multi-task checkpoints against their single-task copies on the report's task."""
+    from core.evaluate.sharing import sharing_comparisons
+
+    rows = [
+        {
+            "Strategy": c.strategy,
+            f"Every task ({c.task} accuracy)": _ci(c.shared),
+            f"{c.task} alone": _ci(c.alone),
+            "Difference (95% CI)": f"{c.difference.point:+.3f}"
+            + (f" ({c.difference.low:+.3f} to {c.difference.high:+.3f})" if c.difference.low is not None else ""),
+            "McNemar p": f"{c.p:.2g}",
+        }
+        for c in sharing_comparisons(report, resamples=report.checkpoints[0].options.bootstrap or 1000)
+    ]
+    return pd.DataFrame(rows)

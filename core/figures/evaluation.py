@@ -35,6 +35,10 @@ METRIC_LABELS = {
     "log_loss": "Log-loss",
     "brier": "Brier",
     "ece": "ECE",
+    "f1_micro": "Micro F1",
+    "f1_samples": "Sample F1",
+    "hamming_loss": "Hamming loss",
+    "exact_match": "Exact match",
 }
 TABLE_METRICS = (
     "accuracy",
@@ -46,6 +50,23 @@ TABLE_METRICS = (
     "brier",
     "ece",
 )
+
+
+MULTILABEL_TABLE_METRICS = (
+    "f1_micro",
+    "f1_macro",
+    "f1_samples",
+    "average_precision_macro",
+    "roc_auc_macro",
+    "hamming_loss",
+    "exact_match",
+)
+
+
+def table_metrics(results: Results) -> tuple[str, ...]:
+    """The metrics a table shows: those of a single-label task, or of a multi-label one."""
+    items = _checkpoints(results)
+    return MULTILABEL_TABLE_METRICS if items and items[0].task_kind == "multi" else TABLE_METRICS
 
 
 def _checkpoints(results: Results) -> list[CheckpointEvaluation]:
@@ -68,10 +89,11 @@ def _legend_below(fig: go.Figure) -> go.Figure:
 # --------------------------------------------------------------------------- tables
 
 
-def metrics_table(results: Results, metrics: Sequence[str] = TABLE_METRICS, intervals: bool = True) -> pd.DataFrame:
+def metrics_table(results: Results, metrics: Sequence[str] | None = None, intervals: bool = True) -> pd.DataFrame:
     """One row per checkpoint. With ``intervals``, cells read ``0.912 (0.88–0.94)`` (bootstrap 95%);
     without, they are floats (sortable in ``st.dataframe``)."""
     rows = {}
+    metrics = metrics or table_metrics(results)
     for r in _checkpoints(results):
         row: dict[str, object] = {"Modalities": "+".join(r.modalities), "N": r.metrics.n}
         for metric in metrics:

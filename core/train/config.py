@@ -7,14 +7,22 @@ from pathlib import Path
 
 from core.errors import TrainingError
 from core.fusion import FUSIONS
+from core.tasks import SINGLE_TASK_SEPARATOR
 
 BASELINE_SUFFIX = "-only"
 """``<modality>-only``: the unimodal baseline of a modality (its encoder plus a small head)."""
 
 
+
+
 @dataclass
 class TrainConfig:
-    """Everything that determines a training run (stored in each checkpoint's card)."""
+    """Everything that determines a training run (stored in each checkpoint's card).
+
+    ``tasks`` chooses the dataset's tasks a model learns (``None``: all of them);
+    ``task_weighting`` is ``fixed`` (``task_weights``, default 1 each) or ``uncertainty``
+    (learned, Kendall et al. 2018); see :mod:`core.train.loss`.
+    """
 
     encoders: dict[str, str] = field(default_factory=dict)
     hidden: int = 128
@@ -29,6 +37,9 @@ class TrainConfig:
     dropout: float = 0.1
     seed: int = 0
     device: str | None = None
+    tasks: tuple[str, ...] | None = None
+    task_weighting: str = "fixed"
+    task_weights: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -42,9 +53,10 @@ class TrainResult:
     seconds: float
 
 
-def parse_model_names(spec: str, modalities: list[str]) -> list[str]:
-    """``"all"`` (the six fusions), ``"baselines"`` (one ``<m>-only`` per modality), or a
-    comma list mixing both, e.g. ``"early,gated,image-only"``.
+def parse_model_names(spec: str, modalities: list[str], tasks: list[str] | None = None) -> list[str]:
+    """``"all"`` (the six fusions), ``"baselines"`` (one ``<m>-only`` per modality),
+    ``"single-task"`` (every fusion asked for, once per task, when there are several), or a
+    comma list mixing them, e.g. ``"early,gated,image-only,early.pitch"``.
 
     Raises:
         TrainingError: an unknown name, or a baseline of a modality the dataset lacks.
@@ -55,6 +67,13 @@ def parse_model_names(spec: str, modalities: list[str]) -> list[str]:
             continue
         if part == "all":
             names += list(FUSIONS)
+        elif part == "single-task":
+            continue  # expanded below, once every fusion is known
+        elif SINGLE_TASK_SEPARATOR in part and part.split(SINGLE_TASK_SEPARATOR, 1)[0] in FUSIONS:
+            fusion, task = part.split(SINGLE_TASK_SEPARATOR, 1)
+            if task not in (tasks or []):
+                raise TrainingError(f"{part}: the dataset has no task {task!r} (its tasks: {', '.join(tasks or [])}).")
+            names.append(part)
         elif part == "baselines":
             names += [f"{m}{BASELINE_SUFFIX}" for m in modalities]
         elif part in FUSIONS or part.endswith(BASELINE_SUFFIX) and part[: -len(BASELINE_SUFFIX)] in modalities:
@@ -68,6 +87,14 @@ def parse_model_names(spec: str, modalities: list[str]) -> list[str]:
                 f"Unknown model {part!r}: use all, baselines, {', '.join(FUSIONS)} or "
                 + ", ".join(f"{m}{BASELINE_SUFFIX}" for m in modalities)
             )
+    if "single-task" in [p.strip() for p in spec.split(",")] and tasks and len(tasks) > 1:
+        names += [f"{n}{SINGLE_TASK_SEPARATOR}{t}" for n in list(names) if n in FUSIONS for t in tasks]
     if not names:
         raise TrainingError("Choose at least one strategy or baseline to train.")
     return list(dict.fromkeys(names))
+
+
+def split_model_name(name: str) -> tuple[str, str | None]:
+    """``(fusion or baseline, task)`` of a model name; the task is ``None`` for multi-task models."""
+    base, sep, task = name.partition(SINGLE_TASK_SEPARATOR)
+    return (base, task) if sep and base in FUSIONS else (name, None)

@@ -20,11 +20,11 @@ from tqdm.auto import tqdm
 from core import distributed
 from core.device import autocast, move_to
 from core.encoders.base import Encoder
-from core.evaluate.metrics import headline_metrics
-from core.inference import classify_proba
+from core.inference import BatchSize, run_in_batches
 from core.model import MultimodalClassifier
 from core.train.config import TrainConfig
 from core.train.events import ProgressCallback
+from core.train.loss import MultiTaskLoss, Targets
 from core.train.resume import FitState, load_fit_state, save_fit_state
 
 
@@ -36,16 +36,25 @@ class TrainingSet:
         inputs: per modality being trained, one prepared input per row (``None`` where absent).
         embeddings: per frozen modality, ``Tensor[N, d]`` (zero rows where absent).
         present: ``BoolTensor[N, M]`` in the model's modality order.
-        labels: ``LongTensor[N]`` class indices.
+        targets: task name -> (targets, known rows), see :mod:`core.train.loss`.
     """
 
     inputs: dict[str, list[Any]]
     embeddings: dict[str, torch.Tensor]
     present: torch.Tensor
-    labels: torch.Tensor
+    targets: Targets
 
     def __len__(self) -> int:
-        return int(self.labels.shape[0])
+        return int(self.present.shape[0])
+
+    def rows(self, idx: torch.Tensor) -> TrainingSet:
+        """The rows ``idx`` of this set."""
+        return TrainingSet(
+            {m: [v[i] for i in idx.tolist()] for m, v in self.inputs.items()},
+            {m: e[idx] for m, e in self.embeddings.items()},
+            self.present[idx],
+            {name: (y[idx], known[idx]) for name, (y, known) in self.targets.items()},
+        )
 
 
 def _seed_everything(seed: int) -> torch.Generator:
@@ -72,51 +81,71 @@ def _batch_embeddings(
     return out
 
 
-def _predict(model: MultimodalClassifier, data: TrainingSet, device: torch.device, batch_size: int = 256) -> np.ndarray:
-    """Probabilities of every row: encoders being trained run here, then :func:`classify_proba`."""
+def _outputs(model: MultimodalClassifier, data: TrainingSet, device: torch.device, batch_size: int = 256) -> torch.Tensor:
+    """Every task's logits for every row (CPU, float32): encoders being trained run here too."""
     model.eval()
-    chunks: dict[str, list[torch.Tensor]] = {m: [] for m in model.modalities}
-    with torch.inference_mode():
-        for start in range(0, len(data), batch_size):
-            idx = torch.arange(start, min(start + batch_size, len(data)))
-            with autocast(device):
-                for m, e in _batch_embeddings(model, data, idx, data.present[idx], device).items():
-                    chunks[m].append(e.float())
-    if not len(data):
-        return np.zeros((0, len(model.classes)), dtype=np.float32)
-    return classify_proba(model, {m: torch.cat(c) for m, c in chunks.items()}, data.present)
+
+    def step(start: int, stop: int) -> torch.Tensor:
+        idx = torch.arange(start, stop)
+        with torch.inference_mode(), autocast(device):
+            embeddings = _batch_embeddings(model, data, idx, data.present[idx], device)
+            return model.classify(embeddings, data.present[idx]).float().cpu()
+
+    chunks = run_in_batches(step, len(data), BatchSize(batch_size), device)
+    return torch.cat(chunks) if chunks else torch.zeros(0, model.outputs)
 
 
 class _TrainStep(nn.Module):
-    """One forward pass over batch rows ``idx``: the module DistributedDataParallel wraps."""
+    """One forward pass and loss over batch rows ``idx``: the module DistributedDataParallel wraps
+    (and whose state a resumed run restores: the model and the loss's learned task weights)."""
 
-    def __init__(self, model: MultimodalClassifier, data: TrainingSet, device: torch.device):
+    def __init__(self, model: MultimodalClassifier, loss: MultiTaskLoss, data: TrainingSet, device: torch.device):
         super().__init__()
         self.model = model
+        self.loss = loss
         self.data = data
         self.device = device
 
     def forward(self, idx: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-        return self.model.classify(_batch_embeddings(self.model, self.data, idx, present, self.device), present)
+        outputs = self.model.classify(_batch_embeddings(self.model, self.data, idx, present, self.device), present)
+        targets = {
+            name: (y[idx].to(self.device), known[idx].to(self.device)) for name, (y, known) in self.data.targets.items()
+        }
+        return self.loss(outputs.float(), targets)
 
 
-def _predict_distributed(model: MultimodalClassifier, data: TrainingSet, device: torch.device) -> np.ndarray:
-    """Validation predictions, each rank taking every world-th row, gathered in row order."""
+def _outputs_distributed(model: MultimodalClassifier, data: TrainingSet, device: torch.device) -> torch.Tensor:
+    """Validation outputs, each rank taking every world-th row, gathered in row order."""
     ctx = distributed.context()
     if not ctx.enabled:
-        return _predict(model, data, device)
+        return _outputs(model, data, device)
     rows = torch.arange(ctx.rank, len(data), ctx.world)
-    part = TrainingSet(
-        {m: [v[i] for i in rows.tolist()] for m, v in data.inputs.items()},
-        {m: e[rows] for m, e in data.embeddings.items()},
-        data.present[rows],
-        data.labels[rows],
-    )
-    gathered = distributed.all_gather_objects((rows.numpy(), _predict(model, part, device)))
-    out = np.zeros((len(data), len(model.classes)), dtype=np.float32)
-    for r, proba in gathered:
-        out[r] = proba
+    gathered = distributed.all_gather_objects((rows, _outputs(model, data.rows(rows), device)))
+    out = torch.zeros(len(data), model.outputs)
+    for r, outputs in gathered:
+        out[r] = outputs
     return out
+
+
+def validation_scores(
+    model: MultimodalClassifier, loss: MultiTaskLoss, data: TrainingSet, device: torch.device
+) -> dict[str, Any]:
+    """``val_loss`` (mean of the tasks' losses), ``val_accuracy`` (of the primary task: exact-match
+    accuracy at 0.5 for a multi-label one) and each task's loss (``val_task_losses``)."""
+    outputs = _outputs_distributed(model, data, device)
+    with torch.no_grad():  # task losses use no learned parameter: CPU outputs and targets suffice
+        losses = {name: float(value) for name, value in loss.task_losses(outputs, data.targets).items()}
+    primary = model.tasks[0]
+    y, known = data.targets[primary.name]
+    block = outputs[known][:, model.task_slices[primary.name]]
+    exact = ((block > 0).float() == y[known]).all(dim=1) if primary.multi_label else None
+    correct = exact if exact is not None else block.argmax(dim=1) == y[known]
+    accuracy = float(correct.float().mean()) if len(correct) else float("nan")
+    return {
+        "val_loss": float(np.mean(list(losses.values()))) if losses else float("nan"),
+        "val_accuracy": accuracy,
+        "val_task_losses": losses,
+    }
 
 
 def fit(
@@ -125,6 +154,7 @@ def fit(
     train: TrainingSet,
     val: TrainingSet,
     *,
+    loss: MultiTaskLoss,
     epochs: int,
     lr: float,
     config: TrainConfig,
@@ -143,6 +173,7 @@ def fit(
     over the same seeded permutation) and DistributedDataParallel averages the gradients,
     so N ranks see the same batches as one process. After each epoch rank 0 writes the
     training state to ``state_dir``; with ``resume`` a saved state is continued.
+    ``loss`` weighs the model's tasks (its learned weights, if any, train with ``params``).
     Leaves the best epoch's weights in ``model`` and returns (history, best epoch).
     """
     from torch.nn.parallel import DistributedDataParallel
@@ -150,15 +181,16 @@ def fit(
 
     ctx = distributed.context()
     _seed_everything(config.seed)
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
+    learned = [p for p in loss.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params + learned, lr=lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
-    loss_fn = nn.CrossEntropyLoss()
-    step: nn.Module = _TrainStep(model, train, device)
+    trainer = _TrainStep(model, loss.to(device), train, device)
+    step: nn.Module = trainer
     if ctx.enabled:
-        step = DistributedDataParallel(step, device_ids=None, find_unused_parameters=True)
+        step = DistributedDataParallel(trainer, device_ids=None, find_unused_parameters=True)
     state = FitState()
     if resume and state_dir is not None:
-        state = load_fit_state(state_dir, model, optimizer, scheduler, state_key) or FitState()
+        state = load_fit_state(state_dir, trainer, optimizer, scheduler, state_key) or FitState()
     sampler = DistributedSampler(
         range(len(train)), num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=config.seed
     )
@@ -188,24 +220,19 @@ def fit(
             present = train.present[idx]
             if modality_dropout > 0 and present.shape[1] > 1:
                 present = present & keep_all[idx]
-            y = train.labels[idx].to(device)
             with autocast(device):
-                loss = loss_fn(step(idx, present).float(), y)
+                batch_loss = step(idx, present)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            batch_loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
             optimizer.step()
-            total_loss += float(loss.detach()) * len(idx)
+            total_loss += float(batch_loss.detach()) * len(idx)
             seen += len(idx)
         scheduler.step()
         total_loss, seen = distributed.all_reduce_sum([total_loss, seen])
-        val_metrics = headline_metrics(val.labels.numpy(), _predict_distributed(model, val, device))
-        record = {
-            "epoch": epoch,
-            "train_loss": total_loss / max(seen, 1),
-            "val_loss": val_metrics.get("log_loss", float("nan")),
-            "val_accuracy": val_metrics.get("accuracy", float("nan")),
-        }
+        record = {"epoch": epoch, "train_loss": total_loss / max(seen, 1), **validation_scores(model, loss, val, device)}
+        if len(model.tasks) == 1:
+            del record["val_task_losses"]  # the same as val_loss
         state.history.append(record)
         state.epoch = epoch
         bar.set_postfix(loss=f"{record['train_loss']:.3f}", val_acc=f"{record['val_accuracy']:.3f}")
@@ -218,7 +245,7 @@ def fit(
         else:
             state.stale += 1
         if state_dir is not None and ctx.is_main:
-            save_fit_state(state_dir, state, model, optimizer, scheduler, state_key)
+            save_fit_state(state_dir, state, trainer, optimizer, scheduler, state_key)
     bar.close()
     if state.best_state is not None:
         model.load_state_dict(state.best_state)

@@ -47,6 +47,8 @@ class RunSpec:
         encoders: modality -> encoder choice (``builtin``, a pretrained name, ``hf:<name-or-dir>``).
         epochs: max epochs of each fusion head.
         encoder_epochs: max epochs of each built-in encoder.
+        tasks: the dataset's tasks to learn (empty: all of them).
+        task_weighting: ``fixed`` or ``uncertainty`` (see :mod:`core.train.loss`).
     """
 
     data: str
@@ -55,6 +57,8 @@ class RunSpec:
     encoders: dict[str, str] = field(default_factory=dict)
     epochs: int = 60
     encoder_epochs: int = 30
+    tasks: tuple[str, ...] = ()
+    task_weighting: str = "fixed"
 
     def command(self, events: Path) -> list[str]:
         """The ``python -m core train`` command line of this spec."""
@@ -73,6 +77,10 @@ class RunSpec:
         encoders = ",".join(f"{m}={c}" for m, c in sorted(self.encoders.items()) if c)
         if encoders:
             cmd += ["--encoders", encoders]
+        if self.tasks:
+            cmd += ["--tasks", ",".join(self.tasks)]
+        if self.task_weighting != "fixed":
+            cmd += ["--task-weighting", self.task_weighting]
         return cmd
 
 
@@ -163,7 +171,7 @@ def start_run(spec: RunSpec, runs_dir: str | Path | None = None) -> RunState:
         folder / RUN_FILE,
         {
             "id": run_id,
-            "spec": {**asdict(spec), "models": list(spec.models)},
+            "spec": {**asdict(spec), "models": list(spec.models), "tasks": list(spec.tasks)},
             "command": command,
             "pid": process.pid,
             "status": "running",
@@ -218,7 +226,7 @@ def read_run(folder: str | Path) -> RunState:
     return RunState(
         id=info["id"],
         path=folder,
-        spec=RunSpec(**{**spec, "models": tuple(spec["models"])}),
+        spec=RunSpec(**{**spec, "models": tuple(spec["models"]), "tasks": tuple(spec.get("tasks", ()))}),
         pid=info["pid"],
         status=info["status"],
         started_at=info["started_at"],

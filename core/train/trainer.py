@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -26,18 +27,22 @@ from core.card import DatasetInfo, TrainingInfo
 from core.checkpoints import load_checkpoint, read_card, save_checkpoint
 from core.data import Dataset, Record, load_modality
 from core.device import describe_device, pick_device
-from core.embeddings import EmbeddedRecords, classify_embedded, embed_records, labels_to_indices
+from core.embeddings import EmbeddedRecords, embed_records
 from core.encoders import encoder_from_choice
 from core.encoders.base import Encoder
 from core.encoders.cache import EmbeddingCache
 from core.errors import CheckpointError, TrainingError
 from core.evaluate.metrics import headline_metrics
+from core.evaluate.multilabel import multilabel_metrics, tune_thresholds
 from core.fusion import FUSIONS, build_fusion
+from core.inference import classify_proba
 from core.io import SAMPLE_RATE
 from core.model import MultimodalClassifier
-from core.train.config import BASELINE_SUFFIX, TrainConfig, TrainResult
+from core.tasks import Task
+from core.train.config import BASELINE_SUFFIX, TrainConfig, TrainResult, split_model_name
 from core.train.events import ProgressCallback
 from core.train.loop import TrainingSet, fit
+from core.train.loss import MultiTaskLoss, Targets
 from core.train.resume import clear_fit_state
 
 SPLITS = ("train", "val", "test")
@@ -86,7 +91,8 @@ class Trainer:
         self.resume = resume
         self.device = distributed.device_for_rank(pick_device(self.config.device))
         self.modalities = dataset.modalities()
-        self.classes = dataset.classes
+        self.tasks = [dataset.task(name) for name in self.config.tasks] if self.config.tasks else list(dataset.tasks)
+        MultiTaskLoss(self.tasks, self.config.task_weighting, self.config.task_weights)  # refuses bad options now
         self.splits = {s: dataset.split(s) for s in SPLITS}
         if not self.splits["train"]:
             raise TrainingError("The dataset has no training rows.")
@@ -95,6 +101,7 @@ class Trainer:
         self._config_json = json.loads(json.dumps(asdict(self.config)))
         self._encoders: dict[str, Encoder] = {}
         self._results: dict[str, TrainResult] = {}
+        self._targets_cache: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _emit(self, **event: Any) -> None:
         if self.callback is not None:
@@ -110,7 +117,7 @@ class Trainer:
                 if done is not None:
                     self._results[name] = done
                     self._emit(event="skipped", model=name, path=str(done.path), reason="already complete")
-        fusions = [n for n in names if n in FUSIONS and n not in self._results]
+        fusions = [n for n in names if split_model_name(n)[0] in FUSIONS and n not in self._results]
         baselines = [n[: -len(BASELINE_SUFFIX)] for n in names if n.endswith(BASELINE_SUFFIX)]
         needed = self.modalities if fusions else [m for m in baselines if f"{m}{BASELINE_SUFFIX}" not in self._results]
         self._prepare_encoders(needed)  # stage 1: trains the built-in encoders, saving their baselines
@@ -134,6 +141,29 @@ class Trainer:
         if card.dataset.fingerprint != self.dataset.fingerprint or card.training.config != self._config_json:
             return None
         return TrainResult(name, self.out_dir / name, card.metrics, card.training.epochs_run, 0.0)
+
+    def _targets(self, split: str, tasks: list[Task]) -> Targets:
+        """Each task's (targets, known rows) tensors for the records of ``split``."""
+        out = {}
+        for task in tasks:
+            key = (split, task.name)
+            if key not in self._targets_cache:
+                y, known = task.encode(self.dataset.targets(self.splits[split], task.name))
+                self._targets_cache[key] = (torch.from_numpy(y), torch.from_numpy(known))
+            out[task.name] = self._targets_cache[key]
+        return out
+
+    def _model(self, fusion_name: str, encoders: dict[str, Encoder], tasks: list[Task]) -> MultimodalClassifier:
+        """A freshly initialised (seeded) model of ``fusion_name`` over ``encoders`` predicting ``tasks``."""
+        torch.manual_seed(self.config.seed)
+        fusion = build_fusion(
+            fusion_name,
+            in_dims={m: e.out_dim for m, e in encoders.items()},
+            num_classes=sum(len(t.classes) for t in tasks),
+            hidden=self.config.hidden,
+            dropout=self.config.dropout,
+        )
+        return MultimodalClassifier(encoders, fusion, list(tasks[0].classes), tasks).to(self.device)
 
     def _state_dir(self, name: str) -> Path:
         return self.out_dir / ".state" / name
@@ -172,15 +202,7 @@ class Trainer:
             self._encoders[modality] = encoder
 
     def _unimodal_model(self, modality: str, encoder: Encoder) -> MultimodalClassifier:
-        torch.manual_seed(self.config.seed)
-        fusion = build_fusion(
-            "early",
-            in_dims={modality: encoder.out_dim},
-            num_classes=len(self.classes),
-            hidden=self.config.hidden,
-            dropout=self.config.dropout,
-        )
-        return MultimodalClassifier({modality: encoder}, fusion, self.classes).to(self.device)
+        return self._model("early", {modality: encoder}, self.tasks)
 
     def _train_encoder(self, modality: str, encoder: Encoder) -> None:
         """The encoder and a unimodal head, end to end; saved as the ``<modality>-only`` baseline."""
@@ -195,7 +217,7 @@ class Trainer:
                 inputs={modality: _prepared_inputs(records, encoder, modality, self.dataset)},
                 embeddings={},
                 present=_present_matrix(records, [modality]),
-                labels=labels_to_indices([r.label for r in records], self.classes),
+                targets=self._targets(split, self.tasks),
             )
         history, best_epoch = self._fit(
             name, model, list(model.parameters()), sets, self.config.encoder_epochs, self.config.encoder_lr, 0.0
@@ -213,10 +235,7 @@ class Trainer:
     # ------------------------------------------------------------------ stage 2: fusion
     def _probe_model(self) -> MultimodalClassifier:
         """A model over every encoder, only used to embed the splits once for all fusions."""
-        encoders = {m: self._encoders[m] for m in self.modalities}
-        in_dims = {m: e.out_dim for m, e in encoders.items()}
-        probe = MultimodalClassifier(encoders, build_fusion("early", in_dims=in_dims, num_classes=len(self.classes)), self.classes)
-        return probe.to(self.device)
+        return self._model("early", {m: self._encoders[m] for m in self.modalities}, self.tasks)
 
     def _embed_splits(self, model: MultimodalClassifier) -> dict[str, EmbeddedRecords]:
         self._emit(event="stage", stage="computing embeddings")
@@ -238,7 +257,7 @@ class Trainer:
         self, model: MultimodalClassifier, embedded: dict[str, EmbeddedRecords], name: str, modality_dropout: float
     ) -> tuple[list[dict[str, float]], int]:
         sets = {
-            split: TrainingSet({}, embedded[split].embeddings, embedded[split].present, embedded[split].labels)
+            split: TrainingSet({}, embedded[split].embeddings, embedded[split].present, self._targets(split, model.tasks))
             for split in ("train", "val")
         }
         params = [p for n, p in model.named_parameters() if not n.startswith("encoders.")]
@@ -255,11 +274,15 @@ class Trainer:
         modality_dropout: float,
     ) -> tuple[list[dict[str, float]], int]:
         """:func:`core.train.loop.fit` with this run's device, progress, callback and resumable state."""
+        names = {t.name for t in model.tasks}
+        weights = {k: v for k, v in self.config.task_weights.items() if k in names}
+        self._loss = MultiTaskLoss(model.tasks, self.config.task_weighting, weights)
         return fit(
             model,
             params,
             sets["train"],
             sets["val"],
+            loss=self._loss,
             epochs=epochs,
             lr=lr,
             config=self.config,
@@ -275,17 +298,10 @@ class Trainer:
 
     def _train_fusion(self, name: str, embedded: dict[str, EmbeddedRecords]) -> None:
         start = time.perf_counter()
-        self._emit(event="stage", stage=f"training {name} fusion")
-        encoders = {m: self._encoders[m] for m in self.modalities}
-        torch.manual_seed(self.config.seed)
-        fusion = build_fusion(
-            name,
-            in_dims={m: e.out_dim for m, e in encoders.items()},
-            num_classes=len(self.classes),
-            hidden=self.config.hidden,
-            dropout=self.config.dropout,
-        )
-        model = MultimodalClassifier(encoders, fusion, self.classes).to(self.device)
+        fusion, only = split_model_name(name)
+        self._emit(event="stage", stage=f"training {fusion} fusion" + (f" on the {only} task alone" if only else ""))
+        tasks = [t for t in self.tasks if t.name == only] if only else self.tasks
+        model = self._model(fusion, {m: self._encoders[m] for m in self.modalities}, tasks)
         history, best_epoch = self._fit_head(model, embedded, name, self.config.modality_dropout)
         self._finish(name, "fusion", model, history, best_epoch, time.perf_counter() - start, embedded)
 
@@ -301,15 +317,23 @@ class Trainer:
         embedded: dict[str, EmbeddedRecords] | None = None,
     ) -> None:
         embedded = embedded if embedded is not None and set(model.modalities) == set(self.modalities) else None
-        metrics = {}
+        outputs = {}
         for split in ("val", "test"):
-            if not self.splits[split]:
-                continue
-            if embedded is not None:
-                data = embedded[split]
-            else:
-                data = embed_records(model, self.splits[split], cache=self.cache, limits=self.dataset.limits)
-            metrics[split] = headline_metrics(data.labels.numpy(), classify_embedded(model, data))
+            if self.splits[split]:
+                data = embedded[split] if embedded is not None else embed_records(
+                    model, self.splits[split], cache=self.cache, limits=self.dataset.limits
+                )
+                outputs[split] = {t.name: classify_proba(model, data.embeddings, data.present, task=t) for t in model.tasks}
+        thresholds = {
+            t.name: tune_thresholds(*self._known(outputs["val"][t.name], "val", t), t.classes)
+            for t in model.tasks
+            if t.multi_label
+        }
+        task_metrics = {
+            t.name: {split: self._headline(proba[t.name], split, t, thresholds) for split, proba in outputs.items()}
+            for t in model.tasks
+        }
+        metrics = task_metrics[model.tasks[0].name]
         path = self.out_dir / name
         if self.ctx.is_main:
             save_checkpoint(
@@ -334,11 +358,29 @@ class Trainer:
                 ),
                 metrics=metrics,
                 preprocessing={"sample_rate": SAMPLE_RATE},
+                task_metrics=task_metrics if len(model.tasks) > 1 else None,
+                thresholds=thresholds,
+                task_weights=self._loss.weights() if len(model.tasks) > 1 else None,
             )
             clear_fit_state(self._state_dir(name))
         distributed.barrier()
         self._emit(event="saved", model=name, path=str(path), metrics=metrics)
         self._results[name] = TrainResult(name, path, metrics, len(history), seconds)
+
+
+    def _known(self, proba: np.ndarray, split: str, task: Task) -> tuple[np.ndarray, np.ndarray]:
+        """``(targets, probabilities)`` of the rows of ``split`` labelled for ``task``."""
+        y, known = self._targets(split, [task])[task.name]
+        return y.numpy()[known.numpy()], proba[known.numpy()]
+
+    def _headline(self, proba: np.ndarray, split: str, task: Task, thresholds: dict) -> dict[str, float]:
+        """A task's metrics on a split for the card (multi-label: at its tuned thresholds)."""
+        y, p = self._known(proba, split, task)
+        if not task.multi_label:
+            return headline_metrics(y, p)
+        values = multilabel_metrics(y, p, task.classes, thresholds.get(task.name, {})).values
+        keys = ("f1_micro", "f1_macro", "exact_match", "hamming_loss", "average_precision_macro")
+        return {"n": int(len(y)), **{k: values[k] for k in keys if values.get(k) is not None}}
 
 
 def _prepared_inputs(records: list[Record], encoder: Encoder, modality: str, dataset: Dataset) -> list[Any]:

@@ -43,7 +43,7 @@ def test_out_of_memory_is_recognised():
 def test_lime_on_a_checkpoint_survives_out_of_memory_by_halving(small_checkpoints, small_demo, monkeypatch):
     """A simulated CUDA OOM for image batches above 4 rows: LIME finishes with the same result."""
     loaded = load_checkpoint(small_checkpoints["early"])
-    sample = load_sample(small_demo.split("test")[0])
+    sample = load_sample(next(r for r in small_demo.split("test") if r.image))
     params = ExplainParams(
         image_segments=8, lime_samples=40, batch_size=32, faithfulness_steps=2, modalities=("image",)
     )
@@ -67,7 +67,7 @@ def test_lime_on_a_checkpoint_survives_out_of_memory_by_halving(small_checkpoint
 
 def test_out_of_memory_at_batch_size_one_is_raised_not_looped(small_checkpoints, small_demo, monkeypatch):
     loaded = load_checkpoint(small_checkpoints["early"])
-    sample = load_sample(small_demo.split("test")[0])
+    sample = load_sample(next(r for r in small_demo.split("test") if r.image))
     encoder = loaded.model.encoders["image"]
     forward = type(encoder).forward
     calls = []

@@ -132,7 +132,7 @@ def test_compare_shows_the_verdict_slices_and_modality_use(dashboard_env):
     at = open_page("compare")
     assert_clean(at)
     verdict = " ".join(m.value for m in at.markdown)
-    assert "is the most accurate of 2 checkpoints" in verdict
+    assert "ranks first of 2 checkpoints by accuracy" in verdict
     assert at.selectbox(key="compare_slice_column").value == "information" or at.selectbox(key="compare_slice_column").options
     slices = next(d.value for d in at.dataframe if "Slice" in d.value.columns and "Accuracy (95% CI)" in d.value.columns)
     assert len(slices) >= 2 and slices["Rows"].sum() > 0
@@ -230,3 +230,54 @@ def test_train_page_follows_a_run_with_its_loss_curves(dashboard_env):
     assert any(run.name in e.label for e in at.expander)
     assert any("finished" in m.value for m in at.markdown)
     assert len(plotly_charts(at)) == 1
+
+
+@pytest.fixture
+def multitask_env(multitask_demo, monkeypatch, tmp_path):
+    dataset, paths = multitask_demo
+    env = {
+        "FUSION_DEMO_DATA": str(dataset.root),
+        "FUSION_CHECKPOINTS": str(next(iter(paths.values())).parent),
+        "FUSION_CACHE_DIR": str(tmp_path / "cache"),
+        "FUSION_RUNS": str(tmp_path / "runs"),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return dataset, paths
+
+
+def test_compare_predict_and_explain_offer_every_task(multitask_env):
+    dataset, paths = multitask_env
+    at = open_page("compare")
+    assert_clean(at)
+    picker = at.selectbox(key="compare_task")
+    assert picker.options == ["label (single-label)", "parity (single-label)", "tags (multi-label)"]
+    picker.set_value("tags")
+    at.run()
+    assert_clean(at)
+    table = metrics_table_of(at)
+    assert "Micro F1" in table.columns and "Hamming loss" in table.columns
+    assert any("does not predict the task 'tags'" in e.value for e in at.error), "the single-task copy is left out"
+    at.selectbox(key="compare_task").set_value("parity")
+    at.run()
+    assert_clean(at)
+    assert any("Does sharing help or hurt?" in m.value for m in at.markdown)
+
+    at = open_page("predict")
+    at.segmented_control(key="predict_source").set_value("Dataset sample")
+    at.run()
+    assert_clean(at)
+    every = next(d.value for d in at.dataframe if "task" in d.value.columns)
+    assert set(every["task"]) == {"label", "parity", "tags"}
+
+    at = open_page("explain")
+    at.button(key="explain_use_record").click()
+    at.run()
+    at.selectbox(key="explain_task").set_value("parity")
+    at.run()
+    assert_clean(at)
+    assert at.selectbox(key="explain_target").options == ["even", "odd"]
+
+
+def metrics_table_of(at: AppTest):
+    return next(d.value for d in at.dataframe if d.value.index.name == "Checkpoint" and "N" in d.value.columns)

@@ -5,7 +5,17 @@ import numpy as np
 import pytest
 
 from core.data import build_demo, demo_is_built, load_dataset, validate_dataset
-from core.data.demo import CORRUPTED_SNR_DB, PARTIAL_CLUES, VOICES_DIR, make_clue
+from core.data.demo import (
+    COLUMNS,
+    COPIES_PER_SOURCE,
+    CORRUPTED_SNR_DB,
+    INFORMATION,
+    PARTIAL_CLUES,
+    ROUTING_CLUES,
+    VOICE_PITCH,
+    VOICES_DIR,
+    make_clue,
+)
 from core.io import decode_audio, decode_image, read_file
 
 N_SOURCE = 60
@@ -55,18 +65,21 @@ def test_splits_share_no_source_image(rows: list[dict[str, str]]) -> None:
         sources["train"] & sources["val"] or sources["train"] & sources["test"] or sources["val"] & sources["test"]
     )
     counts = {split: sum(r["split"] == split for r in rows) for split in sources}
-    assert counts == {"train": 2 * len(sources["train"]), "val": len(sources["val"]), "test": len(sources["test"])}
+    assert counts == {split: COPIES_PER_SOURCE[split] * len(sources[split]) for split in sources}
     assert {r["label"] for r in rows if r["split"] == "test"} == {str(d) for d in range(10)}
 
 
 def test_state_columns_match_the_cells(rows: list[dict[str, str]]) -> None:
     for r in rows:
-        assert (r["image"] == "") == (r["image_state"] == "missing")
+        assert (r["image"] == "") == (r["image_state"] == "missing") == (r["image_digit"] == "")
         assert (r["image_corruption"] != "none") == (r["image_state"] == "corrupted")
         assert (r["audio"] == "") == (r["audio_state"] == "missing") == (r["audio_snr_db"] == "") == (r["voice"] == "")
+        assert (r["audio"] == "") == (r["audio_digit"] == "") == (r["label:pitch"] == "")
         assert (r["text"] == "") == (r["text_state"] == "missing") == (r["clue_candidates"] == "")
         if r["audio"]:
-            assert r["voice"].startswith(r["label"] + "_")
+            digit, variant = r["voice"].split("_")
+            assert digit == r["audio_digit"]
+            assert r["label:pitch"] == ("high" if VOICE_PITCH[variant] >= 55 else "low")
             snr = float(r["audio_snr_db"])
             low, high = CORRUPTED_SNR_DB if r["audio_state"] == "corrupted" else (10, 30)
             assert low <= snr <= high
@@ -75,9 +88,48 @@ def test_state_columns_match_the_cells(rows: list[dict[str, str]]) -> None:
             assert candidates == [r["label"]]
         elif r["text_state"] == "partial":
             assert r["label"] in candidates and 2 <= len(candidates) <= 5
+        elif r["text_state"] == "routing":
+            assert candidates == [str(d) for d in range(10)]
         both_bad = r["image_state"] != "clean" and r["audio_state"] != "clean"
         assert not both_bad or r["text_state"] == "exact"
         assert r["image"] or r["audio"] or r["text"]
+
+
+def test_information_kinds_are_what_they_say(rows: list[dict[str, str]]) -> None:
+    assert {r["information"] for r in rows} == set(INFORMATION)
+    assert {r["information"] for r in rows if r["split"] == "test"} == set(INFORMATION)
+    digit_columns = {"image": "image_digit", "audio": "audio_digit"}
+    for r in rows:
+        kind = r["information"]
+        # The modalities that show the label clearly, from the ground-truth columns.
+        shown = {m for m, column in digit_columns.items() if r[f"{m}_state"] == "clean" and r[column] == r["label"]}
+        shown |= {"text"} if r["text_state"] == "exact" else set()
+        if kind == "synergy":
+            # Both show a digit clearly, only one of them the label; the text alone says which.
+            assert r["image_state"] == r["audio_state"] == "clean" and r["text_state"] == "routing"
+            assert r["image_digit"] != r["audio_digit"]
+            (pointed,) = [m for m, phrasings in ROUTING_CLUES.items() if r["text"] in phrasings]
+            assert shown == {pointed}
+            continue
+        assert r["image_digit"] in ("", r["label"]) and r["audio_digit"] in ("", r["label"])
+        assert r["text_state"] in ("exact", "partial", "missing")
+        if kind == "redundant":
+            assert shown == {"image", "audio", *(["text"] if r["text"] else [])}
+        else:
+            assert shown == {kind.removeprefix("unique-")}
+
+
+def test_pitch_is_independent_of_the_digit(tmp_path: Path) -> None:
+    """The voice variant is drawn on its own: high and low pitch are spread evenly over the digits."""
+    assert sorted(p >= 55 for p in VOICE_PITCH.values()) == [False] * 4 + [True] * 4
+    build_demo(tmp_path / "big", seed=1, progress=False, n_source=600)
+    with open(tmp_path / "big" / "manifest.csv", newline="", encoding="utf-8") as file:
+        voiced = [r for r in csv.DictReader(file) if r["audio"]]
+    for digit in map(str, range(10)):
+        pitches = [r["label:pitch"] for r in voiced if r["audio_digit"] == digit]
+        assert 0.3 < pitches.count("high") / len(pitches) < 0.7
+        pitches = [r["label:pitch"] for r in voiced if r["label"] == digit]
+        assert 0.3 < pitches.count("high") / len(pitches) < 0.7
 
 
 def test_demo_validates_and_loads(demo: Path, rows: list[dict[str, str]]) -> None:
@@ -85,14 +137,14 @@ def test_demo_validates_and_loads(demo: Path, rows: list[dict[str, str]]) -> Non
     dataset = load_dataset(demo)
     assert dataset.classes == [str(d) for d in range(10)]
     assert len(dataset.records) == len(rows)
-    assert list(rows[0]) == [
-        "id", "label", "split", "image", "audio", "text", "image_state", "audio_state",
-        "text_state", "image_corruption", "audio_snr_db", "voice", "source_index", "clue_candidates",
-    ]  # fmt: skip
+    assert list(rows[0]) == COLUMNS
+    assert {"information", "image_digit", "audio_digit"} <= set(dataset.records[0].extras)
+    assert [t.name for t in dataset.tasks] == ["label", "pitch"] and dataset.task("pitch").classes == ("high", "low")
     with_both = next(r for r in dataset.records if r.image and r.audio)
     assert decode_image(read_file(with_both.image)).shape == (32, 32, 3)
     assert decode_audio(read_file(with_both.audio)).shape == (16_000,)
-    assert (demo / "README.txt").read_text().count("\n") > 10
+    readme = (demo / "README.txt").read_text()
+    assert all(f"\n  {column} " in readme for column in COLUMNS)
 
 
 def test_partial_clues_are_well_formed() -> None:

@@ -4,14 +4,14 @@ import json
 
 import pytest
 
-import core.evaluate.cache as evaluation_cache
+import core.evaluate.run as evaluation_run
 from core.evaluate import EvaluationOptions, SplitInputs, evaluate_cached
 
 
 def test_cache_hit_is_identical_and_does_not_recompute(tiny, tmp_path, monkeypatch):
     calls = []
-    real = evaluation_cache.evaluate_checkpoint
-    monkeypatch.setattr(evaluation_cache, "evaluate_checkpoint", lambda *a, **kw: calls.append(a[0]) or real(*a, **kw))
+    real = evaluation_run.evaluate_checkpoint
+    monkeypatch.setattr(evaluation_run, "evaluate_checkpoint", lambda *a, **kw: calls.append(a[0]) or real(*a, **kw))
     options = EvaluationOptions(bootstrap=50, robustness=False, cost=False)
     paths = [tiny.paths["early"], tiny.paths["late"]]
     first = evaluate_cached(paths, tiny.dataset, "test", options, cache_dir=tmp_path)

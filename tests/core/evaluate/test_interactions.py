@@ -35,7 +35,7 @@ def embedded(model, n: int = 12) -> EmbeddedRecords:
 def test_coalition_values_match_the_explainer_and_give_exact_shapley():
     model = toy_model("gated")
     data = embedded(model)
-    values = coalition_values(model, data)
+    values = coalition_values(model, data, data.labels.numpy())
     probabilities, _ = coalition_outputs(model, data.embeddings, data.present, model.modalities)
     expected = probabilities[np.arange(len(data)), :, data.labels.numpy()]
     np.testing.assert_allclose(values, expected, atol=1e-6)

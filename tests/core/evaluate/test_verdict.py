@@ -40,6 +40,6 @@ def test_sentences_say_who_wins_where_and_what_fusion_adds():
     assert [r.name for r in verdict.ranking] == ["attention", "late", "image-only"]
     assert ("attention", "late") in [(a, b) for a, b, _, _ in verdict.significant]
     text = " ".join(verdict.sentences)
-    assert text.startswith("attention is the most accurate of 3 checkpoints")
+    assert text.startswith("attention ranks first of 3 checkpoints by accuracy")
     assert "attention beats late by" in text and "on site = C samples" in text and "p < 0.001" in text
     assert "The best single modality, image-only" in text and "fusion adds" in text

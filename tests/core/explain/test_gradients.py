@@ -296,3 +296,25 @@ def test_threads_match_sequential():
     for key, result in expected.items():
         for m, scores in result.segment_scores.items():
             np.testing.assert_allclose(got[key].segment_scores[m], scores, atol=1e-6, err_msg=str(key))
+
+
+# ---------------------------------------------------------------- multi-task models
+def test_gradients_explain_any_task_of_a_multi_task_model(multitask_demo):
+    from core.checkpoints import load_checkpoint
+    from core.data import load_sample
+    from core.inference import predict_proba
+
+    dataset, paths = multitask_demo
+    loaded = load_checkpoint(paths["early"])
+    sample = load_sample(next(r for r in dataset.split("test") if len(r.present()) == 3))
+    for task in ("parity", "tags"):
+        results = explain(loaded, sample, ["integrated_gradients", "grad_cam"], params=PARAMS, task=task, quality=False)
+        ig, cam = results["integrated_gradients"], results["grad_cam"]
+        assert ig.task == cam.task == task and ig.classes == list(loaded.model.task(task).classes)
+        # f(x) is this task's probability (softmax over its block; a sigmoid per label for tags) ...
+        probabilities = predict_proba(loaded.model, [sample], task=task)[0]
+        assert ig.metadata["full_value"] == pytest.approx(probabilities[ig.target], abs=1e-5)
+        # ... and completeness holds for it.
+        total = sum(ig.modality_totals.values())
+        assert abs(total - ig.metadata["difference"]) <= abs(ig.metadata["convergence_delta"]) + 1e-5
+        assert cam.image is not None

@@ -71,7 +71,8 @@ def render_tile(
     reason = result.metadata.get("not_applicable") or result.metadata.get("not_differentiable", {}).get(view.modality)
     if view.modality not in result.segment_scores:
         st.markdown(f"**{label}**")
-        st.info(f"Not shown: {reason or 'this method did not attribute this modality'}.", icon=":material/block:")
+        reason = (reason or "this method did not attribute this modality").rstrip(".")
+        st.info(f"Not shown: {reason}.", icon=":material/block:")
         return
     st.markdown(f"**{label}** · total {result.modality_totals.get(view.modality, 0.0):+.3f}")
     note = sanity_note(report, result.method, view.modality)

@@ -14,8 +14,8 @@ test rows.
 
 Options (all optional): ``data`` (demo folder), ``checkpoints`` (folder),
 ``checkpoint`` (name, default ``late``), ``lime_samples`` (1000), ``shap_evals`` (500),
-``device``, ``repeats`` (modality Shapley timing repeats, 50), ``ranking_samples`` (100),
-``sanity_samples`` (12), ``quick``.
+``device``, ``repeats`` (modality Shapley timing repeats, 50), ``ranking_checkpoint``
+(``gated``), ``ranking_samples`` (100), ``sanity_samples`` (12), ``quick``.
 """
 
 from __future__ import annotations

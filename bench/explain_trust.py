@@ -106,8 +106,12 @@ def method_ranking(loaded: LoadedCheckpoint, dataset: Dataset, options: Assessme
 
 
 def run(loaded: LoadedCheckpoint, dataset: Dataset, checkpoint_dir: Path, options: dict[str, Any]) -> dict[str, Any]:
-    """Every trust figure of the explain section (``quick``: a handful of samples)."""
+    """Every trust figure of the explain section (``quick``: a handful of samples). The ranking
+    is of ``ranking_checkpoint`` (default ``gated``, the demo's most accurate strategy, when
+    the folder has it; else the section's checkpoint)."""
     quick = bool(options.get("quick"))
+    ranked_dir = checkpoint_dir / options.get("ranking_checkpoint", "gated")
+    ranked = load_checkpoint(ranked_dir, device=loaded.model.device) if ranked_dir.is_dir() else loaded
     params = ExplainParams(
         lime_samples=int(options.get("lime_samples", 1000)), shap_evals=int(options.get("shap_evals", 500))
     )
@@ -126,5 +130,5 @@ def run(loaded: LoadedCheckpoint, dataset: Dataset, checkpoint_dir: Path, option
         "ig_completeness": ig_completeness(
             checkpoint_dir, dataset, 3 if quick else 100, params, loaded.model.device
         ),
-        "ranking": method_ranking(loaded, dataset, assessment),
+        "ranking": method_ranking(ranked, dataset, assessment),
     }

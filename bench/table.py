@@ -198,7 +198,94 @@ def _explain(section: dict[str, Any]) -> str:
             f"\n\nModality Shapley: {_num(shapley['ours_median_ms'])} ms median "
             f"({_num(shapley['ours_p95_ms'])} ms p95) vs {_num(shapley['naive_ms'])} ms naive."
         )
+    for part in (_method_times, _ig_completeness, _method_ranking):
+        text = part(section)
+        if text:
+            table += "\n\n" + text
     return table
+
+
+def _method_times(section: dict[str, Any]) -> str:
+    methods = section.get("methods", {})
+    rows = []
+    for r in methods.values():
+        timing = ("label", "median_s", "min_s", "cpu_s", "threads")
+        setting = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in r.items() if k not in timing)
+        rows.append([r["label"], _num(r["median_s"]), _num(r.get("cpu_s")), setting or "–", str(r["threads"])])
+    header = ["Method (one sample, attributions only)", "Median wall (s)", "CPU (s)", "Settings", "Threads"]
+    return _rows(header, rows) if rows else ""
+
+
+def _ig_completeness(section: dict[str, Any]) -> str:
+    rows = [
+        [
+            f"`{name}`",
+            str(r["samples"]),
+            _num(r["median_relative_delta"]),
+            _num(r["max_relative_delta"]),
+            f"{r['complete_share']:.0%}",
+            _num(r["median_s"]),
+            f"{r['adaptive_complete_share']:.0%}",
+            _num(r["adaptive_mean_steps"]),
+            _num(r["adaptive_mean_s"]),
+        ]
+        for name, r in section.get("ig_completeness", {}).items()
+    ]
+    if not rows:
+        return ""
+    steps = next(iter(section["ig_completeness"].values()))["steps"]
+    header = [
+        "IG completeness",
+        "Samples",
+        f"Median abs(delta) / abs(f(x) - f(b)), {steps} steps",
+        "Max",
+        "Within 5%",
+        "Median (s)",
+        "Within 5%, steps doubled",
+        "Mean steps",
+        "Mean (s)",
+    ]
+    return _rows(header, rows)
+
+
+def _method_ranking(section: dict[str, Any]) -> str:
+    ranking = section.get("ranking")
+    if not ranking:
+        return ""
+    methods = ranking["methods"]
+    rows = []
+    for modality, names in sorted(ranking["ranking"].items()):
+        for position, name in enumerate(names, start=1):
+            m, s = methods[name], methods[name]["modalities"][modality]
+            verdicts = [
+                "–" if s[f"{test}_randomisation_passed"] is None else ("pass" if s[f"{test}_randomisation_passed"] else "FAIL")
+                for test in ("model", "data")
+            ]
+            rows.append(
+                [
+                    modality if position == 1 else "",
+                    f"{position}. {m['label']}",
+                    _num((s["random_deletion_auc"] or 0) - (s["deletion_auc"] or 0), 2),
+                    _num((s["insertion_auc"] or 0) - (s["random_insertion_auc"] or 0), 2),
+                    f"{verdicts[0]} ({_num(s['model_randomisation'], 2)})",
+                    f"{verdicts[1]} ({_num(s['data_randomisation'], 2)})",
+                    _num(s["max_sensitivity"], 2),
+                    "–" if s["seed_sign_flips"] is None else f"{s['seed_sign_flips']:.0%}",
+                    _num(m["seconds_per_explanation"]),
+                ]
+            )
+    header = [
+        "Modality",
+        f"Method (checkpoint `{ranking['checkpoint']}`, {len(ranking['rows'])} rows)",
+        "Deletion gain",
+        "Insertion gain",
+        "Model randomisation (ρ)",
+        "Data randomisation (ρ)",
+        "Max-sensitivity",
+        "Sign flips across seeds",
+        "s / explanation",
+    ]
+    return _rows(header, rows)
 
 
 def _scalars(value: Any, prefix: str = "", depth: int = 3) -> list[list[str]]:

@@ -9,6 +9,7 @@ which stops before its next batch. Finished results stay cached for every sessio
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -88,3 +89,25 @@ class JobRegistry:
 @st.cache_resource
 def job_registry() -> JobRegistry:
     return JobRegistry()
+
+
+def follow(job: Job, label: str) -> Any:
+    """Draw ``job``'s progress until it is done; its result, or ``None`` when it failed (the
+    error is shown) or was cancelled (a note says how to compute it again).
+
+    Each progress update is also where Streamlit stops this run if the user changes an input.
+    """
+    from dashboard.errors import show_exception
+
+    if not job.done:
+        bar = st.progress(0.0, text=f"{label}…")
+        while not job.done:
+            bar.progress(min(job.progress, 1.0), text=f"{label}… {job.progress:.0%}")
+            time.sleep(0.2)
+        bar.empty()
+    if job.error is not None:
+        show_exception(job.error, label[:1].lower() + label[1:])
+        return None
+    if job.result is None:
+        st.info("The computation was cancelled. Change a setting or reload to compute it again.")
+    return job.result

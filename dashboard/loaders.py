@@ -20,9 +20,11 @@ from core.checkpoints import CheckpointInfo, LoadedCheckpoint, list_checkpoints,
 from core.data import Dataset, load_dataset
 from core.data.manifest import MANIFEST_NAMES
 from core.device import pick_device
+from core.encoders.cache import EmbeddingCache
 from core.errors import DatasetError
 from core.evaluate import EvaluationOptions, EvaluationReport, SplitInputs, cached_evaluation_path, evaluate_cached
 from core.explain import Explanation, explain
+from core.explain.attention_maps import AttentionMaps, split_attention
 from core.explain.shap_explainer import warm_up as shap_warm_up
 from core.inference import Prediction, predict, predict_proba
 from core.io import SAMPLE_RATE
@@ -196,3 +198,13 @@ def modality_explanation(
     checkpoint's weights hash and the sample's content hash.
     """
     return explain(load_model(path), _sample, "modality", task=task)["modality"]
+
+
+@st.cache_data(show_spinner="Averaging attention over the test split…", max_entries=16)
+def split_attention_maps(path: str, weights: str, dataset_root: str, fingerprint: str) -> AttentionMaps:
+    """Attention of an attention-fusion checkpoint averaged over the dataset's test split
+    (from the embedding cache), keyed by the checkpoint's weights and the dataset's content."""
+    dataset = dataset_or_error(dataset_root)
+    if isinstance(dataset, DatasetError):
+        raise dataset
+    return split_attention(load_model(path).model, dataset, "test", cache=EmbeddingCache())

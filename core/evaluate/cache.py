@@ -16,6 +16,7 @@ from core.encoders.cache import EmbeddingCache
 from core.evaluate.results import CheckpointEvaluation, EvaluationOptions, EvaluationReport
 from core.evaluate.robustness import SplitInputs
 from core.evaluate.run import _as_dataset, evaluate
+from core.serialization import read_cached
 from core.settings import settings
 
 
@@ -42,13 +43,7 @@ def cached_evaluation_path(
 
 def _read_cached(path: Path) -> CheckpointEvaluation | None:
     """A cached result, or ``None`` when missing or unreadable (the corrupt file is removed)."""
-    try:
-        return CheckpointEvaluation.from_json(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        path.unlink(missing_ok=True)
-        return None
+    return read_cached(CheckpointEvaluation, path)
 
 
 def evaluate_cached(

@@ -76,6 +76,25 @@ def test_explain_compares_naive_and_engine_for_both_shap_algorithms(options):
         assert 0 < result[key]["evaluations"] <= 120
         assert result[key]["model_calls"] >= 1
     assert result["modality_shapley"]["ours_median_ms"] > 0
+    # The trust figures: every method timed on the same sample ...
+    methods = result["methods"]
+    assert list(methods) == ["shap", "lime", "integrated_gradients", "gradient_shap", "grad_cam"]
+    assert methods["integrated_gradients"]["steps"] == 64 and methods["lime"]["samples_per_modality"] == 50
+    assert all(m["median_s"] > 0 and m["threads"] >= 1 for m in methods.values())
+    # ... IG's completeness on every fusion checkpoint of the folder ...
+    completeness = result["ig_completeness"]
+    assert set(completeness) == {"early", "late"}
+    for measured in completeness.values():
+        assert measured["samples"] == 3 and measured["sum_minus_difference_minus_delta_max"] < 1e-5
+        assert measured["adaptive_complete_share"] >= measured["complete_share"]
+    # ... and the ranking, where the broken control fails randomisation and is never recommended.
+    ranking = result["ranking"]
+    assert len(ranking["rows"]) == 4 and set(ranking["ranking"]) == {"audio", "image", "text"}
+    control = ranking["methods"]["input_only"]["modalities"]
+    assert all(scores["model_randomisation_passed"] is False for scores in control.values())
+    assert "input_only" not in ranking["recommendation"].values()
+    table = markdown_table({"environment": {}, "sections": {"explain": {"ok": True, "seconds": 1.0, **result}}})
+    assert "| Integrated Gradients | " in table and "IG completeness" in table and "1. " in table
 
 
 @pytest.mark.browser

@@ -162,7 +162,7 @@ def test_missing_demo_shows_how_to_build_it(dashboard_env, monkeypatch, tmp_path
     assert any("make run" in e.value for e in at.error)
 
 
-def test_explain_shows_modality_shapley_shap_and_lime_for_a_dataset_sample(dashboard_env):
+def test_explain_shows_every_method_and_the_trust_panel_for_a_dataset_sample(dashboard_env):
     at = open_page("explain")
     at.button(key="explain_use_record").click()
     at.run()
@@ -173,13 +173,26 @@ def test_explain_shows_modality_shapley_shap_and_lime_for_a_dataset_sample(dashb
     assert_clean(at)
     assert not at.error, [e.value for e in at.error]
     assert [s.value for s in at.subheader] == [
-        "Which modality mattered",
-        "Inside each modality: SHAP and LIME",
+        "Which modality mattered for label",  # the demo has a second task, pitch
+        "Inside each modality",
         "Can these attributions be trusted?",
     ]
-    assert len(plotly_charts(at)) >= 5
-    assert any("SHAP by PartitionExplainer" in c.value for c in at.caption)
+    assert at.multiselect(key="explain_methods").value == [
+        "shap", "lime", "integrated_gradients", "gradient_shap", "grad_cam"
+    ]
+    timing = next(c.value for c in at.caption if "SHAP by PartitionExplainer" in c.value)
+    assert "Integrated Gradients, 64 steps" in timing and "GradientSHAP, 16 draws" in timing and "Grad-CAM" in timing
+    # Grad-CAM explains images only: its tiles of the sample's other modalities say so instead of
+    # failing (with an image, "explains the image only"; without, that there is none).
+    heading = next(m.value for m in at.markdown if m.value.startswith("Explaining **"))
+    others = len([m for m in heading.rsplit("·", 1)[1].strip().split(" + ") if m != "image"])
+    notes = [i.value for i in at.info if i.value.startswith("Not shown: Grad-CAM explains")]
+    assert others >= 1 and len(notes) == others and not any(".." in n for n in notes)
+    # Faithfulness curves + agreement heatmaps + every map; the checkpoint checks wait for a click.
+    assert len(plotly_charts(at)) >= 10
+    assert at.button(key="explain_assess_button")
     at.selectbox(key="explain_shap_algorithm").set_value("permutation")
+    at.multiselect(key="explain_methods").set_value(["shap", "integrated_gradients"])
     at.run()
     assert_clean(at)
     assert any("SHAP by PermutationExplainer" in c.value for c in at.caption)
@@ -240,7 +253,12 @@ def test_compare_predict_and_explain_offer_every_task(multitask_env):
     at = open_page("compare")
     assert_clean(at)
     picker = at.selectbox(key="compare_task")
-    assert picker.options == ["label (single-label)", "parity (single-label)", "tags (multi-label)"]
+    assert picker.options == [
+        "label (single-label)",
+        "pitch (single-label)",  # the demo's own second task
+        "parity (single-label)",
+        "tags (multi-label)",
+    ]
     picker.set_value("tags")
     at.run()
     assert_clean(at)
@@ -257,7 +275,7 @@ def test_compare_predict_and_explain_offer_every_task(multitask_env):
     at.run()
     assert_clean(at)
     every = next(d.value for d in at.dataframe if "task" in d.value.columns)
-    assert set(every["task"]) == {"label", "parity", "tags"}
+    assert set(every["task"]) == {"label", "pitch", "parity", "tags"}
 
     at = open_page("explain")
     at.button(key="explain_use_record").click()

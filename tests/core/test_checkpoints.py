@@ -63,7 +63,8 @@ def test_modified_weights_detected(small_checkpoints, tmp_path):
     "edit, message",
     [
         (lambda c: c.update(fusion="magic"), "unknown fusion strategy 'magic'"),
-        (lambda c: c.update(classes=c["classes"][:-1]), "num_classes"),
+        (lambda c: c.update(classes=c["classes"][:-1]), "differ from the card's 'classes'"),
+        (lambda c: c.update(classes=c["classes"][:-1], tasks=[]), "num_classes"),
         (lambda c: c.update(format_version=99), "not supported"),
         (lambda c: c["fusion_config"].update(hidden=64), "has shape"),
         (lambda c: c.update(fusion="late"), "do not match the late architecture"),

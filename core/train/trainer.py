@@ -35,6 +35,7 @@ from core.evaluate.metrics import headline_metrics
 from core.fusion import FUSIONS, build_fusion
 from core.io import SAMPLE_RATE
 from core.model import MultimodalClassifier
+from core.roots import require_writable
 from core.train.config import BASELINE_SUFFIX, TrainConfig, TrainResult
 from core.train.events import ProgressCallback
 from core.train.loop import TrainingSet, fit
@@ -63,6 +64,7 @@ class Trainer:
 
     Raises:
         TrainingError: the dataset has no training or no validation rows.
+        AccessError: the server is read-only (``FUSION_READ_ONLY``).
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class Trainer:
         callback: ProgressCallback | None = None,
         resume: bool = False,
     ):
+        require_writable()  # refused before minutes of training, not when the first checkpoint is saved
         self.dataset = dataset
         self.out_dir = Path(out_dir)
         self.config = config or TrainConfig()

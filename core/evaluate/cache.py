@@ -17,7 +17,7 @@ from core.encoders.cache import EmbeddingCache
 from core.evaluate.results import CheckpointEvaluation, EvaluationOptions, EvaluationReport
 from core.evaluate.robustness import SplitInputs
 from core.evaluate.run import _as_dataset, _unique_names, compare, evaluate_checkpoint
-from core.settings import settings
+from core.settings import LOCAL_USER, settings
 
 
 def evaluation_cache_key(sha256: str, dataset_fingerprint: str, split: str, options: EvaluationOptions) -> str:
@@ -55,6 +55,7 @@ def evaluate_cached(
     device: torch.device | str | None = None,
     progress: Callable[[str], None] | None = None,
     inputs: SplitInputs | None = None,
+    started_by: str = LOCAL_USER,
 ) -> EvaluationReport:
     """:func:`evaluate`, with each checkpoint's result cached as JSON under ``cache_dir``
     (default: the configured ``FUSION_CACHE_DIR/evaluations``), keyed by (checkpoint sha256, dataset
@@ -62,7 +63,8 @@ def evaluate_cached(
     from the cached per-sample results (cheap and seeded, so identical).
 
     ``inputs`` lets several calls on the same split share decoded samples and corrupted
-    embeddings (e.g. evaluating checkpoints one at a time to report progress)."""
+    embeddings (e.g. evaluating checkpoints one at a time to report progress). A result
+    computed here records ``started_by``; a cached one keeps whoever computed it first."""
     started = time.perf_counter()
     options = options or EvaluationOptions()
     dataset = _as_dataset(dataset)
@@ -79,7 +81,14 @@ def evaluate_cached(
             if progress is not None:
                 progress(f"evaluating {card.name or checkpoint}")
             result = evaluate_checkpoint(
-                checkpoint, dataset, split, options, inputs=inputs, embedding_cache=embedding_cache, device=device
+                checkpoint,
+                dataset,
+                split,
+                options,
+                inputs=inputs,
+                embedding_cache=embedding_cache,
+                device=device,
+                started_by=started_by,
             )
             write_text_atomic(path, json.dumps(result.to_json()))
         results.append(result)

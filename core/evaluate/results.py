@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 
 from core.serialization import JsonMixin
+from core.settings import LOCAL_USER
 
 EVALUATION_VERSION = 1
 """Part of every evaluation-cache key: bump when a computation here changes."""
@@ -221,6 +222,8 @@ class CheckpointEvaluation(JsonMixin):
     options: EvaluationOptions
     notes: list[str]
     seconds: float
+    started_by: str = LOCAL_USER
+    """Who asked for this evaluation first (a signed-in e-mail, or ``local``); cached with it."""
 
 
 @dataclass

@@ -31,6 +31,7 @@ from core.evaluate.robustness import (
     missing_modality_table,
     modality_reliance,
 )
+from core.settings import LOCAL_USER
 
 
 def _as_dataset(dataset: Dataset | str | Path) -> Dataset:
@@ -52,6 +53,7 @@ def evaluate_checkpoint(
     inputs: SplitInputs | None = None,
     embedding_cache: EmbeddingCache | bool = True,
     device: torch.device | str | None = None,
+    started_by: str = LOCAL_USER,
 ) -> CheckpointEvaluation:
     """Evaluate one checkpoint on one split of a dataset.
 
@@ -64,6 +66,7 @@ def evaluate_checkpoint(
             evaluated on the same split (see :func:`evaluate`).
         embedding_cache: an :class:`EmbeddingCache`, ``True`` for the default one, ``False`` for none.
         device: where to run (default :func:`core.device.pick_device`).
+        started_by: who asked for it (recorded in the result).
 
     Raises:
         EvaluationError: an empty split, or no row whose label is one of the checkpoint's classes.
@@ -153,6 +156,7 @@ def evaluate_checkpoint(
         options=options,
         notes=metrics.notes + notes,
         seconds=time.perf_counter() - started,
+        started_by=started_by,
     )
 
 

@@ -150,11 +150,12 @@ def pending_evaluations(
     return pending
 
 
-def evaluate_to_disk_cache(path: str, inputs: SplitInputs, options: EvaluationOptions) -> None:
+def evaluate_to_disk_cache(path: str, inputs: SplitInputs, options: EvaluationOptions, started_by: str) -> None:
     """Evaluate one checkpoint into core's on-disk evaluation cache (lets a page show progress
     checkpoint by checkpoint before :func:`evaluation_report` bundles the cached results).
-    Calls sharing ``inputs`` decode the split and embed its corruptions once."""
-    evaluate_cached([load_model(path)], inputs.dataset, inputs.split, options, inputs=inputs)
+    Calls sharing ``inputs`` decode the split and embed its corruptions once; the result
+    records ``started_by``."""
+    evaluate_cached([load_model(path)], inputs.dataset, inputs.split, options, inputs=inputs, started_by=started_by)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

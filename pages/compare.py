@@ -12,7 +12,10 @@ from core.evaluate import EvaluationOptions, EvaluationReport, SplitInputs, disa
 from core.figures import evaluation as figures
 from core.report import render_html_report
 from dashboard import loaders
+from dashboard.access import current_user
 from dashboard.errors import friendly_errors
+from dashboard.jobs import waiting_turn
+from dashboard.markup import escape_markdown
 from dashboard.navigation import page
 from dashboard.renderers import PLOTLY_CONFIG
 from dashboard.state import EXPLAIN_CHECKPOINT, sample_from_record, selection, set_current_sample
@@ -73,7 +76,7 @@ with friendly_errors("checking the checkpoints against the dataset"):
     for info, loaded in loaders.load_models(infos).values():
         problem = incompatibility(loaded, dataset)
         if problem:
-            st.error(f"{problem} It is left out of the comparison.", icon=":material/block:")
+            st.error(f"{escape_markdown(problem)} It is left out of the comparison.", icon=":material/block:")
         else:
             usable.append(info)
     if not usable:
@@ -92,16 +95,22 @@ with friendly_errors("evaluating the checkpoints"):
     )
     pending = loaders.pending_evaluations(paths, dataset, split, options)
     if pending:
+        user = current_user()
         with st.status(f"Evaluating {len(pending)} checkpoint(s) on the {split} split…", expanded=True) as status:
             st.write(
-                "Not cached yet: " + ", ".join(pending.values()) + ". Results are cached, so this happens once per checkpoint."
+                "Not cached yet: "
+                + ", ".join(map(escape_markdown, pending.values()))
+                + ". Results are cached, so this happens once per checkpoint."
             )
-            bar = st.progress(0.0)
-            started = time.perf_counter()
-            inputs = SplitInputs(dataset, split)
-            for done, (path, name) in enumerate(pending.items()):
-                bar.progress(done / len(pending), text=f"Evaluating {name} ({done + 1} of {len(pending)})…")
-                loaders.evaluate_to_disk_cache(path, inputs, options)
+            with waiting_turn("evaluate", user, ", ".join(pending.values())):
+                bar = st.progress(0.0)
+                started = time.perf_counter()
+                inputs = SplitInputs(dataset, split)
+                for done, (path, name) in enumerate(pending.items()):
+                    bar.progress(
+                        done / len(pending), text=f"Evaluating {escape_markdown(name)} ({done + 1} of {len(pending)})…"
+                    )
+                    loaders.evaluate_to_disk_cache(path, inputs, options, started_by=user)
             bar.progress(1.0, text="Comparing the strategies…")
             report: EvaluationReport = loaders.evaluation_report(*args)
             seconds = time.perf_counter() - started
@@ -111,7 +120,7 @@ with friendly_errors("evaluating the checkpoints"):
 
     head = st.columns([4, 1], vertical_alignment="bottom")
     head[0].caption(
-        f"{len(report.checkpoints)} checkpoint(s) on the **{split}** split of `{dataset.root.name}` "
+        f"{len(report.checkpoints)} checkpoint(s) on the **{split}** split of {escape_markdown(dataset.root.name)} "
         f"({report.checkpoints[0].n_rows} rows) · {report.device}"
     )
     head[1].download_button(
@@ -125,7 +134,7 @@ with friendly_errors("evaluating the checkpoints"):
     )
     for result in report.checkpoints:
         for note in result.notes:
-            st.caption(f":material/info: {result.name}: {note}")
+            st.caption(f":material/info: {escape_markdown(result.name)}: {escape_markdown(note)}")
 
 tabs = st.tabs(["Metrics", "ROC & PR curves", "Confusion & calibration", "Robustness", "Cost", "Samples"])
 
@@ -200,7 +209,7 @@ with tabs[5], friendly_errors("listing the samples"):
             {
                 "id": s.id,
                 "checkpoint": result.path,
-                "text": f"`{s.id}` · true **{s.label}** → predicted **{s.prediction}** "
+                "text": f"{escape_markdown(s.id)} · true **{escape_markdown(s.label)}** → predicted **{escape_markdown(s.prediction)}** "
                 f"({max(s.probabilities):.2f}) · {' + '.join(s.present)}",
             }
             for s in result.samples
@@ -212,8 +221,11 @@ with tabs[5], friendly_errors("listing the samples"):
             {
                 "id": d["id"],
                 "checkpoint": report.checkpoints[0].path,
-                "text": f"`{d['id']}` · true **{d['label']}** · "
-                + ", ".join(f"{n} :{'green' if d['correct'][n] else 'red'}[**{p}**]" for n, p in d["predictions"].items()),
+                "text": f"{escape_markdown(d['id'])} · true **{escape_markdown(d['label'])}** · "
+                + ", ".join(
+                    f"{escape_markdown(n)} :{'green' if d['correct'][n] else 'red'}[**{escape_markdown(p)}**]"
+                    for n, p in d["predictions"].items()
+                ),
             }
             for d in disagreements(report)
         ]

@@ -13,10 +13,12 @@ from core.explain import ExplainParams, explain, resolve_target
 from core.explain.params import SHAP_ALGORITHMS
 from core.figures import explanation as explanation_figures
 from dashboard import loaders
+from dashboard.access import current_user
 from dashboard.errors import friendly_errors, show_exception
 from dashboard.inputs import pick_record_id
-from dashboard.jobs import job_registry
+from dashboard.jobs import job_registry, session_id, waiting_message
 from dashboard.links import new_explain_link
+from dashboard.markup import escape_markdown
 from dashboard.renderers import PLOTLY_CONFIG, VIEWS
 from dashboard.state import EXPLAIN_CHECKPOINT, current_sample, sample_from_record, selection, set_current_sample
 
@@ -33,7 +35,10 @@ with friendly_errors("opening the link"):
         if link.checkpoint:
             named = {i.name: i for i in chosen.checkpoints if i.error is None}
             if link.checkpoint not in named:
-                st.error(f"The link names a checkpoint that is not here: {link.checkpoint!r}.", icon=":material/link_off:")
+                st.error(
+                    f"The link names a checkpoint that is not here: {escape_markdown(repr(link.checkpoint))}.",
+                    icon=":material/link_off:",
+                )
             else:
                 st.session_state[EXPLAIN_CHECKPOINT] = str(named[link.checkpoint].path)
                 if named[link.checkpoint] not in infos:
@@ -60,7 +65,7 @@ with friendly_errors("choosing the sample"):
             icon=":material/info:",
         )
         st.stop()
-    st.markdown(f"Explaining **{sample.description}** · {' + '.join(sample.decoded.present())}")
+    st.markdown(f"Explaining **{escape_markdown(sample.description)}** · {' + '.join(sample.decoded.present())}")
 
 with friendly_errors("computing modality Shapley values"):
     st.subheader("Which modality mattered")
@@ -76,7 +81,10 @@ with friendly_errors("computing modality Shapley values"):
                 expl = loaders.modality_explanation(
                     str(info.path), loaded.card.sha256, sample.key, sample.decoded
                 )
-                st.markdown(f"**{name}** predicts **{expl.target_name}** ({expl.probabilities[expl.target]:.2f})")
+                st.markdown(
+                    f"**{escape_markdown(name)}** predicts **{escape_markdown(expl.target_name)}** "
+                    f"({expl.probabilities[expl.target]:.2f})"
+                )
                 st.plotly_chart(
                     explanation_figures.modality_bar(expl).update_layout(title=None, margin={"t": 10}),
                     config=PLOTLY_CONFIG,
@@ -179,14 +187,22 @@ with friendly_errors("computing SHAP and LIME"):
         jobs.cancel(previous)  # the inputs changed: stop computing the stale explanation
     st.session_state["explain_job_key"] = key
     job = jobs.submit(
-        key, lambda progress, cancel: explain(loaded, sample.decoded, ["shap", "lime"], target, params, progress, cancel)
+        key,
+        lambda progress, cancel: explain(loaded, sample.decoded, ["shap", "lime"], target, params, progress, cancel),
+        owner=current_user(),
+        session=session_id(),
     )
     if not job.done:
-        bar = st.progress(0.0, text="Computing SHAP and LIME…")
+        note, bar = st.empty(), st.progress(0.0, text="Computing SHAP and LIME…")
         while not job.done:
             # Each update is also where Streamlit stops this run if the user changes an input.
-            bar.progress(min(job.progress, 1.0), text=f"Computing SHAP and LIME… {job.progress:.0%}")
+            if job.ahead is not None:
+                note.info(waiting_message(job.ahead), icon=":material/hourglass_top:")
+            else:
+                note.empty()
+                bar.progress(min(job.progress, 1.0), text=f"Computing SHAP and LIME… {job.progress:.0%}")
             time.sleep(0.2)
+        note.empty()
         bar.empty()
     if job.error is not None:
         show_exception(job.error, "computing SHAP and LIME")
@@ -198,7 +214,7 @@ with friendly_errors("computing SHAP and LIME"):
     runtime = sum(r.metadata.get("runtime_s", 0.0) for r in (shap_result, lime_result))
     explainer = str(shap_result.metadata.get("explainer", "")).removeprefix("shap.")
     st.caption(
-        f"Explaining P({shap_result.target_name}) of {name} · SHAP by {explainer}, "
+        f"Explaining P({escape_markdown(shap_result.target_name)}) of {escape_markdown(name)} · SHAP by {explainer}, "
         f"{shap_result.metadata.get('evaluations', 0)} evaluations · {shap_result.metadata.get('device', '')} · "
         f"computed in {runtime:.1f} s, cached afterwards"
     )

@@ -124,13 +124,14 @@ def test_selecting_checkpoints_changes_the_comparison(dashboard_env):
     assert len(plotly_charts(at)) >= 6  # bars, ROC, PR, confusion matrices, reliability, robustness
 
 
-def test_compare_refuses_a_checkpoint_trained_on_other_classes(dashboard_env, tmp_path):
-    other = tmp_path / "animals"
+def test_compare_refuses_a_checkpoint_trained_on_other_classes(dashboard_env, tmp_path, monkeypatch):
+    other = tmp_path.resolve() / "animals"
     other.mkdir()
     rows = [f"{label},{split},a {label} {i}" for i in range(6) for label in ("cat", "dog") for split in ("train", "val", "test")]
     (other / "manifest.csv").write_text("label,split,text\n" + "\n".join(rows) + "\n")
+    monkeypatch.setenv("FUSION_DATA_ROOTS", str(tmp_path))
     at = open_page("compare")
-    at.text_input(key="sidebar_dataset").input(str(other))
+    at.selectbox(key="sidebar_dataset").set_value(str(other))
     at.run()
     assert_clean(at)
     assert any("trained on other classes" in e.value for e in at.error)
@@ -166,12 +167,13 @@ def test_explain_shows_modality_shapley_shap_and_lime_for_a_dataset_sample(dashb
     assert any("SHAP by PermutationExplainer" in c.value for c in at.caption)
 
 
-def test_train_page_lists_every_dataset_problem(dashboard_env, tmp_path):
-    broken = tmp_path / "broken"
+def test_train_page_lists_every_dataset_problem(dashboard_env, tmp_path, monkeypatch):
+    broken = tmp_path.resolve() / "broken"
     broken.mkdir()
     (broken / "manifest.csv").write_text("label,image,text\ncat,missing.png,\n,,hello\ndog,../escape.png,\n")
+    monkeypatch.setenv("FUSION_DATA_ROOTS", str(tmp_path))
     at = open_page("train")
-    at.text_input(key="train_data").input(str(broken))
+    at.selectbox(key="train_data").set_value(str(broken))
     at.run()
     assert_clean(at)
     issues = at.dataframe[0].value

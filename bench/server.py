@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -38,17 +38,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_dashboard(port: int, env: Mapping[str, str] | None = None, log: IO[bytes] | None = None) -> subprocess.Popen:
-    """``streamlit run dashboard/app.py`` on ``127.0.0.1:port``, headless, from the project root.
+def start_dashboard(
+    port: int,
+    env: Mapping[str, str] | None = None,
+    log: IO[bytes] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    streamlit_options: Sequence[str] = (),
+    app_arguments: Sequence[str] = (),
+) -> subprocess.Popen:
+    """``streamlit run dashboard/app.py`` on ``host:port``, headless, from the project root.
 
     Args:
         port: where it listens.
         env: variables added to this process's environment (``FUSION_CHECKPOINTS`` etc.).
         log: where its stdout and stderr go (default: discarded).
+        host: the address it binds; sign-in needs ``localhost`` (one host name everywhere).
+        streamlit_options: more Streamlit flags, e.g. ``["--secrets.files", path]``.
+        app_arguments: the dashboard's own arguments (``--data-root DIR`` ...).
     """
     command = [
         sys.executable, "-m", "streamlit", "run", "dashboard/app.py",
-        "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+        "--server.port", str(port), "--server.address", host, "--server.headless", "true",
+        *streamlit_options,
+        *(["--", *app_arguments] if app_arguments else []),
     ]  # fmt: skip
     return subprocess.Popen(
         command,

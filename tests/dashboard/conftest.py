@@ -30,17 +30,22 @@ class LiveServer:
     pid: int
 
 
-def live_dashboard(env: dict[str, str], log_dir: Path) -> Iterator[LiveServer]:
-    """A real ``streamlit run`` on a free localhost port with ``env``, stopped afterwards."""
+def live_dashboard(
+    env: dict[str, str], log_dir: Path, host: str = "127.0.0.1", port: int | None = None, **options
+) -> Iterator[LiveServer]:
+    """A real ``streamlit run`` on ``host:port`` (a free port by default) with ``env``, stopped afterwards.
+
+    ``options`` go to :func:`bench.server.start_dashboard` (``streamlit_options``, ``app_arguments``).
+    """
     from bench.server import CHROMIUM, free_port, start_dashboard, stop_dashboard, wait_healthy
 
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium to run browser tests)")
     pytest.importorskip("playwright.sync_api", reason="the playwright python package is not installed")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    port = port or free_port()
+    url = f"http://{host}:{port}"
     with open(log_dir / "streamlit.log", "wb") as log:
-        process = start_dashboard(port, env, log)
+        process = start_dashboard(port, env, log, host=host, **options)
         try:
             wait_healthy(url, process)
             yield LiveServer(url, process.pid)

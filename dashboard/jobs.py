@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import streamlit as st
+from streamlit.logger import get_logger
 
 from core.errors import Cancelled
 from core.job_queue import JobQueue
@@ -35,6 +36,8 @@ ORPHAN_GRACE_S = 3.0
 """How long a job may have no live browser session (a reload reconnects within it) before it is cancelled."""
 
 WATCH_INTERVAL_S = 1.0
+
+LOG = get_logger(__name__)  # Streamlit's logging setup: lines go to the server's log
 
 
 @dataclass
@@ -142,6 +145,7 @@ class JobRegistry:
                 orphans.append(job.key)
         for key in orphans:
             self.cancel(key)
+            LOG.info("Cancelled an explanation: every browser session waiting for it has closed.")
         return orphans
 
     def _watch(self) -> None:

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.server import CHROMIUM, CHROMIUM_ARGS
+from bench.server import CHROMIUM, CHROMIUM_ARGS, file_input
 from core.settings import PROJECT_ROOT
-from tests.dashboard.locators import file_input
 
 pytestmark = pytest.mark.browser
 

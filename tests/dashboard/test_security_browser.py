@@ -16,10 +16,9 @@ from urllib.parse import quote
 
 import pytest
 
-from bench.server import CHROMIUM, CHROMIUM_ARGS
+from bench.server import CHROMIUM, CHROMIUM_ARGS, file_input
 from core.roots import NOT_OFFERED
 from tests.dashboard.conftest import LiveServer, live_dashboard
-from tests.dashboard.locators import file_input
 
 pytestmark = pytest.mark.browser
 

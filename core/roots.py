@@ -130,20 +130,20 @@ def _holds_checkpoints(folder: Path) -> bool:
         return False
 
 
-def dataset_folders(config: Settings | None = None, depth: int = DATASET_SEARCH_DEPTH) -> list[Path]:
-    """Every folder holding a manifest inside the data roots (resolved, in root order)."""
+def dataset_folders(data_roots: Sequence[Path] | None = None, depth: int = DATASET_SEARCH_DEPTH) -> list[Path]:
+    """Every folder holding a manifest inside ``data_roots`` (default: the configured ones), in root order."""
     found: dict[Path, None] = {}
-    for root in (config or settings()).data_roots:
+    for root in settings().data_roots if data_roots is None else data_roots:
         for folder in _folders(root, depth):
             if _has_manifest(folder, root):
                 found[folder.resolve()] = None
     return list(found)
 
 
-def checkpoint_folders(config: Settings | None = None, depth: int = CHECKPOINT_SEARCH_DEPTH) -> list[Path]:
-    """Every checkpoint root (existing or not: training creates it), then the folders below them
-    that hold checkpoints (sub-folders with ``card.json``)."""
-    roots = (config or settings()).checkpoint_roots
+def checkpoint_folders(checkpoint_roots: Sequence[Path] | None = None, depth: int = CHECKPOINT_SEARCH_DEPTH) -> list[Path]:
+    """Every checkpoint root (default: the configured ones; existing or not: training creates
+    it), then the folders below them that hold checkpoints (sub-folders with ``card.json``)."""
+    roots = settings().checkpoint_roots if checkpoint_roots is None else checkpoint_roots
     found: dict[Path, None] = dict.fromkeys(roots)
     for root in roots:
         for folder in _folders(root, depth):

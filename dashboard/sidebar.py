@@ -52,8 +52,8 @@ def folder_options() -> tuple[list[str], list[str]]:
     The demo folder is always offered first, built or not, so its absence is explained.
     """
     demo = settings().demo_data.expanduser().resolve()
-    datasets = list(dict.fromkeys([str(demo), *map(str, roots.dataset_folders())]))
-    return datasets, [str(p) for p in roots.checkpoint_folders()]
+    datasets, checkpoint_dirs = loaders.folder_choices()
+    return list(dict.fromkeys([str(demo), *datasets])), checkpoint_dirs
 
 
 def _apply_folder_links(datasets: list[str], checkpoint_dirs: list[str]) -> None:

@@ -78,23 +78,23 @@ def test_a_root_reached_through_a_symlink_is_still_the_root(tree, tmp_path):
 
 
 def test_dataset_folders_are_found_to_a_small_depth_inside_the_roots_only(tree):
-    found = roots.dataset_folders(config(tree))
+    found = roots.dataset_folders(config(tree).data_roots)
     data = tree["data"]
     assert found == [data / "digits", data / "team" / "animals"]  # breadth first, sorted within a level
     assert all(roots.is_inside(f, (data,)) for f in found)
-    deeper = roots.dataset_folders(config(tree), depth=4)
+    deeper = roots.dataset_folders(config(tree).data_roots, depth=4)
     assert data / "a" / "b" / "c" / "too-deep" in deeper
     assert tree["outside"] not in deeper and data / ".hidden" not in deeper and data / "manifest-out" not in deeper
 
 
 def test_extra_roots_add_their_datasets(tree):
-    found = roots.dataset_folders(config(tree, extra_data_roots=(tree["outside"],)))
+    found = roots.dataset_folders(config(tree, extra_data_roots=(tree["outside"],)).data_roots)
     assert found[-1] == tree["outside"]
 
 
 def test_checkpoint_folders_are_the_roots_and_folders_holding_checkpoints(tree, tmp_path):
     missing = tmp_path / "not-yet"
-    found = roots.checkpoint_folders(config(tree, extra_checkpoint_roots=(missing,)))
+    found = roots.checkpoint_folders(config(tree, extra_checkpoint_roots=(missing,)).checkpoint_roots)
     assert found == [tree["ckpt"], missing, tree["ckpt"] / "experiments"]
 
 

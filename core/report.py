@@ -17,6 +17,7 @@ from plotly.offline import get_plotlyjs
 
 from core.atomic import write_text_atomic
 from core.evaluate import EvaluationReport
+from core.figures import analysis as analysis_figures
 from core.figures import evaluation as figures
 
 CSS = """
@@ -35,6 +36,8 @@ table.data th:first-child, table.data td:first-child { text-align: left; }
 table.data thead th { background: #F3F4F6; font-weight: 600; }
 table.data tbody tr:hover { background: #F9FAFB; }
 ul.notes { font-size: 13px; color: #92400E; }
+.verdict { background: white; border: 1px solid #C7D2FE; border-left: 4px solid #4F46E5; border-radius: 8px; padding: 4px 18px; }
+.verdict li { margin: 6px 0; font-size: 14.5px; }
 """
 
 
@@ -74,6 +77,10 @@ def render_html_report(report: EvaluationReport, title: str = "Fusion strategy c
     parts = [header]
     if notes:
         parts.append('<ul class="notes">' + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+    if report.verdict is not None:
+        items = "".join(f"<li>{html.escape(sentence)}</li>" for sentence in report.verdict.sentences)
+        parts.append(_section("Verdict", f'<div class="verdict"><ul>{items}</ul></div>'))
+        parts.append(f'<div class="card">{_table(analysis_figures.ranking_table(report), index=False)}</div>')
     parts.append(
         _section(
             "Headline metrics",
@@ -96,6 +103,7 @@ def render_html_report(report: EvaluationReport, title: str = "Fusion strategy c
                 "paired bootstrap interval of the accuracy difference.",
             )
         )
+    parts += _analysis_sections(report)
     parts.append(_section("ROC and precision–recall", _cards([figures.roc_figure(report, "macro"), figures.pr_figure(report, "macro"),
                                                                figures.roc_figure(report, "micro"), figures.pr_figure(report, "micro")])))  # fmt: skip
     parts.append(_section("Calibration", _cards([figures.reliability_figure(report)])))
@@ -132,6 +140,58 @@ def render_html_report(report: EvaluationReport, title: str = "Fusion strategy c
         f'<script type="text/javascript">{get_plotlyjs()}</script></head>'
         f"<body><main>{body}</main></body></html>\n"
     )
+
+
+def _analysis_sections(report: EvaluationReport) -> list[str]:
+    """Slices (every column, with intervals), worst slices, EMAP, modality use and ground truth."""
+    analysed = [r for r in report.checkpoints if r.analysis is not None]
+    if not analysed:
+        return []
+    columns = analysis_figures.slice_columns(report)
+    parts = [
+        _section(
+            "Slices",
+            _cards([analysis_figures.slice_figure(report, column) for column in columns], small=True),
+            "Accuracy on every value of every metadata column (numeric columns in quartile ranges) and modality "
+            "pattern, with 95% bootstrap intervals.",
+        )
+    ]
+    worst = "".join(
+        f"<h3>{html.escape(r.name)}</h3>"
+        + (
+            f'<div class="card">{_table(analysis_figures.worst_slices_table(r), index=False)}</div>'
+            if r.analysis.worst_slices
+            else '<p class="note">No slice is significantly worse than the rest.</p>'
+        )
+        for r in analysed
+    )
+    options = analysed[0].options
+    parts.append(
+        _section(
+            "Where each checkpoint fails",
+            worst,
+            f"Slices of at least {options.min_support} rows tested against the rest (Fisher's exact test), "
+            f"Holm-corrected at {options.alpha:.0%}; largest gap first.",
+        )
+    )
+    parts.append(
+        _section(
+            "How each strategy uses the modalities",
+            _cards([analysis_figures.emap_figure(report), analysis_figures.usage_figure(report)]),
+            "EMAP: accuracy of each model's best additive projection; mean absolute modality Shapley values and "
+            "pairwise interaction indices of the true class's probability.",
+        )
+    )
+    truth = analysis_figures.ground_truth_table(report)
+    if not truth.empty:
+        parts.append(
+            _section(
+                "Explanations checked against ground truth",
+                f'<div class="card">{_table(truth)}</div>',
+                "How often modality Shapley credits what the manifest records about each row.",
+            )
+        )
+    return parts
 
 
 def write_html_report(report: EvaluationReport, path: str | Path, title: str = "Fusion strategy comparison") -> Path:

@@ -13,45 +13,18 @@ from core.figures import evaluation as figures
 from core.report import render_html_report
 from dashboard import loaders
 from dashboard.access import current_user
+from dashboard.comparison import render_slices, render_usage, render_verdict, sample_line, sample_list
 from dashboard.errors import friendly_errors
 from dashboard.jobs import waiting_turn
 from dashboard.markup import escape_markdown
-from dashboard.navigation import page
 from dashboard.renderers import PLOTLY_CONFIG
-from dashboard.state import EXPLAIN_CHECKPOINT, sample_from_record, selection, set_current_sample
-
-LISTED_SAMPLES = 12
+from dashboard.state import selection
 
 st.title("Compare")
 st.caption("Evaluate the checkpoints picked in the sidebar on one split, side by side.")
 chosen = selection()
 dataset = chosen.require_dataset()
 infos = chosen.require_checkpoints()
-
-
-def open_in_explain(record_id: str, checkpoint_path: str) -> None:
-    """Make a dataset record the current sample and go to the Explain page."""
-    set_current_sample(sample_from_record(dataset, record_id))
-    st.session_state[EXPLAIN_CHECKPOINT] = checkpoint_path
-    st.switch_page(page("explain"))
-
-
-def sample_rows(title: str, rows: list[dict], key: str) -> None:
-    """A list of samples, each with a button that opens it in Explain."""
-    st.markdown(f"**{title}** ({len(rows)})")
-    if key == "disputed":
-        st.caption("Each checkpoint's prediction: green when right, red when wrong.")
-    if not rows:
-        st.caption("None.")
-        return
-    show_all = len(rows) > LISTED_SAMPLES and st.toggle(
-        f"Show all {len(rows)}", key=f"{key}_all", help=f"Only the first {LISTED_SAMPLES} are listed by default."
-    )
-    for i, row in enumerate(rows if show_all else rows[:LISTED_SAMPLES]):
-        text, button = st.columns([4, 1], vertical_alignment="center")
-        text.markdown(row["text"])
-        if button.button("Explain", key=f"{key}_{i}", width="stretch", help="Open this sample on the Explain page."):
-            open_in_explain(row["id"], row["checkpoint"])
 
 
 with friendly_errors("checking the checkpoints against the dataset"):
@@ -135,8 +108,11 @@ with friendly_errors("evaluating the checkpoints"):
     for result in report.checkpoints:
         for note in result.notes:
             st.caption(f":material/info: {escape_markdown(result.name)}: {escape_markdown(note)}")
+    render_verdict(report)
 
-tabs = st.tabs(["Metrics", "ROC & PR curves", "Confusion & calibration", "Robustness", "Cost", "Samples"])
+tabs = st.tabs(
+    ["Metrics", "Slices", "Modality use", "ROC & PR curves", "Confusion & calibration", "Robustness", "Cost", "Samples"]
+)
 
 with tabs[0], friendly_errors("drawing the metrics"):
     st.dataframe(figures.metrics_table(report, intervals=bootstrap > 0))
@@ -153,7 +129,13 @@ with tabs[0], friendly_errors("drawing the metrics"):
         with st.expander("Are the differences significant? (paired tests)"):
             st.dataframe(figures.pairwise_table(report), hide_index=True)
 
-with tabs[1], friendly_errors("drawing the curves"):
+with tabs[1], friendly_errors("drawing the slices"):
+    render_slices(report, dataset)
+
+with tabs[2], friendly_errors("drawing the modality use"):
+    render_usage(report)
+
+with tabs[3], friendly_errors("drawing the curves"):
     which = st.selectbox(
         "Class",
         figures.curve_choices(report),
@@ -164,7 +146,7 @@ with tabs[1], friendly_errors("drawing the curves"):
     left.plotly_chart(figures.roc_figure(report, which), config=PLOTLY_CONFIG)
     right.plotly_chart(figures.pr_figure(report, which), config=PLOTLY_CONFIG)
 
-with tabs[2], friendly_errors("drawing the confusion matrices"):
+with tabs[4], friendly_errors("drawing the confusion matrices"):
     controls = st.columns([2, 1])
     normalized = controls[1].toggle(
         "Row shares", value=True, key="compare_confusion_norm", help="Show each true class's row as shares (on) or counts (off)."
@@ -179,7 +161,7 @@ with tabs[2], friendly_errors("drawing the confusion matrices"):
             )
     st.plotly_chart(figures.reliability_figure(report), config=PLOTLY_CONFIG)
 
-with tabs[3], friendly_errors("drawing the robustness analyses"):
+with tabs[5], friendly_errors("drawing the robustness analyses"):
     if not robustness:
         st.info("Turn on *Robustness analyses* above to see missing-modality, corruption and reliance results.")
     else:
@@ -191,7 +173,7 @@ with tabs[3], friendly_errors("drawing the robustness analyses"):
                 col.plotly_chart(sweeps[name], config=PLOTLY_CONFIG, key=f"sweep_{name}")
         st.plotly_chart(figures.reliance_figure(report), config=PLOTLY_CONFIG)
 
-with tabs[4], friendly_errors("showing the cost"):
+with tabs[6], friendly_errors("showing the cost"):
     cost = figures.cost_table(report)
     if cost.empty:
         st.info("Cost was not measured for these results.")
@@ -199,23 +181,14 @@ with tabs[4], friendly_errors("showing the cost"):
         st.dataframe(cost)
         st.caption(f"Measured on {report.device}. Latency: median of single-sample calls; throughput: large batches.")
 
-with tabs[5], friendly_errors("listing the samples"):
+with tabs[7], friendly_errors("listing the samples"):
     left, right = st.columns(2)
     with left:
         names = [r.name for r in report.checkpoints]
         name = st.selectbox("Checkpoint", names, key="compare_wrong_of", help="Whose misclassified samples to list.")
         result = report.by_name(name)
-        wrong = [
-            {
-                "id": s.id,
-                "checkpoint": result.path,
-                "text": f"{escape_markdown(s.id)} · true **{escape_markdown(s.label)}** → predicted **{escape_markdown(s.prediction)}** "
-                f"({max(s.probabilities):.2f}) · {' + '.join(s.present)}",
-            }
-            for s in result.samples
-            if not s.correct
-        ]
-        sample_rows("Misclassified", wrong, "wrong")
+        wrong = [{"id": s.id, "checkpoint": result.path, "text": sample_line(s)} for s in result.samples if not s.correct]
+        sample_list("Misclassified", wrong, "wrong", dataset)
     with right:
         disputed = [
             {
@@ -232,4 +205,10 @@ with tabs[5], friendly_errors("listing the samples"):
         if len(report.checkpoints) < 2:
             st.info("Pick two or more checkpoints to see where they disagree.")
         else:
-            sample_rows("Strategies disagree", disputed, "disputed")
+            sample_list(
+                "Strategies disagree",
+                disputed,
+                "disputed",
+                dataset,
+                caption="Each checkpoint's prediction: green when right, red when wrong.",
+            )

@@ -19,6 +19,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--html", default=None, help="write a self-contained HTML report")
     p.add_argument("--no-robustness", action="store_true", help="skip missing-modality, corruption and reliance analyses")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for confidence intervals (0: none)")
+    p.add_argument(
+        "--slices",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="slices, worst slices, EMAP, modality usage, ground-truth checks and the verdict (default: on)",
+    )
+    p.add_argument("--slice-columns", default=None, help="comma list of metadata columns to slice by (default: every usable one)")
+    p.add_argument("--min-support", type=int, default=20, help="fewest rows a slice needs to be tested (default 20)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_evaluate)
@@ -32,7 +40,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.bootstrap < 0:
         raise UsageError("--bootstrap must be 0 (no intervals) or a positive number of resamples.")
     dataset = load_dataset(args.data)
-    options = EvaluationOptions(bootstrap=args.bootstrap, seed=args.seed, robustness=not args.no_robustness)
+    if args.min_support < 1:
+        raise UsageError("--min-support must be at least 1.")
+    options = EvaluationOptions(
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        robustness=not args.no_robustness,
+        analysis=args.slices,
+        slice_columns=tuple(c.strip() for c in args.slice_columns.split(",") if c.strip()) if args.slice_columns else None,
+        min_support=args.min_support,
+    )
     report = evaluate(
         args.checkpoint, dataset, args.split, options, device=args.device, progress=lambda msg: print(msg, file=sys.stderr)
     )
@@ -47,5 +64,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         values = result.metrics.values
         auc = f"{values['roc_auc_macro']:.3f}" if values.get("roc_auc_macro") is not None else "-"
         print(f"{result.name:<16} {values['accuracy']:>10.3f}{interval:<16} {values['f1_macro']:>9.3f} {auc:>8}")
+    if report.verdict is not None:
+        print("\nVerdict:")
+        for sentence in report.verdict.sentences:
+            print(f"  - {sentence}")
     print(f"{len(report.checkpoints)} checkpoint(s) on {report.split} in {report.seconds:.1f} s", file=sys.stderr)
     return 0

@@ -6,6 +6,9 @@ row multiplicities evaluates it on all resamples at once.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
+
 import numpy as np
 from scipy import stats
 
@@ -89,7 +92,10 @@ def bootstrap_intervals(
         }
         if metrics.values.get("roc_auc_macro") is not None:
             aucs = np.stack([_weighted_auc(w, y == c, p[:, c]) for c in range(n_classes) if (y == c).any()], axis=1)
-            samples["roc_auc_macro"] = np.nanmean(aucs, axis=1)
+            # A small slice's resample may hold one class only: its AUC is undefined (NaN), not a warning.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                samples["roc_auc_macro"] = np.nanmean(aucs, axis=1)
     return {name: _interval(metrics.values.get(name), samples[name]) for name in HEADLINE_METRICS if name in samples}
 
 
@@ -140,3 +146,15 @@ def paired_test(
         mcnemar_chi2_p=chi2_p,
         bootstrap_p=bootstrap_p,
     )
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (step-down; monotone; capped at 1)."""
+    order = np.argsort(p_values)
+    m = len(p_values)
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * float(p_values[index])))
+        adjusted[index] = running
+    return adjusted.tolist()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from core.serialization import JsonMixin
 from core.settings import LOCAL_USER
 
-EVALUATION_VERSION = 1
+EVALUATION_VERSION = 2
 """Part of every evaluation-cache key: bump when a computation here changes."""
 
 
@@ -31,6 +31,12 @@ class EvaluationOptions(JsonMixin):
         corruptions: names of the :data:`CORRUPTIONS` to sweep.
         cost: measure latency, throughput and peak memory.
         large_batch: batch size of the throughput and peak-memory measurements.
+        analysis: slices, worst slices, EMAP, modality usage and ground-truth checks.
+        slice_columns: metadata columns to slice by (``None``: every usable one).
+        min_support: fewest rows a slice needs to be reported or tested.
+        alpha: false-discovery rate of the worst-slice search and level of significance.
+        emap_rows: at most this many rows get an EMAP projection (a seeded subsample).
+        emap_reference: reference rows the EMAP expectations average over.
     """
 
     bootstrap: int = 1000
@@ -42,6 +48,12 @@ class EvaluationOptions(JsonMixin):
     corruptions: tuple[str, ...] = ("image_noise", "image_occlusion", "audio_noise", "text_dropout")
     cost: bool = True
     large_batch: int = 64
+    analysis: bool = True
+    slice_columns: tuple[str, ...] | None = None
+    min_support: int = 20
+    alpha: float = 0.05
+    emap_rows: int = 2000
+    emap_reference: int = 128
 
     def key(self) -> str:
         """Hash of the options and :data:`EVALUATION_VERSION`."""
@@ -119,7 +131,16 @@ class Curves(JsonMixin):
 
 @dataclass
 class SampleResult(JsonMixin):
-    """One scored row: the dashboard lists misclassified and disputed samples from these."""
+    """One scored row: the dashboard lists misclassified and disputed samples from these.
+
+    Attributes:
+        coalitions: the true class's probability for every coalition of the checkpoint's
+            modalities (index ``c`` holds modality ``i`` when bit ``i`` is set; row 0 none,
+            the last all), from which modality Shapley values, interactions and Harsanyi
+            dividends of this row follow. ``None`` without analysis.
+        emap_prediction: the prediction of the checkpoint's best additive projection (EMAP),
+            ``None`` for rows outside the EMAP subsample.
+    """
 
     id: str
     label: str
@@ -128,6 +149,8 @@ class SampleResult(JsonMixin):
     correct: bool
     present: list[str]
     extras: dict[str, str]
+    coalitions: list[float] | None = None
+    emap_prediction: str | None = None
 
 
 @dataclass
@@ -195,6 +218,116 @@ class Cost(JsonMixin):
 
 
 @dataclass
+class SliceMetrics(JsonMixin):
+    """Metrics of the rows sharing a value of a column (a metadata column, ``modalities`` for the
+    presence pattern, or two columns joined by `` & ``).
+
+    Attributes:
+        gap: accuracy minus the checkpoint's overall accuracy.
+        emap_accuracy: accuracy of the EMAP projection on the slice's rows in the EMAP
+            subsample (``None`` without).
+    """
+
+    column: str
+    value: str
+    support: int
+    accuracy: Interval
+    f1_macro: Interval
+    roc_auc_macro: Interval
+    gap: float
+    emap_accuracy: float | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.column} = {self.value}"
+
+
+@dataclass
+class SliceFinding(JsonMixin):
+    """A slice where the checkpoint is significantly worse than on the other rows.
+
+    ``p_value`` is Fisher's exact test of correct/wrong inside vs outside the slice;
+    ``q_value`` its Holm-adjusted value over every slice tested.
+    """
+
+    conditions: dict[str, str]
+    support: int
+    accuracy: float
+    rest_accuracy: float
+    gap: float
+    p_value: float
+    q_value: float
+
+    @property
+    def label(self) -> str:
+        return " & ".join(f"{column} = {value}" for column, value in self.conditions.items())
+
+
+@dataclass
+class ModalityUsage(JsonMixin):
+    """How a checkpoint uses its modalities over some rows: exact modality Shapley values of the
+    true class's probability (mean and mean absolute) and mean absolute pairwise Shapley
+    interaction indices (keys ``"audio×image"``)."""
+
+    rows: int
+    mean_shapley: dict[str, float]
+    mean_abs_shapley: dict[str, float]
+    mean_abs_interaction: dict[str, float]
+
+
+@dataclass
+class Emap(JsonMixin):
+    """EMAP (Hessel and Lee, 2020): the model against its best additive projection.
+
+    ``interaction_share`` = (accuracy - emap_accuracy) / accuracy: the part of the model's
+    accuracy owed to cross-modal interactions (0 for a purely additive model).
+    """
+
+    rows: int
+    reference_rows: int
+    accuracy: float
+    emap_accuracy: float
+    gap: float
+    interaction_share: float
+
+
+@dataclass
+class GroundTruthRates(JsonMixin):
+    """Explanations checked against what the dataset records about each row.
+
+    Attributes:
+        credit_rate: share of (corrupted or missing modality, clean modality) pairs in which
+            modality Shapley gives the clean one more credit; ``by_state`` splits it by state.
+        informative_rate: on rows whose ``information`` is ``unique-<m>``, share of pairs in
+            which the informative modality gets more credit than another present one.
+        synergy_interaction_rate: on ``synergy`` rows, share whose largest Harsanyi dividend
+            (in absolute value) is an interaction of two or more modalities;
+            ``other_interaction_rate`` the same on every other row, for reference.
+    """
+
+    credit_rate: float | None
+    comparisons: int
+    by_state: dict[str, dict[str, float | None]]
+    informative_rate: float | None = None
+    informative_comparisons: int = 0
+    synergy_interaction_rate: float | None = None
+    synergy_rows: int = 0
+    other_interaction_rate: float | None = None
+
+
+@dataclass
+class Analysis(JsonMixin):
+    """Why a checkpoint wins or fails: slices, the worst of them, modality usage, EMAP, ground truth."""
+
+    slices: list[SliceMetrics]
+    worst_slices: list[SliceFinding]
+    usage: ModalityUsage
+    usage_by_slice: dict[str, ModalityUsage]
+    emap: Emap | None
+    ground_truth: GroundTruthRates | None
+
+
+@dataclass
 class CheckpointEvaluation(JsonMixin):
     """Everything measured for one checkpoint on one dataset split."""
 
@@ -222,6 +355,7 @@ class CheckpointEvaluation(JsonMixin):
     options: EvaluationOptions
     notes: list[str]
     seconds: float
+    analysis: Analysis | None = None
     started_by: str = LOCAL_USER
     """Who asked for this evaluation first (a signed-in e-mail, or ``local``); cached with it."""
 
@@ -253,8 +387,32 @@ class PairedTest(JsonMixin):
 
 
 @dataclass
+class RankedCheckpoint(JsonMixin):
+    """One line of the verdict's ranking."""
+
+    name: str
+    kind: str
+    accuracy: Interval
+    interaction_share: float | None
+
+
+@dataclass
+class Verdict(JsonMixin):
+    """The strategies ranked, which differences are significant, and sentences saying where
+    the winner gains and why (generated from the numbers by templates).
+
+    ``significant`` lists ``(better, worse, accuracy difference, Holm-adjusted McNemar p)``
+    for every pair whose difference survives the correction.
+    """
+
+    ranking: list[RankedCheckpoint]
+    significant: list[tuple[str, str, float, float]]
+    sentences: list[str]
+
+
+@dataclass
 class EvaluationReport(JsonMixin):
-    """Several checkpoints evaluated on the same split, with pairwise tests."""
+    """Several checkpoints evaluated on the same split, with pairwise tests and a verdict."""
 
     dataset: str
     dataset_fingerprint: str
@@ -265,6 +423,7 @@ class EvaluationReport(JsonMixin):
     checkpoints: list[CheckpointEvaluation]
     pairwise: list[PairedTest]
     seconds: float
+    verdict: Verdict | None = None
 
     def by_name(self, name: str) -> CheckpointEvaluation:
         for result in self.checkpoints:

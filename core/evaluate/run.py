@@ -19,9 +19,11 @@ from core.device import describe_device, pick_device
 from core.embeddings import classify_embedded, embed_records
 from core.encoders.cache import EmbeddingCache
 from core.errors import EvaluationError
+from core.evaluate.analysis import analyse
 from core.evaluate.bootstrap import bootstrap_intervals, paired_test
 from core.evaluate.cost import measure_cost
 from core.evaluate.curves import compute_curves
+from core.evaluate.interactions import coalition_values, emap_predictions
 from core.evaluate.metrics import compute_metrics
 from core.evaluate.results import CheckpointEvaluation, EvaluationOptions, EvaluationReport, SampleResult
 from core.evaluate.robustness import (
@@ -31,6 +33,7 @@ from core.evaluate.robustness import (
     missing_modality_table,
     modality_reliance,
 )
+from core.evaluate.verdict import verdict
 from core.settings import LOCAL_USER
 
 
@@ -128,6 +131,14 @@ def evaluate_checkpoint(
         )
         for j, i in enumerate(rows)
     ]
+    analysis = None
+    if options.analysis:
+        for sample, values in zip(samples, coalition_values(model, data), strict=True):
+            sample.coalitions = np.round(values, 6).tolist()
+        emap_rows, emap_classes = emap_predictions(model, data, options)
+        for j, c in zip(emap_rows, emap_classes, strict=True):
+            samples[j].emap_prediction = model.classes[c]
+        analysis = analyse(samples, model.modalities, model.classes, options)
     robust = options.robustness
     return CheckpointEvaluation(
         name=loaded.name,
@@ -156,6 +167,7 @@ def evaluate_checkpoint(
         options=options,
         notes=metrics.notes + notes,
         seconds=time.perf_counter() - started,
+        analysis=analysis,
         started_by=started_by,
     )
 
@@ -172,7 +184,7 @@ def library_versions() -> dict[str, str]:
 def compare(
     results: Sequence[CheckpointEvaluation], options: EvaluationOptions | None = None, seconds: float = 0.0
 ) -> EvaluationReport:
-    """Bundle per-checkpoint results of one split into a report with every pairwise test."""
+    """Bundle per-checkpoint results of one split into a report with every pairwise test and the verdict."""
     options = options or EvaluationOptions()
     if not results:
         raise EvaluationError("No checkpoint to compare.")
@@ -192,6 +204,7 @@ def compare(
         checkpoints=list(results),
         pairwise=pairwise,
         seconds=seconds,
+        verdict=verdict(results, pairwise, options.alpha),
     )
 
 

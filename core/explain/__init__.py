@@ -13,7 +13,7 @@ encoded once and only perturbed modalities are re-encoded.
 from core.explain.base import Explainer
 from core.explain.engine import PerturbationEngine
 from core.explain.params import ExplainParams
-from core.explain.quality import agreement, corrupted_modality_credit, faithfulness
+from core.explain.quality import agreement, faithfulness
 from core.explain.registry import EXPLAINERS
 from core.explain.result import Explanation, FaithfulnessCurves
 from core.explain.run import explain, resolve_methods, resolve_target
@@ -28,7 +28,6 @@ __all__ = [
     "PerturbationEngine",
     "SEGMENTATIONS",
     "agreement",
-    "corrupted_modality_credit",
     "explain",
     "faithfulness",
     "resolve_methods",

@@ -1,19 +1,14 @@
-"""Quality checks of explanations: faithfulness curves, SHAP/LIME agreement, and the
-demo check that modality Shapley gives corrupted or missing modalities less credit."""
+"""Quality checks of one explanation: faithfulness curves and SHAP/LIME agreement.
+
+Checks of explanations against a dataset's ground truth live in :mod:`core.evaluate.ground_truth`."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 from scipy.stats import spearmanr
 
-from core.data import Dataset
-from core.embeddings import embed_records
 from core.explain.engine import PerturbationEngine
-from core.explain.modality_shapley import coalition_outputs, shapley_from_values
 from core.explain.result import Explanation, FaithfulnessCurves
-from core.model import MultimodalClassifier
 
 BAD_STATES = ("corrupted", "missing")
 
@@ -79,63 +74,3 @@ def agreement(first: Explanation, second: Explanation) -> dict[str, float]:
             continue
         out[modality] = float(spearmanr(a, b).statistic)
     return out
-
-
-def corrupted_modality_credit(
-    model: MultimodalClassifier,
-    dataset: Dataset,
-    split: str = "test",
-    *,
-    target: str = "label",
-    batch_size: int = 256,
-) -> dict[str, Any]:
-    """How often modality Shapley gives a corrupted/missing modality less credit than a clean one.
-
-    For every record of ``split`` with ``<modality>_state`` extras, every pair (bad modality,
-    clean modality) among the model's modalities is one comparison; a missing modality is
-    not a player, so its credit is 0. Credit is the Shapley value of the probability of the
-    true label (``target="label"``) or of the predicted class (``target="predicted"``).
-
-    Returns:
-        ``{"rate", "comparisons", "by_state": {"corrupted": {"rate", "comparisons"}, "missing": ...},
-        "records"}``.
-    """
-    records = [r for r in dataset.split(split) if any(f"{m}_state" in r.extras for m in model.modalities)]
-    embedded = embed_records(model, records, batch_size=batch_size)
-    wins = {state: 0 for state in BAD_STATES}
-    counts = {state: 0 for state in BAD_STATES}
-    device = model.device
-    for start in range(0, len(records), batch_size):
-        chunk = slice(start, start + batch_size)
-        embeddings = {m: e[chunk].to(device) for m, e in embedded.embeddings.items()}
-        probabilities, _ = coalition_outputs(model, embeddings, embedded.present[chunk], model.modalities)
-        full = probabilities[:, -1, :]
-        labels = embedded.labels[chunk].numpy()
-        targets = np.where((labels >= 0) & (target == "label"), labels, full.argmax(axis=1))
-        values = probabilities[np.arange(len(targets)), :, targets]
-        phi, _ = shapley_from_values(values)
-        for row, record in enumerate(records[chunk]):
-            states = {m: record.extras.get(f"{m}_state", "") for m in model.modalities}
-            credit = {
-                m: phi[row, j] if bool(embedded.present[start + row, j]) else 0.0
-                for j, m in enumerate(model.modalities)
-            }
-            clean = [m for m, s in states.items() if s == "clean"]
-            for bad, state in states.items():
-                if state not in BAD_STATES:
-                    continue
-                for good in clean:
-                    counts[state] += 1
-                    wins[state] += int(credit[bad] < credit[good])
-    total = sum(counts.values())
-    return {
-        "rate": sum(wins.values()) / total if total else float("nan"),
-        "comparisons": total,
-        "by_state": {
-            s: {"rate": wins[s] / counts[s] if counts[s] else float("nan"), "comparisons": counts[s]}
-            for s in BAD_STATES
-        },
-        "records": len(records),
-        "split": split,
-        "target": target,
-    }

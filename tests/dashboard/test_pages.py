@@ -111,17 +111,36 @@ def test_too_long_audio_is_refused_with_the_limit(dashboard_env, monkeypatch):
     assert any("over the 1 s limit" in e.value for e in at.error)
 
 
+def metrics_table(at: AppTest):
+    return next(d.value for d in at.dataframe if d.value.index.name == "Checkpoint" and "Accuracy" in d.value.columns)
+
+
 def test_selecting_checkpoints_changes_the_comparison(dashboard_env):
     at = open_page("compare")
     assert_clean(at)
-    assert list(at.dataframe[0].value.index) == ["early", "late"]
+    assert list(metrics_table(at).index) == ["early", "late"]
     at.multiselect(key="sidebar_chosen").set_value(
         [str(Path(dashboard_env["FUSION_CHECKPOINTS"]) / n) for n in ("early", "late", "image-only")]
     )
     at.run()
     assert_clean(at)
-    assert list(at.dataframe[0].value.index) == ["early", "late", "image-only"]
-    assert len(plotly_charts(at)) >= 6  # bars, ROC, PR, confusion matrices, reliability, robustness
+    assert list(metrics_table(at).index) == ["early", "late", "image-only"]
+    assert len(plotly_charts(at)) >= 9  # bars, slices, EMAP, usage, ROC, PR, confusion matrices, reliability, robustness
+
+
+def test_compare_shows_the_verdict_slices_and_modality_use(dashboard_env):
+    at = open_page("compare")
+    assert_clean(at)
+    verdict = " ".join(m.value for m in at.markdown)
+    assert "is the most accurate of 2 checkpoints" in verdict
+    assert at.selectbox(key="compare_slice_column").value == "information" or at.selectbox(key="compare_slice_column").options
+    slices = next(d.value for d in at.dataframe if "Slice" in d.value.columns and "Accuracy (95% CI)" in d.value.columns)
+    assert len(slices) >= 2 and slices["Rows"].sum() > 0
+    at.selectbox(key="compare_slice_samples").set_value(at.selectbox(key="compare_slice_samples").options[0])
+    at.run()
+    assert_clean(at)
+    assert any(b.label == "Explain" for b in at.button), "a slice's samples open in Explain"
+    assert any("Checked against the dataset's ground truth" in m.value for m in at.markdown)
 
 
 def test_compare_refuses_a_checkpoint_trained_on_other_classes(dashboard_env, tmp_path, monkeypatch):

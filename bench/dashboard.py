@@ -31,6 +31,7 @@ from bench.server import (
     CHROMIUM,
     CHROMIUM_ARGS,
     bench_server_env,
+    browser_missing,
     free_port,
     memory_peaks,
     start_dashboard,
@@ -109,12 +110,10 @@ def _predict_dataset_sample(page, timeout_ms: float) -> None:
 def run(options: dict[str, Any]) -> dict[str, Any]:
     """Drive a live dashboard in headless Chromium; returns a JSON-ready dict (or the reason it skipped)."""
 
-    if not CHROMIUM.exists():
-        return {"section": "dashboard", "skipped": f"{CHROMIUM} is missing (install Debian's chromium)"}
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        return {"section": "dashboard", "skipped": "the playwright python package is not installed"}
+    missing = browser_missing()
+    if missing:
+        return {"section": "dashboard", "skipped": missing}
+    from playwright.sync_api import sync_playwright
 
     quick = bool(options.get("quick"))
     cycles = int(options.get("cycles", 1 if quick else 3))

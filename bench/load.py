@@ -31,6 +31,7 @@ from bench.server import (
     CHROMIUM,
     CHROMIUM_ARGS,
     bench_server_env,
+    browser_missing,
     file_input,
     free_port,
     memory_peaks,
@@ -38,6 +39,7 @@ from bench.server import (
     stop_dashboard,
     wait_healthy,
 )
+from core.settings import settings
 
 PROMPT = "Upload an image, type some text or add audio"
 """Shown by Predict at the end of a run that received no input."""
@@ -131,12 +133,9 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
 
 def run(options: dict[str, Any]) -> dict[str, Any]:
     """Start a server, drive the sessions, stop it; a JSON-ready dict (or the reason it skipped)."""
-    if not CHROMIUM.exists():
-        return {"section": "load", "skipped": f"{CHROMIUM} is missing (install Debian's chromium)"}
-    try:
-        import playwright.async_api  # noqa: F401
-    except ImportError:
-        return {"section": "load", "skipped": "the playwright python package is not installed"}
+    missing = browser_missing()
+    if missing:
+        return {"section": "load", "skipped": missing}
 
     quick = bool(options.get("quick"))
     sessions = int(options.get("sessions", 5 if quick else 20))
@@ -171,7 +170,8 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
         "sessions": sessions,
         "rounds_per_session_max": rounds,
         "seconds_bound": seconds,
-        "max_jobs": int(env.get("FUSION_MAX_JOBS", 0)) or None,
+        "max_jobs": int(env["FUSION_MAX_JOBS"]) if "FUSION_MAX_JOBS" in env else settings().max_jobs,
+        "clients": "headless Chromium on the server's own machine (its CPU time counts against the server's)",
         "elapsed_s": round(elapsed, 1),
         "rounds": sum(per_session),
         "rounds_per_session": per_session,

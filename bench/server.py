@@ -31,6 +31,17 @@ CHROMIUM_ARGS = [
 """Flags for a sandbox-less container: no GPU compositing, no background traffic to Google."""
 
 
+def browser_missing() -> str | None:
+    """Why a browser benchmark cannot run here (no Chromium, no playwright), or ``None``."""
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing (install Debian's chromium)"
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "the playwright python package is not installed"
+    return None
+
+
 def file_input(page, label: str):
     """The file input of the ``st.file_uploader`` labelled ``label``.
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.settings import PROJECT_ROOT
 from dashboard.access import auth_problem, is_allowed
+from tests.dashboard.conftest import run_dashboard
 
-APP = str(PROJECT_ROOT / "dashboard" / "app.py")
 AUTH = {
     "redirect_uri": "http://localhost:8501/oauth2callback",
     "cookie_secret": "k" * 32,
@@ -22,18 +21,9 @@ AUTH = {
 ALLOWED = ["alice@example.com", "@example.org"]
 
 
-def run_app(user: dict, auth: dict | None = AUTH, page: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.user = user
-    at.secrets["access"] = {"allowed": ALLOWED}
-    if auth is not None:
-        at.secrets["auth"] = auth
-    at.run()
-    if page is not None:
-        at.switch_page(f"../pages/{page}.py")
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+def run_app(user: dict, auth: dict | None = AUTH, page: str | None = None):
+    secrets = {"access": {"allowed": ALLOWED}, **({"auth": auth} if auth is not None else {})}
+    return run_dashboard(page, user=user, secrets=secrets)
 
 
 def titles(at: AppTest) -> list[str]:
@@ -115,8 +105,5 @@ def test_a_misconfigured_auth_section_closes_the_dashboard(dashboard_env):
 
 
 def test_an_empty_allow_list_lets_nobody_in(dashboard_env):
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.user = {"is_logged_in": True, "email": "alice@example.com"}
-    at.secrets["auth"] = AUTH
-    at.run()
-    assert [t.value for t in at.title] == ["Access refused"]
+    at = run_dashboard(user={"is_logged_in": True, "email": "alice@example.com"}, secrets={"auth": AUTH})
+    assert titles(at) == ["Access refused"]

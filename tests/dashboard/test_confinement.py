@@ -9,13 +9,10 @@ import json
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core.roots import NOT_OFFERED, READ_ONLY
-from core.settings import PROJECT_ROOT
+from tests.dashboard.conftest import run_dashboard
 from tests.dashboard.test_access import AUTH
-
-APP = str(PROJECT_ROOT / "dashboard" / "app.py")
 
 
 @pytest.fixture
@@ -31,20 +28,9 @@ def extra_root(dashboard_env, tmp_path, monkeypatch) -> dict[str, Path]:
     return {"root": root, "inside": inside, "outside": outside, "symlink": root / "escape"}
 
 
-def run_app(query: dict[str, str] | None = None, page: str | None = None, user: dict | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    if query:
-        at.query_params.update(query)
-    if user is not None:
-        at.user = user
-        at.secrets["auth"] = AUTH
-        at.secrets["access"] = {"allowed": ["@example.com"]}
-    at.run()
-    if page is not None:
-        at.switch_page(f"../pages/{page}.py")
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+def run_app(query: dict[str, str] | None = None, page: str | None = None, user: dict | None = None):
+    secrets = {"auth": AUTH, "access": {"allowed": ["@example.com"]}} if user is not None else None
+    return run_dashboard(page, user=user, secrets=secrets, query=query)
 
 
 def test_the_sidebar_offers_only_folders_inside_the_roots_and_no_path_box(dashboard_env, extra_root):

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from bench.server import CHROMIUM, CHROMIUM_ARGS
 from core.roots import READ_ONLY
 from tests.dashboard.conftest import LiveServer, live_dashboard
 
@@ -37,13 +36,8 @@ def server(small_demo_env, logs) -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="module")
-def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+def browser(server, chromium):
+    return chromium  # the server first: its start-up is not the browser's
 
 
 def new_page(browser):

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
-from bench.server import CHROMIUM, CHROMIUM_ARGS, file_input
+from bench.server import file_input
 from core.roots import NOT_OFFERED
 from tests.dashboard.conftest import LiveServer, live_dashboard
 
@@ -44,18 +44,14 @@ def server(small_demo_env, folders, tmp_path_factory) -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="module")
-def page(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 2400})
-        page.set_default_timeout(120_000)
-        dialogs: list[str] = []
-        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-        page.dialogs = dialogs
-        yield page
-        browser.close()
+def page(server, chromium):
+    page = chromium.new_page(viewport={"width": 1500, "height": 2400})
+    page.set_default_timeout(120_000)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.dialogs = dialogs  # every alert() the page tries, for the assertions below
+    yield page
+    page.close()
 
 
 def settle(page) -> None:

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
-from bench.server import CHROMIUM, CHROMIUM_ARGS, free_port
+from bench.server import free_port
 from tests.dashboard.conftest import LiveServer, live_dashboard
 
 pytestmark = pytest.mark.browser
@@ -62,13 +62,8 @@ def server(provider, small_demo_env, tmp_path_factory) -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="module")
-def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+def browser(server, chromium):
+    return chromium  # the server first: its start-up is not the browser's
 
 
 @pytest.fixture

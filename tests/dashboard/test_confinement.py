@@ -86,8 +86,15 @@ def write_run(runs: Path, run_id: str, owner: str, status: str = "queued") -> No
     )  # fmt: skip
 
 
-def test_with_sign_in_a_user_sees_and_cancels_only_their_own_runs(dashboard_env):
-    runs = Path(dashboard_env["FUSION_RUNS"])
+@pytest.fixture
+def runs(dashboard_env, tmp_path, monkeypatch) -> Path:
+    """A runs folder of this test's own (a queued run left in the shared one would be taken over
+    by the next server a test starts)."""
+    monkeypatch.setenv("FUSION_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def test_with_sign_in_a_user_sees_and_cancels_only_their_own_runs(runs):
     write_run(runs, "20260101-120000-aaaa", "alice@example.com")
     write_run(runs, "20260101-120001-bbbb", "bob@example.com")
     alice = {"is_logged_in": True, "email": "alice@example.com"}
@@ -100,10 +107,21 @@ def test_with_sign_in_a_user_sees_and_cancels_only_their_own_runs(dashboard_env)
     assert json.loads((runs / "20260101-120001-bbbb" / "run.json").read_text())["status"] == "queued"
 
 
-def test_without_sign_in_every_run_is_listed(dashboard_env):
-    runs = Path(dashboard_env["FUSION_RUNS"])
+def test_without_sign_in_every_run_is_listed(runs):
     write_run(runs, "20260101-130000-cccc", "alice@example.com", status="cancelled")
     write_run(runs, "20260101-130001-dddd", "local", status="cancelled")
     at = run_app(page="train")
     labels = " ".join(e.label for e in at.expander)
     assert "cccc" in labels and "dddd" in labels
+
+
+def test_a_model_directory_typed_on_train_goes_through_the_same_check(runs):
+    at = run_app(page="train")
+    at.selectbox(key="train_encoder_text").set_value("hf:…")
+    at.run()
+    at.text_input(key="train_hf_text").input("/etc")
+    at.run()
+    at.button(key="train_start").click()
+    at.run()
+    assert [e.value for e in at.error] == [NOT_OFFERED]
+    assert not runs.exists()  # refused before anything was written

@@ -31,7 +31,7 @@ def logs(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(small_demo_env, logs) -> Iterator[LiveServer]:
-    env = {**small_demo_env, "FUSION_MAX_JOBS": "1", "FUSION_READ_ONLY": "1"}
+    env = {**small_demo_env, "FUSION_MAX_JOBS": "1", "FUSION_READ_ONLY": "1", "FUSION_RUNS": str(logs / "runs")}
     yield from live_dashboard(env, logs)
 
 
@@ -69,8 +69,12 @@ CANCELLED = "Cancelled an explanation: every browser session waiting for it has 
 
 
 def test_a_job_waits_for_its_turn_and_is_cancelled_when_its_browser_closes(server, browser, logs):
+    # Both browsers are on Explain first, so that the second can ask at once once the first is busy.
     holder_context, holder = new_page(browser)
-    explain_first_record(holder, server)
+    waiter_context, waiter = new_page(browser)
+    for page in (holder, waiter):
+        explain_first_record(page, server)
+        page.get_by_role("heading", name="Can these attributions be trusted?").wait_for()
     for label, value in LONG.items():  # each change cancels the previous job and starts the next
         box = holder.get_by_label(label, exact=True)
         box.fill(value)
@@ -80,10 +84,8 @@ def test_a_job_waits_for_its_turn_and_is_cancelled_when_its_browser_closes(serve
     holder.get_by_role("option", name="Permutation").click()
     holder.get_by_text("Computing SHAP and LIME").first.wait_for()
 
-    waiter_context, waiter = new_page(browser)
-    explain_first_record(waiter, server)  # the holder's default-settings result may be cached ...
     box = waiter.get_by_label("Audio segments", exact=True)
-    box.fill("12")  # ... so ask for one nobody computed: it needs the one slot, which is taken
+    box.fill("12")  # an explanation nobody computed: it needs the one slot, which is taken
     box.press("Enter")
     waiter.get_by_text("Waiting: 0 jobs ahead of yours").wait_for()
     watcher_context, watcher = new_page(browser)

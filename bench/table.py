@@ -169,6 +169,35 @@ def _dashboard(section: dict[str, Any]) -> str:
     return _rows(["Dashboard", "Value"], rows)
 
 
+def _load(section: dict[str, Any]) -> str:
+    latency = section.get("latency_s", {})
+    memory = section.get("memory", {})
+    rows = [
+        [
+            "Sessions × rounds at most (each: upload, predict, explain)",
+            f"{section.get('sessions')} × {section.get('rounds_per_session_max')}",
+        ],
+        ["Heavy jobs at once (FUSION_MAX_JOBS)", _num(section.get("max_jobs"))],
+        ["Rounds finished", _num(section.get("rounds"))],
+        ["Errors", _num(section.get("errors"))],
+        ["Sessions that finished no round", _num(section.get("starved_sessions"))],
+    ]
+    for name in ("predict", "explain", "round"):
+        figures = latency.get(name, {})
+        rows.append(
+            [
+                f"{name.capitalize()} latency p50 / p95 / max (s)",
+                f"{_num(figures.get('p50'))} / {_num(figures.get('p95'))} / {_num(figures.get('max'))}",
+            ]
+        )
+    rows += [
+        ["Server peak RSS (MiB)", _num(memory.get("server_peak_rss_mib"))],
+        ["Server RSS after start-up (MiB)", _num(memory.get("server_rss_after_start_mib"))],
+        ["Wall time (s)", _num(section.get("elapsed_s"))],
+    ]
+    return _rows(["Load", "Value"], rows)
+
+
 def _evaluate(section: dict[str, Any]) -> str:
     seconds = section.get("timings_s", {})
     rows = [
@@ -306,6 +335,7 @@ LAYOUTS: dict[str, Callable[[dict[str, Any]], str]] = {
     "predict": _predict,
     "train": _train,
     "dashboard": _dashboard,
+    "load": _load,
     "evaluate": _evaluate,
     "explain": _explain,
 }

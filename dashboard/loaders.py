@@ -16,6 +16,7 @@ import numpy as np
 import streamlit as st
 import torch
 
+from core import roots
 from core.checkpoints import CheckpointInfo, LoadedCheckpoint, list_checkpoints, load_checkpoint, read_card
 from core.data import Dataset, load_dataset
 from core.data.manifest import MANIFEST_NAMES
@@ -73,6 +74,19 @@ def dataset_or_error(root: str | Path) -> Dataset | DatasetError:
     manifest or the decoding limits change)."""
     root = Path(root).expanduser().resolve()
     return _dataset(str(root), _manifest_mtime(root), settings().limits)
+
+
+@st.cache_data(show_spinner=False, ttl=20)
+def _folder_choices(data_roots: tuple[Path, ...], checkpoint_roots: tuple[Path, ...]) -> tuple[list[str], list[str]]:
+    return [str(p) for p in roots.dataset_folders(data_roots)], [str(p) for p in roots.checkpoint_folders(checkpoint_roots)]
+
+
+def folder_choices() -> tuple[list[str], list[str]]:
+    """The dataset folders and the checkpoint folders inside the configured roots (resolved
+    paths). Searching the roots reads many folders, so the lists are shared by every session
+    for 20 s (a new folder shows up within that)."""
+    config = settings()
+    return _folder_choices(config.data_roots, config.checkpoint_roots)
 
 
 @st.cache_data(show_spinner=False, ttl=60)
@@ -152,11 +166,16 @@ def pending_evaluations(
     return pending
 
 
-def evaluate_to_disk_cache(path: str, inputs: SplitInputs, options: EvaluationOptions, task: str) -> None:
+def evaluate_to_disk_cache(
+    path: str, inputs: SplitInputs, options: EvaluationOptions, task: str, started_by: str
+) -> None:
     """Evaluate one checkpoint into core's on-disk evaluation cache (lets a page show progress
     checkpoint by checkpoint before :func:`evaluation_report` bundles the cached results).
-    Calls sharing ``inputs`` decode the split and embed its corruptions once."""
-    evaluate_cached([load_model(path)], inputs.dataset, inputs.split, options, inputs=inputs, task=task)
+    Calls sharing ``inputs`` decode the split and embed its corruptions once; the result
+    records ``started_by``."""
+    evaluate_cached(
+        [load_model(path)], inputs.dataset, inputs.split, options, inputs=inputs, task=task, started_by=started_by
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -20,7 +20,8 @@ from core.figures import explanation as explanation_figures
 from core.figures import trust as trust_figures
 from core.fusion.attention import AttentionFusion
 from dashboard import loaders
-from dashboard.jobs import follow, job_registry
+from dashboard.access import current_user
+from dashboard.jobs import follow, job_registry, session_id
 from dashboard.renderers import PLOTLY_CONFIG, ModalityView
 from dashboard.state import CurrentSample
 
@@ -140,7 +141,10 @@ def _assessment(loaded: LoadedCheckpoint, dataset: Dataset, task: str | None) ->
         return None
     key = ("assessment", loaded.card.sha256, dataset.fingerprint, options.key())
     job = job_registry().submit(
-        key, lambda progress, cancel: assess_methods(loaded, dataset, options, progress=progress, cancel=cancel)
+        key,
+        lambda progress, cancel: assess_methods(loaded, dataset, options, progress=progress, cancel=cancel),
+        owner=current_user(),
+        session=session_id(),
     )
     finished_before = job.done
     report = follow(job, "Checking every method on this checkpoint")

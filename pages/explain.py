@@ -13,10 +13,12 @@ from core.explain import EXPLAINERS, ExplainParams, explain, resolve_target
 from core.explain.params import SHAP_ALGORITHMS
 from core.figures import explanation as explanation_figures
 from dashboard import loaders, trust
+from dashboard.access import current_user
 from dashboard.errors import friendly_errors, show_exception
 from dashboard.inputs import pick_record_id
-from dashboard.jobs import follow, job_registry
+from dashboard.jobs import follow, job_registry, session_id
 from dashboard.links import new_explain_link
+from dashboard.markup import escape_markdown
 from dashboard.renderers import PLOTLY_CONFIG, VIEWS
 from dashboard.state import EXPLAIN_CHECKPOINT, current_sample, sample_from_record, selection, set_current_sample
 
@@ -36,7 +38,10 @@ with friendly_errors("opening the link"):
         if link.checkpoint:
             named = {i.name: i for i in chosen.checkpoints if i.error is None}
             if link.checkpoint not in named:
-                st.error(f"The link names a checkpoint that is not here: {link.checkpoint!r}.", icon=":material/link_off:")
+                st.error(
+                    f"The link names a checkpoint that is not here: {escape_markdown(repr(link.checkpoint))}.",
+                    icon=":material/link_off:",
+                )
             else:
                 st.session_state[EXPLAIN_CHECKPOINT] = str(named[link.checkpoint].path)
                 if named[link.checkpoint] not in infos:
@@ -63,7 +68,7 @@ with friendly_errors("choosing the sample"):
             icon=":material/info:",
         )
         st.stop()
-    st.markdown(f"Explaining **{sample.description}** · {' + '.join(sample.decoded.present())}")
+    st.markdown(f"Explaining **{escape_markdown(sample.description)}** · {' + '.join(sample.decoded.present())}")
 
 with friendly_errors("computing modality Shapley values"):
     loaded_models = loaders.load_models(infos)
@@ -89,7 +94,10 @@ with friendly_errors("computing modality Shapley values"):
         for col, (name, (info, loaded)) in zip(st.columns(3), items[row : row + 3], strict=False):
             with col, st.container(border=True):
                 expl = loaders.modality_explanation(str(info.path), loaded.card.sha256, sample.key, sample.decoded, task)
-                st.markdown(f"**{name}** predicts **{expl.target_name}** ({expl.probabilities[expl.target]:.2f})")
+                st.markdown(
+                    f"**{escape_markdown(name)}** predicts **{escape_markdown(expl.target_name)}** "
+                    f"({expl.probabilities[expl.target]:.2f})"
+                )
                 st.plotly_chart(
                     explanation_figures.modality_bar(expl).update_layout(title=None, margin={"t": 10}),
                     config=PLOTLY_CONFIG,
@@ -213,13 +221,15 @@ with friendly_errors("computing the attributions"):
     job = jobs.submit(
         key,
         lambda progress, cancel: explain(loaded, sample.decoded, methods, target, params, progress, cancel, task),
+        owner=current_user(),
+        session=session_id(),
     )
     results = follow(job, f"Computing {', '.join(trust.LABELS[m] for m in methods)}")
     if results is None:
         st.stop()
     first = next(iter(results.values()))
     st.caption(
-        f"Explaining P({first.target_name}) of {name} · {trust.timing_line(results)} · "
+        f"Explaining P({escape_markdown(first.target_name)}) of {escape_markdown(name)} · {trust.timing_line(results)} · "
         f"{first.metadata.get('device', '')} · cached afterwards"
     )
     report = trust.cached_report(loaded, chosen.dataset, task)

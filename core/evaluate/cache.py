@@ -17,7 +17,7 @@ from core.evaluate.results import CheckpointEvaluation, EvaluationOptions, Evalu
 from core.evaluate.robustness import SplitInputs
 from core.evaluate.run import _as_dataset, evaluate
 from core.serialization import read_cached
-from core.settings import settings
+from core.settings import LOCAL_USER, settings
 
 
 def evaluation_cache_key(
@@ -58,6 +58,7 @@ def evaluate_cached(
     progress: Callable[[str], None] | None = None,
     inputs: SplitInputs | None = None,
     task: str | None = None,
+    started_by: str = LOCAL_USER,
 ) -> EvaluationReport:
     """:func:`evaluate`, with each checkpoint's result cached as JSON under ``cache_dir``
     (default: the configured ``FUSION_CACHE_DIR/evaluations``), keyed by (checkpoint sha256, dataset
@@ -65,7 +66,8 @@ def evaluate_cached(
     from the cached per-sample results (cheap and seeded, so identical).
 
     ``inputs`` lets several calls on the same split share decoded samples and corrupted
-    embeddings (e.g. evaluating checkpoints one at a time to report progress)."""
+    embeddings (e.g. evaluating checkpoints one at a time to report progress). A result
+    computed here records ``started_by``; a cached one keeps whoever computed it first."""
     options = options or EvaluationOptions()
     dataset = _as_dataset(dataset)
 
@@ -82,6 +84,7 @@ def evaluate_cached(
         device=device,
         progress=progress,
         task=task,
+        started_by=started_by,
         inputs=inputs,
         reuse=lambda checkpoint: _read_cached(path(checkpoint)),
         keep=lambda checkpoint, result: write_text_atomic(path(checkpoint), json.dumps(result.to_json())),

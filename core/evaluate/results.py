@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 
 from core.serialization import JsonMixin
+from core.settings import LOCAL_USER
 
 EVALUATION_VERSION = 3
 """Part of every evaluation-cache key: bump when a computation here changes."""
@@ -370,6 +371,8 @@ class CheckpointEvaluation(JsonMixin):
     task_kind: str = "single"
     thresholds: dict[str, float] = field(default_factory=dict)
     multi_task: bool = False
+    started_by: str = LOCAL_USER
+    """Who asked for this evaluation first (a signed-in e-mail, or ``local``); cached with it."""
 
 
 @dataclass

@@ -148,6 +148,23 @@ SAMPLE_REPORT = {
         "dashboard": {"ok": True, "seconds": 0.1, "skipped": "/usr/bin/chromium is missing"},
         "predict": {"ok": False, "seconds": 0.5, "error": "FileNotFoundError: no checkpoints"},
         "reliability": {"ok": True, "seconds": 4.0, "fuzz": {"unexpected_exceptions": 0, "iterations": 500}},
+        "load": {
+            "ok": True,
+            "seconds": 300.0,
+            "sessions": 20,
+            "rounds_per_session_max": 2,
+            "max_jobs": 2,
+            "rounds": 40,
+            "errors": 0,
+            "starved_sessions": 0,
+            "elapsed_s": 290.0,
+            "latency_s": {
+                "predict": {"n": 40, "p50": 3.0, "p95": 6.5, "max": 9.0},
+                "explain": {"n": 40, "p50": 20.0, "p95": 41.0, "max": 50.0},
+                "round": {"n": 40, "p50": 30.0, "p95": 60.0, "max": 70.0},
+            },
+            "memory": {"server_peak_rss_mib": 1100.0, "server_rss_after_start_mib": 70.0},
+        },
     },
 }
 
@@ -163,3 +180,5 @@ def test_markdown_table_renders_every_section_with_ratios():
     assert "Skipped: /usr/bin/chromium is missing" in text
     assert "Failed: FileNotFoundError: no checkpoints" in text
     assert "| `fuzz.unexpected_exceptions` | 0 |" in text
+    assert "| Explain latency p50 / p95 / max (s) | 20 / 41 / 50 |" in text
+    assert "| Errors | 0 |" in text and "| Server peak RSS (MiB) | 1,100 |" in text

@@ -144,13 +144,14 @@ def test_compare_shows_the_verdict_slices_and_modality_use(dashboard_env):
     assert any("Checked against the dataset's ground truth" in m.value for m in at.markdown)
 
 
-def test_compare_refuses_a_checkpoint_trained_on_other_classes(dashboard_env, tmp_path):
-    other = tmp_path / "animals"
+def test_compare_refuses_a_checkpoint_trained_on_other_classes(dashboard_env, tmp_path, monkeypatch):
+    other = tmp_path.resolve() / "animals"
     other.mkdir()
     rows = [f"{label},{split},a {label} {i}" for i in range(6) for label in ("cat", "dog") for split in ("train", "val", "test")]
     (other / "manifest.csv").write_text("label,split,text\n" + "\n".join(rows) + "\n")
+    monkeypatch.setenv("FUSION_DATA_ROOTS", str(tmp_path))
     at = open_page("compare")
-    at.text_input(key="sidebar_dataset").input(str(other))
+    at.selectbox(key="sidebar_dataset").set_value(str(other))
     at.run()
     assert_clean(at)
     assert any("trained on other classes" in e.value for e in at.error)
@@ -199,12 +200,13 @@ def test_explain_shows_every_method_and_the_trust_panel_for_a_dataset_sample(das
     assert any("SHAP by PermutationExplainer" in c.value for c in at.caption)
 
 
-def test_train_page_lists_every_dataset_problem(dashboard_env, tmp_path):
-    broken = tmp_path / "broken"
+def test_train_page_lists_every_dataset_problem(dashboard_env, tmp_path, monkeypatch):
+    broken = tmp_path.resolve() / "broken"
     broken.mkdir()
     (broken / "manifest.csv").write_text("label,image,text\ncat,missing.png,\n,,hello\ndog,../escape.png,\n")
+    monkeypatch.setenv("FUSION_DATA_ROOTS", str(tmp_path))
     at = open_page("train")
-    at.text_input(key="train_data").input(str(broken))
+    at.selectbox(key="train_data").set_value(str(broken))
     at.run()
     assert_clean(at)
     issues = at.dataframe[0].value

@@ -49,6 +49,11 @@ USER 10001:10001
 # The demo (data + checkpoints) is built at image build time so the first start is instant;
 # mount a volume on /data to keep your own checkpoints.
 RUN python -m core demo
+# It listens on 0.0.0.0, so it starts read-only: no training, no writes but caches
+# (`docker run -e FUSION_READ_ONLY=0` turns training on). Set after the demo build, which writes.
+# Sign-in: mount a secrets file (never baked in; see the README, "Deploying for a team"):
+#   docker run -v $PWD/secrets.toml:/app/.streamlit/secrets.toml:ro ...
+ENV FUSION_READ_ONLY=1
 EXPOSE 8501
 # Python rather than curl: one package less in the image; a failed request exits non-zero.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \

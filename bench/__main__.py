@@ -20,8 +20,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoints", default=None, help="checkpoint folder (default: checkpoints/)")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, for smoke tests")
+    parser.add_argument("--sessions", type=int, default=None, help="load: simultaneous browser sessions (default 20)")
+    parser.add_argument("--rounds", type=int, default=None, help="load: rounds per session at most (default 2)")
+    parser.add_argument("--seconds", type=float, default=None, help="load: no new round after this (default 300)")
+    parser.add_argument("--max-jobs", type=int, default=None, help="load: the server's FUSION_MAX_JOBS")
     args = parser.parse_args(argv)
-    options = {k: v for k, v in (("data", args.data), ("checkpoints", args.checkpoints), ("device", args.device)) if v}
+    given = {
+        "data": args.data,
+        "checkpoints": args.checkpoints,
+        "device": args.device,
+        "sessions": args.sessions,
+        "rounds": args.rounds,
+        "seconds": args.seconds,
+        "max_jobs": args.max_jobs,
+    }
+    options = {k: v for k, v in given.items() if v}
     if args.quick:
         options["quick"] = True
     report = run_sections(args.sections, options, log=lambda msg: print(msg, file=sys.stderr))

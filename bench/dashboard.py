@@ -27,50 +27,22 @@ from typing import Any
 
 import numpy as np
 
-from bench.server import CHROMIUM, CHROMIUM_ARGS, free_port, start_dashboard, stop_dashboard, wait_healthy
+from bench.server import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    bench_server_env,
+    browser_missing,
+    free_port,
+    memory_peaks,
+    start_dashboard,
+    stop_dashboard,
+    wait_healthy,
+)
 from core.checkpoints import versions
-from core.settings import settings
 
 PAGES = ("Overview", "Predict", "Compare", "Explain", "Train")
 SCRIPT_RUNNING = '[data-testid="stStatusWidget"]'
 EXCEPTION = '[data-testid="stException"]'
-
-
-def _process_tree(pid: int) -> list[int]:
-    """``pid`` and all its descendants, from ``/proc/<pid>/task/<tid>/children``."""
-    tree = [pid]
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            children = (task / "children").read_text().split()
-        except OSError:
-            continue
-        for child in children:
-            tree += _process_tree(int(child))
-    return tree
-
-
-def _peak_rss_mib(pid: int) -> float | None:
-    """``VmHWM`` (peak resident set) of a live process in MiB, ``None`` if it is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
-def memory_peaks(pid: int) -> dict[str, Any]:
-    """Peak RSS of the server and of its descendants (e.g. background training runs)."""
-    children = [p for p in _process_tree(pid) if p != pid]
-    child_peaks = [peak for peak in map(_peak_rss_mib, children) if peak is not None]
-    server = _peak_rss_mib(pid) or 0.0
-    return {
-        "server_peak_rss_mib": round(server, 1),
-        "children": len(child_peaks),
-        "children_peak_rss_mib": round(sum(child_peaks), 1),
-        "total_peak_rss_mib": round(server + sum(child_peaks), 1),
-    }
 
 
 def _content(page, title: str):
@@ -138,24 +110,16 @@ def _predict_dataset_sample(page, timeout_ms: float) -> None:
 def run(options: dict[str, Any]) -> dict[str, Any]:
     """Drive a live dashboard in headless Chromium; returns a JSON-ready dict (or the reason it skipped)."""
 
-    if not CHROMIUM.exists():
-        return {"section": "dashboard", "skipped": f"{CHROMIUM} is missing (install Debian's chromium)"}
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        return {"section": "dashboard", "skipped": "the playwright python package is not installed"}
+    missing = browser_missing()
+    if missing:
+        return {"section": "dashboard", "skipped": missing}
+    from playwright.sync_api import sync_playwright
 
     quick = bool(options.get("quick"))
     cycles = int(options.get("cycles", 1 if quick else 3))
     timeout_ms = 1000 * float(options.get("timeout_s", 300))
     scratch = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
-    env = {
-        "FUSION_DEMO_DATA": str(Path(options.get("data") or settings().demo_data).resolve()),
-        "FUSION_CHECKPOINTS": str(Path(options.get("checkpoints") or settings().checkpoints).resolve()),
-        # Fresh caches: the figures must not depend on what an earlier session computed.
-        "FUSION_CACHE_DIR": str(scratch / "cache"),
-        "FUSION_RUNS": str(scratch / "runs"),
-    }
+    env = bench_server_env(options, scratch)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     exceptions: dict[str, int] = {}

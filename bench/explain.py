@@ -7,9 +7,15 @@ Each encoder's throughput on the explanation's own input path gives the floor
 ``N / throughput`` that no perturbation method can beat (N: the evaluations the
 explanation ran; engine and throughput timings are medians of :data:`TIMING_REPEATS` runs).
 
+Then the trust figures (:mod:`bench.explain_trust`): every method's time per explanation on
+that sample (SHAP, LIME, Integrated Gradients, GradientSHAP, Grad-CAM), IG's completeness on
+every fusion checkpoint, and the per-modality ranking of the methods over ``ranking_samples``
+test rows.
+
 Options (all optional): ``data`` (demo folder), ``checkpoints`` (folder),
 ``checkpoint`` (name, default ``late``), ``lime_samples`` (1000), ``shap_evals`` (500),
-``device``, ``repeats`` (modality Shapley timing repeats, 50).
+``device``, ``repeats`` (modality Shapley timing repeats, 50), ``ranking_checkpoint``
+(``gated``), ``ranking_samples`` (100), ``sanity_samples`` (12), ``quick``.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from lime.lime_image import LimeImageExplainer
 from lime.lime_text import LimeTextExplainer
 from sklearn.metrics import pairwise_distances
 
+from bench import explain_trust
 from core.checkpoints import load_checkpoint
 from core.data import load_dataset, load_sample
 from core.device import autocast, describe_device, move_to, pick_device
@@ -257,4 +264,5 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
         "naive_ms": 1000 * timed(naive_modality, device)[1],
         "encode_once_ms": 1000 * timed(engine, device)[1],
     }
+    results.update(explain_trust.run(loaded, load_dataset(data_dir), checkpoint_dir, options))
     return results

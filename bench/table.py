@@ -169,6 +169,35 @@ def _dashboard(section: dict[str, Any]) -> str:
     return _rows(["Dashboard", "Value"], rows)
 
 
+def _load(section: dict[str, Any]) -> str:
+    latency = section.get("latency_s", {})
+    memory = section.get("memory", {})
+    rows = [
+        [
+            "Sessions × rounds at most (each: upload, predict, explain)",
+            f"{section.get('sessions')} × {section.get('rounds_per_session_max')}",
+        ],
+        ["Heavy jobs at once (FUSION_MAX_JOBS)", _num(section.get("max_jobs"))],
+        ["Rounds finished", _num(section.get("rounds"))],
+        ["Errors", _num(section.get("errors"))],
+        ["Sessions that finished no round", _num(section.get("starved_sessions"))],
+    ]
+    for name in ("predict", "explain", "round"):
+        figures = latency.get(name, {})
+        rows.append(
+            [
+                f"{name.capitalize()} latency p50 / p95 / max (s)",
+                f"{_num(figures.get('p50'))} / {_num(figures.get('p95'))} / {_num(figures.get('max'))}",
+            ]
+        )
+    rows += [
+        ["Server peak RSS (MiB)", _num(memory.get("server_peak_rss_mib"))],
+        ["Server RSS after start-up (MiB)", _num(memory.get("server_rss_after_start_mib"))],
+        ["Wall time (s)", _num(section.get("elapsed_s"))],
+    ]
+    return _rows(["Load", "Value"], rows)
+
+
 def _evaluate(section: dict[str, Any]) -> str:
     seconds = section.get("timings_s", {})
     rows = [
@@ -198,7 +227,94 @@ def _explain(section: dict[str, Any]) -> str:
             f"\n\nModality Shapley: {_num(shapley['ours_median_ms'])} ms median "
             f"({_num(shapley['ours_p95_ms'])} ms p95) vs {_num(shapley['naive_ms'])} ms naive."
         )
+    for part in (_method_times, _ig_completeness, _method_ranking):
+        text = part(section)
+        if text:
+            table += "\n\n" + text
     return table
+
+
+def _method_times(section: dict[str, Any]) -> str:
+    methods = section.get("methods", {})
+    rows = []
+    for r in methods.values():
+        timing = ("label", "median_s", "min_s", "cpu_s", "threads")
+        setting = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in r.items() if k not in timing)
+        rows.append([r["label"], _num(r["median_s"]), _num(r.get("cpu_s")), setting or "–", str(r["threads"])])
+    header = ["Method (one sample, attributions only)", "Median wall (s)", "CPU (s)", "Settings", "Threads"]
+    return _rows(header, rows) if rows else ""
+
+
+def _ig_completeness(section: dict[str, Any]) -> str:
+    rows = [
+        [
+            f"`{name}`",
+            str(r["samples"]),
+            _num(r["median_relative_delta"]),
+            _num(r["max_relative_delta"]),
+            f"{r['complete_share']:.0%}",
+            _num(r["median_s"]),
+            f"{r['adaptive_complete_share']:.0%}",
+            _num(r["adaptive_mean_steps"]),
+            _num(r["adaptive_mean_s"]),
+        ]
+        for name, r in section.get("ig_completeness", {}).items()
+    ]
+    if not rows:
+        return ""
+    steps = next(iter(section["ig_completeness"].values()))["steps"]
+    header = [
+        "IG completeness",
+        "Samples",
+        f"Median abs(delta) / abs(f(x) - f(b)), {steps} steps",
+        "Max",
+        "Within 5%",
+        "Median (s)",
+        "Within 5%, steps doubled",
+        "Mean steps",
+        "Mean (s)",
+    ]
+    return _rows(header, rows)
+
+
+def _method_ranking(section: dict[str, Any]) -> str:
+    ranking = section.get("ranking")
+    if not ranking:
+        return ""
+    methods = ranking["methods"]
+    rows = []
+    for modality, names in sorted(ranking["ranking"].items()):
+        for position, name in enumerate(names, start=1):
+            m, s = methods[name], methods[name]["modalities"][modality]
+            verdicts = [
+                "–" if s[f"{test}_randomisation_passed"] is None else ("pass" if s[f"{test}_randomisation_passed"] else "FAIL")
+                for test in ("model", "data")
+            ]
+            rows.append(
+                [
+                    modality if position == 1 else "",
+                    f"{position}. {m['label']}",
+                    _num((s["random_deletion_auc"] or 0) - (s["deletion_auc"] or 0), 2),
+                    _num((s["insertion_auc"] or 0) - (s["random_insertion_auc"] or 0), 2),
+                    f"{verdicts[0]} ({_num(s['model_randomisation'], 2)})",
+                    f"{verdicts[1]} ({_num(s['data_randomisation'], 2)})",
+                    _num(s["max_sensitivity"], 2),
+                    "–" if s["seed_sign_flips"] is None else f"{s['seed_sign_flips']:.0%}",
+                    _num(m["seconds_per_explanation"]),
+                ]
+            )
+    header = [
+        "Modality",
+        f"Method (checkpoint `{ranking['checkpoint']}`, {len(ranking['rows'])} rows)",
+        "Deletion gain",
+        "Insertion gain",
+        "Model randomisation (ρ)",
+        "Data randomisation (ρ)",
+        "Max-sensitivity",
+        "Sign flips across seeds",
+        "s / explanation",
+    ]
+    return _rows(header, rows)
 
 
 def _scalars(value: Any, prefix: str = "", depth: int = 3) -> list[list[str]]:
@@ -219,6 +335,7 @@ LAYOUTS: dict[str, Callable[[dict[str, Any]], str]] = {
     "predict": _predict,
     "train": _train,
     "dashboard": _dashboard,
+    "load": _load,
     "evaluate": _evaluate,
     "explain": _explain,
 }

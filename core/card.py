@@ -158,8 +158,10 @@ def _validate(card: Any, where: str) -> None:
         for t in tasks
     ):
         fail("'tasks' must list objects with a 'name', a 'kind' (single or multi) and 'classes'.")
-    if tasks and (len({t["name"] for t in tasks}) != len(tasks) or tasks[0]["classes"] != classes):
-        fail("'tasks' must have distinct names, the first one over the card's 'classes'.")
+    if len({t["name"] for t in tasks}) != len(tasks):
+        fail("'tasks' must have distinct names.")
+    if tasks and tasks[0]["classes"] != classes:
+        fail(f"the first task's classes ({len(tasks[0]['classes'])}) differ from the card's 'classes' ({len(classes)}).")
     outputs = sum(len(t["classes"]) for t in tasks) if tasks else len(classes)
     if config.get("num_classes") != outputs:
         fail(f"'fusion_config.num_classes' is {config.get('num_classes')}, but the card's tasks have {outputs} outputs.")

@@ -26,6 +26,7 @@ from core.errors import CheckpointError, EncoderLoadError
 from core.fusion import build_fusion
 from core.hashing import sha256_file
 from core.model import MultimodalClassifier
+from core.roots import require_writable
 from core.serialization import JsonMixin
 from core.settings import settings
 from core.tasks import PRIMARY, SINGLE, Task
@@ -96,9 +97,13 @@ def save_checkpoint(
     The run's facts (name, dataset, training, metrics) come from the caller; the
     architecture fields (fusion, encoders, classes, weights hash) are filled in here from
     the model itself, so they can never disagree with the weights.
+
+    Raises:
+        AccessError: the server is read-only (``FUSION_READ_ONLY``).
     """
     from safetensors.torch import save_file
 
+    require_writable()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = checkpoint_state(model)

@@ -121,6 +121,16 @@ class ExplanationError(FusionError):
     """An explanation that cannot be done as asked (unknown class, method or modality)."""
 
 
+class NotDifferentiableError(ExplanationError):
+    """A modality whose input gradients cannot reach (an encoder that reads token ids only,
+    an unknown audio feature layout); gradient methods hold it fixed and say why."""
+
+
+class MethodNotApplicableError(ExplanationError):
+    """An explanation method that does not apply to this model or sample (Grad-CAM without a
+    convolutional image encoder, gradients with nothing differentiable); the result says why."""
+
+
 class UsageError(FusionError):
     """A command-line or option value the program does not accept."""
 

@@ -14,7 +14,7 @@ import io
 import re
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -132,7 +132,7 @@ def decode_image(data: bytes, limits: Limits | None = None) -> np.ndarray:
 
 
 def decode_audio(data: bytes, limits: Limits | None = None, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode WAV/FLAC/OGG (and MP3 where a backend can) to mono ``float32`` at ``sample_rate``.
+    """Decode WAV/FLAC/OGG/MP3 (libsndfile, in memory) to mono ``float32`` at ``sample_rate``.
 
     Multi-channel audio is averaged to mono. The duration, sample rate and channel
     count are read from the header and checked before decoding any sample, and the
@@ -146,7 +146,7 @@ def decode_audio(data: bytes, limits: Limits | None = None, sample_rate: int = S
     try:
         info = sf.info(io.BytesIO(data))
     except Exception:  # soundfile raises several types for unknown formats
-        return _decode_audio_fallback(data, limits, sample_rate)
+        _refuse_unreadable_audio(data)
     if info.samplerate <= 0 or info.frames <= 0:
         raise InvalidAudioError("The audio file contains no samples.")
     seconds = info.frames / info.samplerate
@@ -192,32 +192,16 @@ def _read_mono(data: bytes, max_frames: int) -> tuple[np.ndarray, int]:
     return (np.concatenate(blocks) if blocks else np.zeros(0, np.float32)), rate
 
 
-def _decode_audio_fallback(data: bytes, limits: Limits, sample_rate: int) -> np.ndarray:
-    """MP3 and other formats soundfile cannot open, through librosa's audioread backend."""
-    import tempfile
+def _refuse_unreadable_audio(data: bytes) -> NoReturn:
+    """What libsndfile cannot open: a clear refusal, never a detour through a file on disk.
 
-    if not (data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and (data[1] & 0xE0) == 0xE0)):
-        raise UnreadableAudioError(
-            "This is not an audio file we can read (WAV, FLAC, OGG or MP3 expected)."
-        )
-    try:
-        import librosa
-
-        with tempfile.NamedTemporaryFile(suffix=".mp3") as tmp:
-            tmp.write(data)
-            tmp.flush()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                samples, rate = librosa.load(
-                    tmp.name, sr=None, mono=True, duration=limits.max_audio_seconds + 1.0
-                )
-    except Exception as err:
-        raise UnreadableAudioError(
-            f"This MP3 could not be decoded ({type(err).__name__}); convert it to WAV or FLAC."
-        ) from None
-    if len(samples) / max(rate, 1) > limits.max_audio_seconds:
-        raise AudioTooLongError(f"The audio is over the {limits.max_audio_seconds:.0f} s limit.")
-    return _finish_audio(samples, rate, sample_rate)
+    libsndfile (>= 1.1, bundled with soundfile) reads MP3 itself; an MP3 it cannot read is
+    refused rather than written to a temporary file for another decoder, so an upload is
+    never stored on the server's disk.
+    """
+    if data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and (data[1] & 0xE0) == 0xE0):
+        raise UnreadableAudioError("This MP3 could not be decoded; convert it to WAV or FLAC.")
+    raise UnreadableAudioError("This is not an audio file we can read (WAV, FLAC, OGG or MP3 expected).")
 
 
 def _finish_audio(mono: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:

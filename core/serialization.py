@@ -82,3 +82,15 @@ class JsonMixin:
     def from_json(cls, data: dict[str, Any] | str):
         """Inverse of :meth:`to_json`; also accepts the JSON text."""
         return from_plain(cls, json.loads(data) if isinstance(data, str) else data)
+
+
+def read_cached(cls, path: Path):
+    """``cls.from_json`` of a cached JSON file, or ``None`` when it is missing or unreadable
+    (a corrupt file is removed, so the next run rewrites it)."""
+    try:
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        Path(path).unlink(missing_ok=True)
+        return None

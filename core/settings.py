@@ -12,9 +12,10 @@ variable                       meaning (default)
 ``FUSION_CACHE_DIR``           embedding, evaluation and projection caches (``.cache/``)
 ``FUSION_RUNS``                training run folders (``runs/``)
 ``FUSION_DATA_ROOTS``          extra folders, ``:``-separated, whose datasets the dashboard
-                               may open (the demo folder's parent is always one)
-``FUSION_CHECKPOINT_ROOTS``    extra folders, ``:``-separated, holding checkpoint folders
-``FUSION_READ_ONLY``           ``1``: no training, compression or other writes but caches
+                               may open (the demo folder is always one)
+``FUSION_CHECKPOINT_ROOTS``    extra folders, ``:``-separated, where checkpoints may be read
+                               and written (the default checkpoint folder is always one)
+``FUSION_READ_ONLY``           ``1``: no training or other writes but caches
 ``FUSION_MAX_JOBS``            heavy jobs (explain, evaluate, train) run at once (2)
 ``FUSION_WORKERS``             worker processes that decode and preprocess files for
                                validation, embedding, training and evaluation (one per
@@ -27,6 +28,9 @@ variable                       meaning (default)
 ``FUSION_MAX_AUDIO_SECONDS``   longest audio clip (60 s)
 ``FUSION_MAX_TEXT_CHARS``      longest text (10,000 characters)
 =============================  =====================================================
+
+The dashboard's command line adds roots the same way (:func:`apply_server_arguments`), and
+:mod:`core.roots` is what checks a path against them.
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """The repository: the default home of the demo, checkpoints, caches and runs."""
 
 _TRUE = {"1", "true", "yes", "on"}
+
+LOCAL_USER = "local"
+"""Who started a job when nobody signs in (the CLI, the local demo)."""
 
 
 @dataclass(frozen=True)
@@ -109,8 +116,8 @@ class Settings:
 
     @property
     def data_roots(self) -> tuple[Path, ...]:
-        """Folders whose datasets may be opened: the demo's parent, then the configured ones."""
-        return _unique((self.demo_data.parent, *self.extra_data_roots))
+        """Folders whose datasets may be opened: the demo folder, then the configured ones."""
+        return _unique((self.demo_data, *self.extra_data_roots))
 
     @property
     def checkpoint_roots(self) -> tuple[Path, ...]:
@@ -158,6 +165,45 @@ class Settings:
 def settings() -> Settings:
     """The settings of this process, read from its environment now."""
     return Settings.from_env()
+
+
+SERVER_ARGUMENTS = {"--data-root": "FUSION_DATA_ROOTS", "--checkpoint-root": "FUSION_CHECKPOINT_ROOTS"}
+"""The dashboard's own command line (``streamlit run dashboard/app.py -- --data-root /srv/data``)."""
+
+
+def apply_server_arguments(argv: list[str]) -> None:
+    """Add the roots given on the dashboard's command line to this process's settings.
+
+    ``--data-root PATH`` and ``--checkpoint-root PATH`` (each repeatable) extend
+    ``FUSION_DATA_ROOTS`` / ``FUSION_CHECKPOINT_ROOTS`` and ``--read-only`` sets
+    ``FUSION_READ_ONLY``, in this process's environment, so every later :func:`settings`
+    call and every training process it starts sees the same roots. Applying the same
+    arguments twice changes nothing (the dashboard applies them on every rerun).
+
+    Raises:
+        SettingsError: an unknown argument, or a root option without a path.
+    """
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, _, value = arg.partition("=")
+        if arg == "--read-only":
+            os.environ["FUSION_READ_ONLY"] = "1"
+        elif name in SERVER_ARGUMENTS:
+            if not value:
+                i += 1
+                value = argv[i] if i < len(argv) else ""
+            if not value.strip():
+                raise SettingsError(f"{name} needs a folder.")
+            variable = SERVER_ARGUMENTS[name]
+            known = [p for p in (os.environ.get(variable) or "").split(os.pathsep) if p.strip()]
+            os.environ[variable] = os.pathsep.join(dict.fromkeys([*known, value.strip()]))
+        else:
+            raise SettingsError(
+                f"Unknown dashboard argument {arg!r}; the dashboard accepts --data-root PATH, "
+                "--checkpoint-root PATH and --read-only."
+            )
+        i += 1
 
 
 def configure_process() -> None:

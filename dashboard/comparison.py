@@ -12,6 +12,7 @@ from core.data import Dataset
 from core.evaluate import EvaluationReport, SampleResult
 from core.evaluate.slices import slice_rows
 from core.figures import analysis as figures
+from dashboard.markup import escape_markdown
 from dashboard.navigation import page
 from dashboard.renderers import PLOTLY_CONFIG
 from dashboard.state import EXPLAIN_CHECKPOINT, sample_from_record, set_current_sample
@@ -30,14 +31,14 @@ def sample_line(sample: SampleResult) -> str:
     """One row of a sample list: id, true class, prediction and confidence, modalities."""
     mark = ":green[right]" if sample.correct else ":red[wrong]"
     return (
-        f"`{sample.id}` · true **{sample.label}** → **{sample.prediction}** ({max(sample.probabilities):.2f}) "
-        f"{mark} · {' + '.join(sample.present)}"
+        f"{escape_markdown(sample.id)} · true **{escape_markdown(sample.label)}** → "
+        f"**{escape_markdown(sample.prediction)}** ({max(sample.probabilities):.2f}) {mark} · {' + '.join(sample.present)}"
     )
 
 
 def sample_list(title: str, rows: list[dict], key: str, dataset: Dataset, caption: str | None = None) -> None:
     """Samples (``{"id", "checkpoint", "text"}``), each with a button that opens it in Explain."""
-    st.markdown(f"**{title}** ({len(rows)})")
+    st.markdown(f"**{escape_markdown(title)}** ({len(rows)})")
     if caption:
         st.caption(caption)
     if not rows:

@@ -15,12 +15,14 @@ from contextlib import contextmanager
 import streamlit as st
 
 from core.errors import FusionError, user_message
+from dashboard.markup import escape_markdown
 
 
 def show_exception(err: BaseException, what: str) -> None:
     """An error box for ``err``, raised while doing ``what`` ("loading the model")."""
     if isinstance(err, FusionError):
-        st.error(user_message(err), icon=":material/error:")
+        # Messages quote what the user gave (file names, labels): shown as text, never as markup.
+        st.error(escape_markdown(user_message(err)), icon=":material/error:")
         if err.details:
             with st.expander("Details"):
                 st.code(err.details, language="text")

@@ -20,11 +20,14 @@ class DecodedUploads:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def decode_uploads(image: bytes | None, text: str | None, audio: bytes | None) -> DecodedUploads:
+def decode_uploads(
+    image: bytes | None, text: str | None, audio: bytes | None, file_names: list[str] | None = None
+) -> DecodedUploads:
     """Decode the given inputs with :func:`core.io.decode_sample` (the configured limits).
 
     A bad input is reported in ``errors`` (its message, meant for the user) and left out;
     the others still make a sample. Blank text counts as no text, as everywhere.
+    ``file_names`` (as the browser sent them: any text at all) name the sample.
     """
     raw = Sample(image=image, text=text, audio=audio)
     if image is None and audio is None and is_blank(text):
@@ -36,7 +39,7 @@ def decode_uploads(image: bytes | None, text: str | None, audio: bytes | None) -
     if not decoded.present():
         return DecodedUploads(None, errors)
     sample = CurrentSample(
-        description="your upload",
+        description=f"your upload ({', '.join(file_names)})" if file_names else "your upload",
         decoded=decoded,
         image_bytes=image if decoded.image is not None else None,
         audio_bytes=audio if decoded.audio is not None else None,

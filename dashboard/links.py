@@ -1,7 +1,10 @@
-"""Links that open a page on a given sample: ``explain?sample=<id>&checkpoint=<name>&target=<class>``.
+"""Links that open a page on a given sample: ``explain?sample=<id>&checkpoint=<name>&target=<class>``,
+and on given folders: ``?dataset=<folder>&checkpoints=<folder>``.
 
 Compare's and Explore's "open in Explain" buttons and a URL pasted by a colleague land the
-same way. A link is applied once per session (later widget changes are the user's).
+same way. A link is applied once per session (later widget changes are the user's). A
+folder in a link is only a request: the sidebar checks it against the server's roots
+(:mod:`core.roots`) like any other path.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from urllib.parse import urlencode
 import streamlit as st
 
 APPLIED = "link_applied"
+FOLDERS_APPLIED = "folder_link_applied"
+FOLDER_PARAMETERS = ("dataset", "checkpoints")
 
 
 @dataclass(frozen=True)
@@ -35,3 +40,16 @@ def new_explain_link() -> ExplainLink | None:
         return None
     st.session_state[APPLIED] = link
     return link
+
+
+def new_folder_links() -> dict[str, str]:
+    """Parameter -> folder of the ``dataset`` / ``checkpoints`` parameters in the URL that this
+    session has not applied yet."""
+    applied = st.session_state.setdefault(FOLDERS_APPLIED, {})
+    fresh = {}
+    for name in FOLDER_PARAMETERS:
+        value = st.query_params.get(name)
+        if value is not None and applied.get(name) != value:
+            applied[name] = value
+            fresh[name] = value
+    return fresh

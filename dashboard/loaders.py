@@ -16,13 +16,16 @@ import numpy as np
 import streamlit as st
 import torch
 
+from core import roots
 from core.checkpoints import CheckpointInfo, LoadedCheckpoint, list_checkpoints, load_checkpoint, read_card
 from core.data import Dataset, load_dataset
 from core.data.manifest import MANIFEST_NAMES
 from core.device import pick_device
+from core.encoders.cache import EmbeddingCache
 from core.errors import DatasetError
 from core.evaluate import EvaluationOptions, EvaluationReport, SplitInputs, cached_evaluation_path, evaluate_cached
 from core.explain import Explanation, explain
+from core.explain.attention_maps import AttentionMaps, split_attention
 from core.explain.shap_explainer import warm_up as shap_warm_up
 from core.inference import Prediction, predict, predict_proba
 from core.io import SAMPLE_RATE
@@ -71,6 +74,19 @@ def dataset_or_error(root: str | Path) -> Dataset | DatasetError:
     manifest or the decoding limits change)."""
     root = Path(root).expanduser().resolve()
     return _dataset(str(root), _manifest_mtime(root), settings().limits)
+
+
+@st.cache_data(show_spinner=False, ttl=20)
+def _folder_choices(data_roots: tuple[Path, ...], checkpoint_roots: tuple[Path, ...]) -> tuple[list[str], list[str]]:
+    return [str(p) for p in roots.dataset_folders(data_roots)], [str(p) for p in roots.checkpoint_folders(checkpoint_roots)]
+
+
+def folder_choices() -> tuple[list[str], list[str]]:
+    """The dataset folders and the checkpoint folders inside the configured roots (resolved
+    paths). Searching the roots reads many folders, so the lists are shared by every session
+    for 20 s (a new folder shows up within that)."""
+    config = settings()
+    return _folder_choices(config.data_roots, config.checkpoint_roots)
 
 
 @st.cache_data(show_spinner=False, ttl=60)
@@ -150,11 +166,16 @@ def pending_evaluations(
     return pending
 
 
-def evaluate_to_disk_cache(path: str, inputs: SplitInputs, options: EvaluationOptions, task: str) -> None:
+def evaluate_to_disk_cache(
+    path: str, inputs: SplitInputs, options: EvaluationOptions, task: str, started_by: str
+) -> None:
     """Evaluate one checkpoint into core's on-disk evaluation cache (lets a page show progress
     checkpoint by checkpoint before :func:`evaluation_report` bundles the cached results).
-    Calls sharing ``inputs`` decode the split and embed its corruptions once."""
-    evaluate_cached([load_model(path)], inputs.dataset, inputs.split, options, inputs=inputs, task=task)
+    Calls sharing ``inputs`` decode the split and embed its corruptions once; the result
+    records ``started_by``."""
+    evaluate_cached(
+        [load_model(path)], inputs.dataset, inputs.split, options, inputs=inputs, task=task, started_by=started_by
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -196,3 +217,13 @@ def modality_explanation(
     checkpoint's weights hash and the sample's content hash.
     """
     return explain(load_model(path), _sample, "modality", task=task)["modality"]
+
+
+@st.cache_data(show_spinner="Averaging attention over the test split…", max_entries=16)
+def split_attention_maps(path: str, weights: str, dataset_root: str, fingerprint: str) -> AttentionMaps:
+    """Attention of an attention-fusion checkpoint averaged over the dataset's test split
+    (from the embedding cache), keyed by the checkpoint's weights and the dataset's content."""
+    dataset = dataset_or_error(dataset_root)
+    if isinstance(dataset, DatasetError):
+        raise dataset
+    return split_attention(load_model(path).model, dataset, "test", cache=EmbeddingCache())

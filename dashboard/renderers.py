@@ -19,6 +19,7 @@ from core.figures.inputs import audio_preview_figure
 from core.io import encode_wav
 from core.model import MultimodalClassifier
 from core.settings import Limits
+from dashboard.markup import escape_markdown
 from dashboard.state import CurrentSample
 
 PLOTLY_CONFIG = {"displaylogo": False}
@@ -136,11 +137,11 @@ def render_record_card(record: Record, limits: Limits) -> None:
     """A dataset record as a gallery card: image, label, text and an audio player."""
     sample = record_to_sample(record, limits)
     with st.container(border=True):
-        st.markdown(f"**{record.label}** · `{record.id}` · {record.split}")
+        st.markdown(f"**{escape_markdown(record.label)}** · {escape_markdown(record.id)} · {record.split}")
         if sample.image is not None:
             st.image(sample.image, width=120)
         if sample.text is not None:
-            st.caption(sample.text)
+            st.caption(escape_markdown(sample.text))
         if sample.audio is not None:
             st.audio(sample.audio, format="audio/wav" if record.audio.suffix.lower() == ".wav" else None)
         missing = [m for m in ("image", "text", "audio") if getattr(sample, m) is None]

@@ -24,10 +24,10 @@ class Selection:
     """The sidebar's choices, refreshed on every run before the page runs.
 
     Attributes:
-        dataset_root: the dataset folder typed in the sidebar.
+        dataset_root: the dataset folder picked in the sidebar (inside a data root).
         dataset: the loaded dataset, or ``None`` (then ``dataset_error`` says why).
         dataset_error: a message for the user, with the command that fixes it when known.
-        checkpoint_dir: the checkpoint folder.
+        checkpoint_dir: the checkpoint folder (inside a checkpoint root).
         checkpoints: every checkpoint found there (unreadable ones carry ``error``).
         chosen: the checkpoints picked for prediction and comparison.
     """
@@ -55,7 +55,7 @@ class Selection:
         if not self.chosen:
             if not [c for c in self.checkpoints if c.error is None]:
                 st.warning(
-                    f"No checkpoint in {self.checkpoint_dir}. Build the demo ones with `make run` "
+                    "No checkpoint in the chosen folder. Build the demo ones with `make run` "
                     "(or `.venv/bin/python -m core demo`), or train some on the Train page.",
                     icon=":material/folder_off:",
                 )

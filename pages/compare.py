@@ -13,8 +13,11 @@ from core.figures import analysis as analysis_figures
 from core.figures import evaluation as figures
 from core.report import render_html_report
 from dashboard import loaders
+from dashboard.access import current_user
 from dashboard.comparison import render_slices, render_usage, render_verdict, sample_line, sample_list
 from dashboard.errors import friendly_errors
+from dashboard.jobs import waiting_turn
+from dashboard.markup import escape_markdown
 from dashboard.renderers import PLOTLY_CONFIG
 from dashboard.state import selection
 
@@ -55,7 +58,7 @@ with friendly_errors("checking the checkpoints against the dataset"):
     for info, loaded in loaders.load_models(infos).values():
         problem = incompatibility(loaded, dataset, task)
         if problem:
-            st.error(f"{problem} It is left out of the comparison.", icon=":material/block:")
+            st.error(f"{escape_markdown(problem)} It is left out of the comparison.", icon=":material/block:")
         else:
             usable.append(info)
     if not usable:
@@ -75,16 +78,22 @@ with friendly_errors("evaluating the checkpoints"):
     )
     pending = loaders.pending_evaluations(paths, dataset, split, options, task)
     if pending:
+        user = current_user()
         with st.status(f"Evaluating {len(pending)} checkpoint(s) on the {split} split…", expanded=True) as status:
             st.write(
-                "Not cached yet: " + ", ".join(pending.values()) + ". Results are cached, so this happens once per checkpoint."
+                "Not cached yet: "
+                + ", ".join(map(escape_markdown, pending.values()))
+                + ". Results are cached, so this happens once per checkpoint."
             )
-            bar = st.progress(0.0)
-            started = time.perf_counter()
-            inputs = SplitInputs(dataset, split)
-            for done, (path, name) in enumerate(pending.items()):
-                bar.progress(done / len(pending), text=f"Evaluating {name} ({done + 1} of {len(pending)})…")
-                loaders.evaluate_to_disk_cache(path, inputs, options, task)
+            with waiting_turn("evaluate", user, ", ".join(pending.values())):
+                bar = st.progress(0.0)
+                started = time.perf_counter()
+                inputs = SplitInputs(dataset, split)
+                for done, (path, name) in enumerate(pending.items()):
+                    bar.progress(
+                        done / len(pending), text=f"Evaluating {escape_markdown(name)} ({done + 1} of {len(pending)})…"
+                    )
+                    loaders.evaluate_to_disk_cache(path, inputs, options, task, started_by=user)
             bar.progress(1.0, text="Comparing the strategies…")
             report: EvaluationReport = loaders.evaluation_report(*args)
             seconds = time.perf_counter() - started
@@ -94,7 +103,7 @@ with friendly_errors("evaluating the checkpoints"):
 
     head = st.columns([4, 1], vertical_alignment="bottom")
     head[0].caption(
-        f"{len(report.checkpoints)} checkpoint(s) on the **{split}** split of `{dataset.root.name}` "
+        f"{len(report.checkpoints)} checkpoint(s) on the **{split}** split of {escape_markdown(dataset.root.name)} "
         f"({report.checkpoints[0].n_rows} rows) · {report.device}"
     )
     head[1].download_button(
@@ -108,7 +117,7 @@ with friendly_errors("evaluating the checkpoints"):
     )
     for result in report.checkpoints:
         for note in result.notes:
-            st.caption(f":material/info: {result.name}: {note}")
+            st.caption(f":material/info: {escape_markdown(result.name)}: {escape_markdown(note)}")
     render_verdict(report)
 
 tabs = st.tabs(
@@ -201,8 +210,11 @@ with tabs[7], friendly_errors("listing the samples"):
             {
                 "id": d["id"],
                 "checkpoint": report.checkpoints[0].path,
-                "text": f"`{d['id']}` · true **{d['label']}** · "
-                + ", ".join(f"{n} :{'green' if d['correct'][n] else 'red'}[**{p}**]" for n, p in d["predictions"].items()),
+                "text": f"{escape_markdown(d['id'])} · true **{escape_markdown(d['label'])}** · "
+                + ", ".join(
+                    f"{escape_markdown(n)} :{'green' if d['correct'][n] else 'red'}[**{escape_markdown(p)}**]"
+                    for n, p in d["predictions"].items()
+                ),
             }
             for d in disagreements(report)
         ]

@@ -1,27 +1,32 @@
 """Explain: why the checkpoints predict what they do for the current sample: modality
-Shapley values and interactions for each, SHAP and LIME side by side for one."""
+Shapley values and interactions for each; SHAP, LIME and the gradient methods side by side
+for one; its attention maps when it is an attention fusion; and whether to trust them."""
 
 from __future__ import annotations
 
 import json
-import time
 
 import streamlit as st
 
 from core.errors import ExplanationError
-from core.explain import ExplainParams, explain, resolve_target
+from core.explain import EXPLAINERS, ExplainParams, explain, resolve_target
 from core.explain.params import SHAP_ALGORITHMS
 from core.figures import explanation as explanation_figures
-from dashboard import loaders
+from dashboard import loaders, trust
+from dashboard.access import current_user
 from dashboard.errors import friendly_errors, show_exception
 from dashboard.inputs import pick_record_id
-from dashboard.jobs import job_registry
+from dashboard.jobs import follow, job_registry, session_id
 from dashboard.links import new_explain_link
+from dashboard.markup import escape_markdown
 from dashboard.renderers import PLOTLY_CONFIG, VIEWS
 from dashboard.state import EXPLAIN_CHECKPOINT, current_sample, sample_from_record, selection, set_current_sample
 
 st.title("Explain")
-st.caption("Modality Shapley values for every chosen checkpoint, then SHAP and LIME attributions inside each modality.")
+st.caption(
+    "Modality Shapley values for every chosen checkpoint, then SHAP, LIME and gradient attributions inside each "
+    "modality, and the checks that say which of them to believe."
+)
 chosen = selection()
 infos = chosen.require_checkpoints()
 
@@ -33,7 +38,10 @@ with friendly_errors("opening the link"):
         if link.checkpoint:
             named = {i.name: i for i in chosen.checkpoints if i.error is None}
             if link.checkpoint not in named:
-                st.error(f"The link names a checkpoint that is not here: {link.checkpoint!r}.", icon=":material/link_off:")
+                st.error(
+                    f"The link names a checkpoint that is not here: {escape_markdown(repr(link.checkpoint))}.",
+                    icon=":material/link_off:",
+                )
             else:
                 st.session_state[EXPLAIN_CHECKPOINT] = str(named[link.checkpoint].path)
                 if named[link.checkpoint] not in infos:
@@ -60,7 +68,7 @@ with friendly_errors("choosing the sample"):
             icon=":material/info:",
         )
         st.stop()
-    st.markdown(f"Explaining **{sample.description}** · {' + '.join(sample.decoded.present())}")
+    st.markdown(f"Explaining **{escape_markdown(sample.description)}** · {' + '.join(sample.decoded.present())}")
 
 with friendly_errors("computing modality Shapley values"):
     loaded_models = loaders.load_models(infos)
@@ -86,7 +94,10 @@ with friendly_errors("computing modality Shapley values"):
         for col, (name, (info, loaded)) in zip(st.columns(3), items[row : row + 3], strict=False):
             with col, st.container(border=True):
                 expl = loaders.modality_explanation(str(info.path), loaded.card.sha256, sample.key, sample.decoded, task)
-                st.markdown(f"**{name}** predicts **{expl.target_name}** ({expl.probabilities[expl.target]:.2f})")
+                st.markdown(
+                    f"**{escape_markdown(name)}** predicts **{escape_markdown(expl.target_name)}** "
+                    f"({expl.probabilities[expl.target]:.2f})"
+                )
                 st.plotly_chart(
                     explanation_figures.modality_bar(expl).update_layout(title=None, margin={"t": 10}),
                     config=PLOTLY_CONFIG,
@@ -101,8 +112,8 @@ with friendly_errors("computing modality Shapley values"):
                         key=f"inter_{name}",
                     )
 
-with friendly_errors("setting up SHAP and LIME"):
-    st.subheader("Inside each modality: SHAP and LIME")
+with friendly_errors("setting up the attributions"):
+    st.subheader("Inside each modality")
     names = [name for name, _ in items]
     if not names:
         st.info("None of the chosen checkpoints uses the modalities of this sample.")
@@ -115,7 +126,7 @@ with friendly_errors("setting up SHAP and LIME"):
         names,
         index=default,
         key="explain_checkpoint_name",
-        help="Whose prediction SHAP and LIME explain.",
+        help="Whose prediction the attributions explain.",
     )
     info, loaded = loaded_models[name]
     base = loaders.modality_explanation(str(info.path), loaded.card.sha256, sample.key, sample.decoded, task)
@@ -173,16 +184,35 @@ with friendly_errors("setting up SHAP and LIME"):
     audio_segments = controls[6].number_input(
         "Audio segments", 2, 40, 10, 1, key="explain_audio_segments", help="Time slices of the audio clip."
     )
+    picker, steps_control = st.columns([6, 1])
+    methods = picker.multiselect(
+        "Methods",
+        [m for m, explainer in EXPLAINERS.items() if explainer.segment_scores],
+        default=["shap", "lime", "integrated_gradients", "gradient_shap", "grad_cam"],
+        format_func=trust.LABELS.get,
+        key="explain_methods",
+        help=(
+            "SHAP and LIME perturb segments; Integrated Gradients and GradientSHAP (Captum) follow gradients through "
+            "every differentiable encoder at once; Grad-CAM weighs the image encoder's last convolution."
+        ),
+    )
+    ig_steps = steps_control.number_input(
+        "IG steps", 8, 512, 64, 8, key="explain_ig_steps", help="Integration points of Integrated Gradients."
+    )
+    if not methods:
+        st.info("Pick at least one method.")
+        st.stop()
     params = ExplainParams(
         lime_samples=int(lime_samples),
         shap_evals=int(shap_evals),
         shap_algorithm=shap_algorithm,
         image_segments=int(image_segments),
         audio_time_segments=int(audio_segments),
+        ig_steps=int(ig_steps),
     )
 
-with friendly_errors("computing SHAP and LIME"):
-    key = (loaded.card.sha256, sample.key, task, "shap+lime", target, json.dumps(params.to_dict(), sort_keys=True))
+with friendly_errors("computing the attributions"):
+    key = (loaded.card.sha256, sample.key, task, "+".join(methods), target, json.dumps(params.to_dict(), sort_keys=True))
     jobs = job_registry()
     previous = st.session_state.get("explain_job_key")
     if previous is not None and previous != key:
@@ -190,30 +220,19 @@ with friendly_errors("computing SHAP and LIME"):
     st.session_state["explain_job_key"] = key
     job = jobs.submit(
         key,
-        lambda progress, cancel: explain(loaded, sample.decoded, ["shap", "lime"], target, params, progress, cancel, task),
+        lambda progress, cancel: explain(loaded, sample.decoded, methods, target, params, progress, cancel, task),
+        owner=current_user(),
+        session=session_id(),
     )
-    if not job.done:
-        bar = st.progress(0.0, text="Computing SHAP and LIME…")
-        while not job.done:
-            # Each update is also where Streamlit stops this run if the user changes an input.
-            bar.progress(min(job.progress, 1.0), text=f"Computing SHAP and LIME… {job.progress:.0%}")
-            time.sleep(0.2)
-        bar.empty()
-    if job.error is not None:
-        show_exception(job.error, "computing SHAP and LIME")
+    results = follow(job, f"Computing {', '.join(trust.LABELS[m] for m in methods)}")
+    if results is None:
         st.stop()
-    if job.result is None:
-        st.info("The explanation was cancelled. Change a setting or reload to compute it again.")
-        st.stop()
-    shap_result, lime_result = job.result["shap"], job.result["lime"]
-    runtime = sum(r.metadata.get("runtime_s", 0.0) for r in (shap_result, lime_result))
-    explainer = str(shap_result.metadata.get("explainer", "")).removeprefix("shap.")
+    first = next(iter(results.values()))
     st.caption(
-        f"Explaining P({shap_result.target_name}) of {name} · SHAP by {explainer}, "
-        f"{shap_result.metadata.get('evaluations', 0)} evaluations · {shap_result.metadata.get('device', '')} · "
-        f"computed in {runtime:.1f} s, cached afterwards"
+        f"Explaining P({escape_markdown(first.target_name)}) of {escape_markdown(name)} · {trust.timing_line(results)} · "
+        f"{first.metadata.get('device', '')} · cached afterwards"
     )
-
+    report = trust.cached_report(loaded, chosen.dataset, task)
     for view in VIEWS:
         if not view.present_in(sample) or view.modality not in loaded.model.modalities:
             continue
@@ -222,21 +241,17 @@ with friendly_errors("computing SHAP and LIME"):
             head[0].markdown(f"#### {view.title}")
             with head[1]:
                 opacity = view.opacity_control(f"explain_{view.modality}")
-            left, right = st.columns(2)
-            for col, result in ((left, shap_result), (right, lime_result)):
-                with col:
-                    st.markdown(
-                        f"**{result.method.upper()}** · total {result.modality_totals.get(view.modality, 0.0):+.3f}"
-                    )
-                    view.render_attribution(
-                        result, sample, loaded.model, key=f"{result.method}_{view.modality}", opacity=opacity
-                    )
+            shown = list(results.values())
+            for row in range(0, len(shown), 3):
+                for col, result in zip(st.columns(3), shown[row : row + 3], strict=False):
+                    with col:
+                        trust.render_tile(view, result, sample, loaded, report, opacity)
 
+if trust.is_attention_fusion(loaded):
+    with friendly_errors("drawing the attention maps"):
+        st.subheader("Attention between modalities")
+        trust.render_attention(loaded, sample, chosen.dataset)
+
+with friendly_errors("checking the attributions"):
     st.subheader("Can these attributions be trusted?")
-    left, right = st.columns(2)
-    left.plotly_chart(explanation_figures.faithfulness_curves([shap_result, lime_result]), config=PLOTLY_CONFIG)
-    right.plotly_chart(explanation_figures.agreement_figure(shap_result, lime_result), config=PLOTLY_CONFIG)
-    st.caption(
-        "Faithfulness: removing the most-attributed features first should drop the probability faster than a random order. "
-        "Agreement: rank correlation of SHAP and LIME segment scores, per modality."
-    )
+    trust.render_trust_panel(results, loaded, chosen.dataset, task)

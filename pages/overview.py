@@ -66,7 +66,7 @@ with friendly_errors("listing the checkpoints"):
     infos = chosen.checkpoints
     readable = [i for i in infos if i.error is None]
     if not readable:
-        st.info(f"No readable checkpoint in `{chosen.checkpoint_dir}`. Build the demo ones with `make run`, or use the Train page.")
+        st.info("No readable checkpoint in the chosen folder. Build the demo ones with `make run`, or use the Train page.")
     else:
         table = pd.DataFrame(
             [

@@ -13,9 +13,11 @@ from core.figures.predictions import probability_figure
 from dashboard import loaders
 from dashboard.errors import friendly_errors
 from dashboard.inputs import decode_uploads, pick_record_id
+from dashboard.markup import escape_markdown
 from dashboard.navigation import page
 from dashboard.renderers import PLOTLY_CONFIG, VIEWS
 from dashboard.state import sample_from_record, selection, set_current_sample
+from dashboard.uploads import upload_limit_mb
 
 st.title("Predict")
 st.caption("Give any subset of modalities; every checkpoint picked in the sidebar predicts side by side.")
@@ -42,9 +44,11 @@ with friendly_errors("reading your inputs"):
             sample = sample_from_record(dataset, record_id)
     else:
         cols = st.columns(3)
+        max_mb = upload_limit_mb()
         image_file = cols[0].file_uploader(
             "Image",
             key="predict_image",
+            max_upload_size=max_mb,
             help="PNG, JPEG, BMP, WebP or GIF. Checked for size and pixel count before decoding.",
         )
         text = cols[1].text_area(
@@ -57,6 +61,7 @@ with friendly_errors("reading your inputs"):
         audio_file = cols[2].file_uploader(
             "Audio",
             key="predict_audio",
+            max_upload_size=max_mb,
             help="WAV, FLAC, OGG or MP3; resampled to 16 kHz mono. Up to the duration limit (FUSION_MAX_AUDIO_SECONDS).",
         )
         recording = cols[2].audio_input(
@@ -64,13 +69,16 @@ with friendly_errors("reading your inputs"):
             key="predict_mic",
             help="Used when no audio file is uploaded.",
         )
-        audio = (
-            audio_file.getvalue() if audio_file is not None else recording.getvalue() if recording is not None else None
+        audio_source = audio_file if audio_file is not None else recording
+        decoded = decode_uploads(
+            image_file.getvalue() if image_file is not None else None,
+            text,
+            audio_source.getvalue() if audio_source is not None else None,
+            file_names=[f.name for f in (image_file, audio_file) if f is not None],
         )
-        decoded = decode_uploads(image_file.getvalue() if image_file is not None else None, text, audio)
         names = {"image": "Image", "text": "Text", "audio": "Audio"}
         for modality, message in decoded.errors.items():
-            st.error(f"**{names[modality]}:** {message}", icon=":material/error:")
+            st.error(f"**{names[modality]}:** {escape_markdown(message)}", icon=":material/error:")
         sample = decoded.sample
 
     if sample is None:
@@ -88,13 +96,13 @@ with friendly_errors("predicting"):
         prediction = loaders.prediction(str(info.path), loaded.card.sha256, sample.key, sample.decoded)
         if prediction is None:
             st.info(
-                f"**{name}** uses {', '.join(loaded.model.modalities)}, none of which you gave: no prediction.",
+                f"**{escape_markdown(name)}** uses {', '.join(loaded.model.modalities)}, none of which you gave: no prediction.",
                 icon=":material/info:",
             )
             continue
         if prediction.ignored_modalities:
             st.info(
-                f"**{name}** does not use {', '.join(prediction.ignored_modalities)}; it predicts from "
+                f"**{escape_markdown(name)}** does not use {', '.join(prediction.ignored_modalities)}; it predicts from "
                 f"{', '.join(prediction.used_modalities)} only.",
                 icon=":material/info:",
             )
@@ -120,7 +128,7 @@ with friendly_errors("predicting"):
         ]
     )
     if len(set(predictions.values())) > 1:
-        votes = ", ".join(f"{name} → **{p}**" for name, p in predictions.items())
+        votes = ", ".join(f"{escape_markdown(name)} → **{escape_markdown(p)}**" for name, p in predictions.items())
         st.warning(
             f"The strategies disagree: {votes}. Disputed classes are highlighted below.", icon=":material/call_split:"
         )
@@ -131,7 +139,7 @@ with friendly_errors("predicting"):
     )
     st.caption(
         f"{len(results)} checkpoint(s) predicted in {elapsed * 1000:.0f} ms (models already loaded)"
-        + (f" · true label: **{label}**" if label is not None else "")
+        + (f" · true label: **{escape_markdown(label)}**" if label is not None else "")
     )
 
     others = [t for _, _, prediction in results.values() for t in prediction.tasks[1:]]
@@ -174,7 +182,7 @@ with friendly_errors("predicting"):
         for col, (name, (info, loaded, _)) in zip(st.columns(3), items[row : row + 3], strict=False):
             with col:
                 expl = loaders.modality_explanation(str(info.path), loaded.card.sha256, sample.key, sample.decoded)
-                st.markdown(f"**{name}** → {expl.target_name}")
+                st.markdown(f"**{escape_markdown(name)}** → {escape_markdown(expl.target_name)}")
                 st.plotly_chart(
                     modality_bar(expl).update_layout(
                         title=None, height=90 + 40 * len(expl.modality_totals), margin={"t": 10}
@@ -186,7 +194,7 @@ with friendly_errors("predicting"):
 with friendly_errors("showing your inputs"):
     st.subheader("Input")
     st.caption(
-        f"Showing {sample.description}: {' + '.join(sample.decoded.present())}. "
+        f"Showing {escape_markdown(sample.description)}: {' + '.join(sample.decoded.present())}. "
         "Open **Explain** for SHAP and LIME attributions of this sample."
     )
     present = [view for view in VIEWS if view.present_in(sample)]

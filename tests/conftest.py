@@ -85,6 +85,28 @@ def small_checkpoints(small_demo_files: SmallDemo) -> dict[str, Path]:
     return {name: small_demo_files.checkpoints / name for name in FIXTURE_MODELS}
 
 
+@pytest.fixture(scope="session")
+def every_fusion_demo(small_demo_files: SmallDemo, tmp_path_factory: pytest.TempPathFactory) -> SmallDemo:
+    """The small demo with a checkpoint of EVERY fusion strategy (and the baselines), in a
+    folder of its own: the small demo's checkpoints copied, the missing fusion heads trained
+    on its encoders (seconds; the encoders are reused, not retrained)."""
+    import shutil
+
+    from core.data import load_dataset
+    from core.encoders.cache import EmbeddingCache
+    from core.fusion import FUSIONS
+    from core.train import Trainer
+
+    root = tmp_path_factory.mktemp("every-fusion")
+    demo = SmallDemo(small_demo_files.data, root / "checkpoints", small_demo_files.cache)
+    shutil.copytree(small_demo_files.checkpoints, demo.checkpoints)
+    cache = EmbeddingCache(demo.cache / "embeddings")
+    Trainer(
+        load_dataset(demo.data), demo.checkpoints, fast_config(), cache=cache, show_progress=False, resume=True
+    ).run(list(FUSIONS))
+    return demo
+
+
 def add_tasks(source: Path, target: Path) -> Path:
     """A copy of the demo dataset at ``source`` with two more tasks: ``label:parity`` (odd or
     even; every fifth row unlabelled) and the multi-label ``labels:tags`` (prime, square, big)."""

@@ -93,3 +93,13 @@ def test_docker_healthcheck_exposed_port_multi_stage_and_cuda_build_arg():
 def test_dockerignore_keeps_local_state_out_of_the_build_context():
     ignored = set((PROJECT_ROOT / ".dockerignore").read_text(encoding="utf-8").split())
     assert {".venv", ".git", "demo_data", "checkpoints", ".cache"} <= ignored
+
+
+def test_docker_image_is_read_only_unless_turned_off_and_never_holds_secrets():
+    instructions = _instructions()
+    demo = next(i for i, (name, args) in enumerate(instructions) if name == "RUN" and "python -m core demo" in args)
+    read_only = [i for i, (name, args) in enumerate(instructions) if name == "ENV" and "FUSION_READ_ONLY=1" in args]
+    assert read_only and read_only[-1] > demo  # set after the demo build, which writes checkpoints
+    assert not any(name == "ENV" and "FUSION_READ_ONLY=0" in args for name, args in instructions[read_only[-1] :])
+    ignored = set((PROJECT_ROOT / ".dockerignore").read_text(encoding="utf-8").split())
+    assert ".streamlit/secrets.toml" in ignored

@@ -79,6 +79,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         d = row.difference
         ci = f" [{d.low:+.3f}, {d.high:+.3f}]" if d.low is not None else ""
         print(f"sharing: {row.strategy} with every task {row.shared.point:.3f} vs {row.task} alone {row.alone.point:.3f}: {d.point:+.3f}{ci}, McNemar p = {row.p:.2g}")
+    analysed = [r for r in report.checkpoints if r.analysis is not None]
+    if analysed:
+        print("\nModality use (mean |Shapley| of the true class's probability; EMAP: share of accuracy from interactions):")
+        for result in analysed:
+            usage = sorted(result.analysis.usage.mean_abs_shapley.items(), key=lambda item: -item[1])
+            emap = result.analysis.emap
+            share = f"; EMAP {100 * max(0.0, emap.interaction_share):.0f}%" if emap else ""
+            print(f"  {result.name:<16} " + ", ".join(f"{m} {v:.3f}" for m, v in usage) + share)
     if report.verdict is not None:
         print("\nVerdict:")
         for sentence in report.verdict.sentences:

@@ -16,7 +16,7 @@ classic kinds of multimodal information, recorded per sample in ``information``:
 So every lone modality stays well below the fused models, and the synergy rows tell
 apart the fusion strategies that can model interactions between modalities from late
 fusion, whose weighted sum of per-modality logits cannot. Ground-truth columns
-(``image_state``, ``image_digit``, ``audio_snr_db``...) let explanations be checked
+(``image_state``, ``image_label``, ``audio_snr_db``...) let explanations be checked
 against what was really done to each sample. ``label:pitch`` (high/low voice) is a
 second target that only the audio knows.
 
@@ -37,7 +37,7 @@ import numpy as np
 
 from core.io import SAMPLE_RATE, decode_audio, encode_png, encode_wav, read_file
 
-DEMO_VERSION = 3
+DEMO_VERSION = 4
 """Bump when the build changes, so cached demo folders are rebuilt."""
 
 VOICES_DIR = Path(__file__).resolve().parent / "demo_voices"
@@ -77,7 +77,7 @@ HIGH_PITCH = 55
 COLUMNS = [
     "id", "label", "label:pitch", "split", "image", "audio", "text",
     "image_state", "audio_state", "text_state", "information", "image_corruption",
-    "audio_snr_db", "voice", "image_digit", "audio_digit", "source_index", "clue_candidates",
+    "audio_snr_db", "voice", "image_label", "audio_label", "source_index", "clue_candidates",
 ]  # fmt: skip
 
 WORDS = [
@@ -385,8 +385,8 @@ def _build_row(
         "image_corruption": corruption,
         "audio_snr_db": snr_cell,
         "voice": voice,
-        "image_digit": str(plan.digits["image"]) if image_cell else "",
-        "audio_digit": str(plan.digits["audio"]) if audio_cell else "",
+        "image_label": str(plan.digits["image"]) if image_cell else "",
+        "audio_label": str(plan.digits["audio"]) if audio_cell else "",
         "source_index": str(source_index),
         "clue_candidates": " ".join(map(str, plan.candidates)) if plan.text_state != "missing" else "",
     }
@@ -421,8 +421,8 @@ Columns
   image_corruption none / occlusion (a noise band hiding 70-90% of the ink) / noise
   audio_snr_db     signal-to-noise ratio of the audio in dB (clean 10..30, corrupted -28..-20)
   voice            the voice prototype used (core/data/demo_voices/<voice>.wav): <digit>_<variant>
-  image_digit      the digit the image shows (the label except in synergy rows); empty if missing
-  audio_digit      the digit the voice says (the label except in synergy rows); empty if missing
+  image_label      the digit the image shows (the label except in synergy rows); empty if missing
+  audio_label      the digit the voice says (the label except in synergy rows); empty if missing
   source_index     index of the handwritten digit in sklearn's load_digits
   clue_candidates  the digits the clue alone leaves possible, space separated
 """

@@ -113,12 +113,17 @@ class BuiltinTextEncoder(Encoder):
         return torch.tensor(ids + [0] * (self.max_tokens - len(ids)), dtype=torch.long)
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        mask = (batch != 0).unsqueeze(1)  # [B, 1, T]
-        embedded = self.embedding(batch).transpose(1, 2)  # [B, embed_dim, T]
+        return self.from_embeddings(self.embedding(batch), batch)
+
+    def from_embeddings(self, embedded: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """The forward from the token embeddings ``[B, T, embed_dim]`` on (``ids [B, T]`` give the
+        padding mask): where gradient explanations attribute text."""
+        mask = (ids != 0).unsqueeze(1)  # [B, 1, T]
+        x = embedded.transpose(1, 2)  # [B, embed_dim, T]
         # Right-pad by k-1 so each conv gives one output per token position (the window
         # starting there); the token mask then also masks the conv outputs.
         pooled = [
-            torch.relu(conv(nn.functional.pad(embedded, (0, conv.kernel_size[0] - 1))))
+            torch.relu(conv(nn.functional.pad(x, (0, conv.kernel_size[0] - 1))))
             .masked_fill(~mask, float("-inf"))
             .amax(dim=2)
             for conv in self.convs

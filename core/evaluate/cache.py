@@ -16,7 +16,8 @@ from core.encoders.cache import EmbeddingCache
 from core.evaluate.results import CheckpointEvaluation, EvaluationOptions, EvaluationReport
 from core.evaluate.robustness import SplitInputs
 from core.evaluate.run import _as_dataset, evaluate
-from core.settings import settings
+from core.serialization import read_cached
+from core.settings import LOCAL_USER, settings
 
 
 def evaluation_cache_key(
@@ -42,13 +43,7 @@ def cached_evaluation_path(
 
 def _read_cached(path: Path) -> CheckpointEvaluation | None:
     """A cached result, or ``None`` when missing or unreadable (the corrupt file is removed)."""
-    try:
-        return CheckpointEvaluation.from_json(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        path.unlink(missing_ok=True)
-        return None
+    return read_cached(CheckpointEvaluation, path)
 
 
 def evaluate_cached(
@@ -63,6 +58,7 @@ def evaluate_cached(
     progress: Callable[[str], None] | None = None,
     inputs: SplitInputs | None = None,
     task: str | None = None,
+    started_by: str = LOCAL_USER,
 ) -> EvaluationReport:
     """:func:`evaluate`, with each checkpoint's result cached as JSON under ``cache_dir``
     (default: the configured ``FUSION_CACHE_DIR/evaluations``), keyed by (checkpoint sha256, dataset
@@ -70,7 +66,8 @@ def evaluate_cached(
     from the cached per-sample results (cheap and seeded, so identical).
 
     ``inputs`` lets several calls on the same split share decoded samples and corrupted
-    embeddings (e.g. evaluating checkpoints one at a time to report progress)."""
+    embeddings (e.g. evaluating checkpoints one at a time to report progress). A result
+    computed here records ``started_by``; a cached one keeps whoever computed it first."""
     options = options or EvaluationOptions()
     dataset = _as_dataset(dataset)
 
@@ -87,6 +84,7 @@ def evaluate_cached(
         device=device,
         progress=progress,
         task=task,
+        started_by=started_by,
         inputs=inputs,
         reuse=lambda checkpoint: _read_cached(path(checkpoint)),
         keep=lambda checkpoint, result: write_text_atomic(path(checkpoint), json.dumps(result.to_json())),

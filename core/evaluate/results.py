@@ -11,8 +11,9 @@ import json
 from dataclasses import dataclass, field
 
 from core.serialization import JsonMixin
+from core.settings import LOCAL_USER
 
-EVALUATION_VERSION = 2
+EVALUATION_VERSION = 3
 """Part of every evaluation-cache key: bump when a computation here changes."""
 
 
@@ -299,6 +300,9 @@ class GroundTruthRates(JsonMixin):
             modality Shapley gives the clean one more credit; ``by_state`` splits it by state.
         informative_rate: on rows whose ``information`` is ``unique-<m>``, share of pairs in
             which the informative modality gets more credit than another present one.
+        conflict_rate: on rows where the modalities show different classes (recorded as
+            ``<modality>_label``), share of pairs in which the modality showing the row's label
+            gets more credit than one showing another class.
         synergy_interaction_rate: on ``synergy`` rows, share whose largest Harsanyi dividend
             (in absolute value) is an interaction of two or more modalities;
             ``other_interaction_rate`` the same on every other row, for reference.
@@ -309,6 +313,8 @@ class GroundTruthRates(JsonMixin):
     by_state: dict[str, dict[str, float | None]]
     informative_rate: float | None = None
     informative_comparisons: int = 0
+    conflict_rate: float | None = None
+    conflict_comparisons: int = 0
     synergy_interaction_rate: float | None = None
     synergy_rows: int = 0
     other_interaction_rate: float | None = None
@@ -365,6 +371,8 @@ class CheckpointEvaluation(JsonMixin):
     task_kind: str = "single"
     thresholds: dict[str, float] = field(default_factory=dict)
     multi_task: bool = False
+    started_by: str = LOCAL_USER
+    """Who asked for this evaluation first (a signed-in e-mail, or ``local``); cached with it."""
 
 
 @dataclass

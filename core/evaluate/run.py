@@ -33,6 +33,8 @@ from core.evaluate.robustness import (
 )
 from core.evaluate.scoring import Scorer
 from core.evaluate.verdict import verdict
+from core.settings import LOCAL_USER
+from core.tasks import PRIMARY
 
 
 def _as_dataset(dataset: Dataset | str | Path) -> Dataset:
@@ -55,6 +57,7 @@ def evaluate_checkpoint(
     embedding_cache: EmbeddingCache | bool = True,
     device: torch.device | str | None = None,
     task_name: str | None = None,
+    started_by: str = LOCAL_USER,
 ) -> CheckpointEvaluation:
     """Evaluate one checkpoint on one split of a dataset, for one of its tasks.
 
@@ -68,6 +71,7 @@ def evaluate_checkpoint(
         embedding_cache: an :class:`EmbeddingCache`, ``True`` for the default one, ``False`` for none.
         device: where to run (default :func:`core.device.pick_device`).
         task_name: the task to evaluate (default: the checkpoint's primary task).
+        started_by: who asked for it (recorded in the result).
 
     Raises:
         EvaluationError: an empty split, a task the checkpoint does not predict, or no row
@@ -148,7 +152,7 @@ def evaluate_checkpoint(
         emap_rows, emap_classes = emap_predictions(model, data, options, task.name)
         for j, c in zip(emap_rows, emap_classes, strict=True):
             samples[j].emap_prediction = task.classes[c]
-        analysis = analyse(samples, model.modalities, list(task.classes), options)
+        analysis = analyse(samples, model.modalities, list(task.classes), options, primary=task.name == PRIMARY)
     robust = options.robustness
     return CheckpointEvaluation(
         name=loaded.name,
@@ -180,6 +184,7 @@ def evaluate_checkpoint(
         task_kind=task.kind,
         thresholds=scorer.thresholds,
         multi_task=len(model.tasks) > 1,
+        started_by=started_by,
     )
 
 
@@ -239,6 +244,7 @@ def evaluate(
     device: torch.device | str | None = None,
     progress: Callable[[str], None] | None = None,
     task: str | None = None,
+    started_by: str = LOCAL_USER,
     inputs: SplitInputs | None = None,
     reuse: Callable[[LoadedCheckpoint | str | Path], CheckpointEvaluation | None] | None = None,
     keep: Callable[[LoadedCheckpoint | str | Path, CheckpointEvaluation], None] | None = None,
@@ -249,6 +255,7 @@ def evaluate(
     ``inputs`` lets several calls on the same split share decoded samples and corrupted
     embeddings; ``reuse(checkpoint)`` may return an earlier result instead of computing one,
     and ``keep(checkpoint, result)`` receives each computed one (what :func:`evaluate_cached` does).
+    Computed results record ``started_by`` (who asked for them).
     """
     started = time.perf_counter()
     options = options or EvaluationOptions()
@@ -264,7 +271,8 @@ def evaluate(
             if progress is not None:
                 progress(f"evaluating {getattr(checkpoint, 'name', checkpoint)}")
             result = evaluate_checkpoint(
-                checkpoint, dataset, split, options, inputs=inputs, embedding_cache=embedding_cache, device=device, task_name=task
+                checkpoint, dataset, split, options, inputs=inputs, embedding_cache=embedding_cache, device=device, task_name=task,
+                started_by=started_by,
             )
             if keep is not None:
                 keep(checkpoint, result)

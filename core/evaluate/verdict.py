@@ -56,25 +56,35 @@ def _slice_gain(
     best: CheckpointEvaluation, other: CheckpointEvaluation, min_support: int
 ) -> tuple[str, float, float, float, int, float] | None:
     """The one-column slice where ``best`` gains most over ``other``, with a paired McNemar test:
-    ``(slice, best accuracy, other accuracy, gain, rows, exact p)``."""
+    ``(slice, best accuracy, other accuracy, gain, rows, exact p)``. A slice holding exactly the
+    same rows as another (``text_state = routing`` and ``information = synergy`` in the demo) is
+    named with it."""
     theirs = {s.id: s.correct for s in other.samples}
     shared = [s for s in best.samples if s.id in theirs]
     if not shared:
         return None
     found = None
+    rows_of: dict[str, tuple[int, ...]] = {}
     for column, values in slice_columns(shared).items():
         array = np.array(values)
-        for value in set(values):
+        for value in sorted(set(values)):
             rows = np.flatnonzero(array == value)
             if len(rows) < min_support:
                 continue
+            label = f"{column} = {value}"
+            rows_of[label] = tuple(rows)
             mine = np.array([shared[i].correct for i in rows])
             other_correct = np.array([theirs[shared[i].id] for i in rows])
             gain = float(mine.mean() - other_correct.mean())
             if found is None or gain > found[3]:
                 only_mine, only_theirs = int((mine & ~other_correct).sum()), int((~mine & other_correct).sum())
                 p = stats.binomtest(only_mine, only_mine + only_theirs, 0.5).pvalue if only_mine + only_theirs else 1.0
-                found = (f"{column} = {value}", float(mine.mean()), float(other_correct.mean()), gain, len(rows), float(p))
+                found = (label, float(mine.mean()), float(other_correct.mean()), gain, len(rows), float(p))
+    if found is None:
+        return None
+    same = [label for label, rows in rows_of.items() if label != found[0] and rows == rows_of[found[0]]]
+    if same:
+        found = (f"{found[0]} (the same rows as {_names(same)})", *found[1:])
     return found
 
 
@@ -97,8 +107,8 @@ def verdict(results: Sequence[CheckpointEvaluation], pairwise: Sequence[PairedTe
     gains = sorted([(o, g) for o, g in gains if g is not None and g[3] > 0 and g[5] < alpha], key=lambda x: -x[1][3])
     for other, (label, mine, theirs, gain, n, p) in gains[:MAX_GAIN_SENTENCES]:
         sentences.append(
-            f"{best.name} beats {other.name} by {_points(gain)} on {label} samples "
-            f"({_pct(mine)} vs {_pct(theirs)}, {n} rows, {_p(p)})."
+            f"{best.name} beats {other.name} by {_points(gain)} on the {n} rows where {label} "
+            f"({_pct(mine)} vs {_pct(theirs)}, {_p(p)})."
         )
     sentences += _interaction_sentences(best, ranked, shares)
     sentences += _failure_sentences(best)
@@ -162,6 +172,11 @@ def _failure_sentences(best: CheckpointEvaluation) -> list[str]:
         out.append(
             f"Its modality Shapley values give a clean modality more credit than a corrupted or missing one "
             f"in {_pct(truth.credit_rate)} of {truth.comparisons} comparisons."
+        )
+    if truth and truth.conflict_rate is not None:
+        out.append(
+            f"Where the modalities show different classes, it credits the one showing the label over the "
+            f"misleading one in {_pct(truth.conflict_rate)} of {truth.conflict_comparisons} comparisons."
         )
     if truth and truth.synergy_interaction_rate is not None and truth.other_interaction_rate is not None:
         out.append(

@@ -28,12 +28,19 @@ class Explainer(ABC):
         segment_scores: whether its results score segments (superpixels, tokens, audio
             blocks), so faithfulness curves and agreement apply to them.
         needs_modalities: whether it needs at least one explained modality present.
+        seeded: whether its result depends on ``ExplainParams.seed`` (random sampling), so
+            its variation across seeds is worth measuring.
+
+    ``explain`` raises :class:`~core.errors.MethodNotApplicableError` when the method does not
+    apply to the model or sample; :func:`core.explain.explain` turns that into a result that
+    says why (``metadata["not_applicable"]``) instead of failing.
     """
 
     name: str = ""
     label: str = ""
     segment_scores: bool = True
     needs_modalities: bool = True
+    seeded: bool = False
 
     def cost(self, params: ExplainParams, n_modalities: int) -> float:
         """Rough relative cost (model evaluations), to share one progress bar between methods."""

@@ -143,6 +143,7 @@ class LimeExplainer(Explainer):
 
     name = "lime"
     label = "LIME"
+    seeded = True
 
     def cost(self, params: ExplainParams, n_modalities: int) -> float:
         return float(params.lime_samples * n_modalities)

@@ -1,4 +1,4 @@
-"""Quality checks of one explanation: faithfulness curves and SHAP/LIME agreement.
+"""Quality checks of one explanation: faithfulness curves and agreement between methods.
 
 Checks of explanations against a dataset's ground truth live in :mod:`core.evaluate.ground_truth`."""
 
@@ -60,17 +60,21 @@ def faithfulness(engine: PerturbationEngine, explanation: Explanation) -> Faithf
     )
 
 
+def rank_correlation(first: np.ndarray, second: np.ndarray) -> float:
+    """Spearman rank correlation of two equally long score vectors; ``nan`` when either is
+    constant or has fewer than two values."""
+    a = np.asarray(first, dtype=np.float64).ravel()
+    b = np.asarray(second, dtype=np.float64).ravel()
+    if len(a) != len(b) or len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
 def agreement(first: Explanation, second: Explanation) -> dict[str, float]:
     """Spearman rank correlation of two explanations' segment scores, per shared modality.
 
     Both must come from the same segmentation (same sample and settings); a modality with
     constant scores in either gets ``nan``.
     """
-    out = {}
-    for modality in sorted(set(first.segment_scores) & set(second.segment_scores)):
-        a, b = first.segment_scores[modality], second.segment_scores[modality]
-        if len(a) != len(b) or len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
-            out[modality] = float("nan")
-            continue
-        out[modality] = float(spearmanr(a, b).statistic)
-    return out
+    shared = sorted(set(first.segment_scores) & set(second.segment_scores))
+    return {m: rank_correlation(first.segment_scores[m], second.segment_scores[m]) for m in shared}

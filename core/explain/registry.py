@@ -3,9 +3,28 @@
 from __future__ import annotations
 
 from core.explain.base import Explainer
+from core.explain.grad_cam import GradCamExplainer
+from core.explain.gradient_shap import GradientShapExplainer
+from core.explain.integrated_gradients import IntegratedGradientsExplainer
 from core.explain.lime_explainer import LimeExplainer
 from core.explain.modality_shapley import ModalityShapley
 from core.explain.shap_explainer import ShapExplainer
 
-EXPLAINERS: dict[str, Explainer] = {e.name: e for e in (ModalityShapley(), ShapExplainer(), LimeExplainer())}
+EXPLAINERS: dict[str, Explainer] = {
+    e.name: e
+    for e in (
+        ModalityShapley(),
+        ShapExplainer(),
+        LimeExplainer(),
+        IntegratedGradientsExplainer(),
+        GradientShapExplainer(),
+        GradCamExplainer(),
+    )
+}
 """Method name -> explainer, in the order ``"all"`` runs them."""
+
+
+def method_label(method: str) -> str:
+    """How figures and pages name a method ("Integrated Gradients"); unknown names as they are."""
+    explainer = EXPLAINERS.get(method)
+    return explainer.label if explainer is not None else method

@@ -38,7 +38,8 @@ class Explanation(JsonMixin):
     """Attributions of one sample's prediction by one method.
 
     Attributes:
-        method: the explainer's name (``"modality"``, ``"shap"``, ``"lime"``...).
+        method: the registry name of the method (``"modality"``, ``"shap"``, ``"lime"``,
+            ``"integrated_gradients"``, ...).
         target: index of the explained class within ``task``; ``target_name`` its name.
         classes: the task's class names (or labels), index i = probability i.
         probabilities: ``[C]`` predicted probabilities of the unperturbed sample.
@@ -54,7 +55,7 @@ class Explanation(JsonMixin):
             (superpixels, tokens, audio segments); quality checks rank these.
         interactions: ``[M, M]`` pairwise Shapley interaction indices (modality method only),
             rows/columns in ``interaction_modalities`` order; the diagonal is zero.
-        faithfulness: deletion/insertion curves (SHAP and LIME), or ``None``.
+        faithfulness: deletion/insertion curves (segment-based methods), or ``None``.
         metadata: method, parameters, target, ``runtime_s``, ``evaluations``, ``device``, ...
         task: the task explained (a multi-label task's probabilities are per-label sigmoids).
     """
@@ -77,3 +78,15 @@ class Explanation(JsonMixin):
     faithfulness: FaithfulnessCurves | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     task: str = "label"
+
+    def maps(self) -> dict[str, np.ndarray]:
+        """Per modality, the attribution map as a flat-comparable array: the image ``[H, W]``,
+        the audio grid ``[n_mels, frames]``, the token scores ``[n_tokens]``."""
+        out = {}
+        if self.image is not None:
+            out["image"] = np.asarray(self.image, dtype=np.float64)
+        if self.audio is not None:
+            out["audio"] = np.asarray(self.audio, dtype=np.float64)
+        if self.tokens is not None:
+            out["text"] = np.array([score for _, score in self.tokens], dtype=np.float64)
+        return out

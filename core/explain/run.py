@@ -6,7 +6,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from core.errors import ExplanationError
+from core.errors import ExplanationError, MethodNotApplicableError, user_message
+from core.explain.base import Explainer
 from core.explain.engine import CancelFlag, PerturbationEngine, ProgressCallback
 from core.explain.params import ExplainParams
 from core.explain.quality import agreement, faithfulness
@@ -14,6 +15,8 @@ from core.explain.registry import EXPLAINERS
 from core.explain.result import Explanation
 from core.model import MultimodalClassifier
 from core.sample import DecodedSample
+
+NO_MODALITY = "None of the requested modalities is present in the sample."
 
 
 def resolve_target(classes: Sequence[str], target: int | str | None, probabilities: np.ndarray) -> int:
@@ -59,6 +62,8 @@ def explain(
     progress: ProgressCallback | None = None,
     cancel: CancelFlag | None = None,
     task: str | None = None,
+    *,
+    quality: bool = True,
 ) -> dict[str, Explanation]:
     """Explain ``sample``'s prediction by one or more methods.
 
@@ -73,11 +78,17 @@ def explain(
         cancel: ``threading.Event`` or callable; when set, raises :class:`~core.errors.Cancelled`
             before the next batch of perturbations.
         task: the task whose output is explained (default: the model's primary task).
+        quality: attach faithfulness curves and agreement (``False``: the attributions alone,
+            e.g. for sanity checks that recompute them many times).
 
     Returns:
         Method name -> :class:`Explanation`, always a dict. Segment-based results carry
-        faithfulness curves; with both SHAP and LIME, their metadata holds ``"agreement"``
-        (Spearman per modality between their segment scores).
+        faithfulness curves, and ``metadata["agreement"]``: for every other segment-based
+        result, the Spearman correlation of their segment scores per modality
+        (``{"lime": {"image": 0.61, ...}, ...}``). A method that does not apply to this model
+        or sample (Grad-CAM without a convolutional image encoder, gradients with nothing
+        differentiable) gives a result with no attributions and ``metadata["not_applicable"]``
+        saying why.
 
     Raises:
         ExplanationError: unknown method, task or class, or none of the model's modalities in the sample.
@@ -88,22 +99,20 @@ def explain(
     engine = PerturbationEngine(model, sample, params, cancel=cancel, task=task)
     engine.check_cancel()
     chosen = resolve_target(engine.task.classes, target, engine.probabilities)
-    explained = [m for m in engine.modalities if params.modalities is None or m in params.modalities]
+    explained = explained_modalities(engine)
     if not explained and any(EXPLAINERS[name].needs_modalities for name in names):
-        raise ExplanationError("None of the requested modalities is present in the sample.")
+        raise ExplanationError(NO_MODALITY)
     costs = [max(EXPLAINERS[name].cost(params, len(explained)), 1e-9) for name in names]
     done = 0.0
     results: dict[str, Explanation] = {}
     for name, cost in zip(names, costs, strict=True):
         engine.progress = _scaled(progress, done / sum(costs), cost / sum(costs))
-        results[name] = _run(engine, name, chosen, explained)
+        results[name] = run_explainer(engine, EXPLAINERS[name], chosen, explained, quality=quality)
         done += cost
         if progress is not None:
             progress(done / sum(costs))
-    if "shap" in results and "lime" in results:
-        scores = agreement(results["shap"], results["lime"])
-        results["shap"].metadata["agreement"] = scores
-        results["lime"].metadata["agreement"] = scores
+    if quality:
+        _attach_agreement(results)
     card = getattr(loaded_or_model, "card", None)
     if card is not None:
         for result in results.values():
@@ -111,15 +120,42 @@ def explain(
     return results
 
 
-def _run(engine: PerturbationEngine, name: str, target: int, modalities: list[str]) -> Explanation:
-    explainer = EXPLAINERS[name]
-    result = explainer.explain(engine, target, modalities)
-    if explainer.segment_scores:
+def explained_modalities(engine: PerturbationEngine) -> list[str]:
+    """The sample's modalities that ``engine.params.modalities`` asks to explain."""
+    wanted = engine.params.modalities
+    return [m for m in engine.modalities if wanted is None or m in wanted]
+
+
+def run_explainer(
+    engine: PerturbationEngine, explainer: Explainer, target: int, modalities: list[str], *, quality: bool = True
+) -> Explanation:
+    """One method on one engine; a method that does not apply gives a result saying why.
+
+    Raises:
+        ExplanationError: the method needs modalities and none is present.
+    """
+    if explainer.needs_modalities and not modalities:
+        raise ExplanationError(NO_MODALITY)
+    try:
+        result = explainer.explain(engine, target, modalities)
+    except MethodNotApplicableError as err:
+        result = engine.attribution(explainer.name, target, {})
+        result.metadata.update({"not_applicable": user_message(err), "evaluations": 0, "runtime_s": 0.0})
+        return result
+    if quality and explainer.segment_scores and result.segment_scores:
         result.faithfulness = faithfulness(engine, result)
         result.metadata["evaluations_with_faithfulness"] = result.metadata["evaluations"] + 4 * (
             engine.params.faithfulness_steps + 1
         )
     return result
+
+
+def _attach_agreement(results: dict[str, Explanation]) -> None:
+    scored = {name: r for name, r in results.items() if r.segment_scores and EXPLAINERS[name].segment_scores}
+    for name, result in scored.items():
+        others = {other: agreement(result, r) for other, r in scored.items() if other != name}
+        if others:
+            result.metadata["agreement"] = others
 
 
 def _scaled(progress: ProgressCallback | None, start: float, span: float) -> Callable[[float], None] | None:

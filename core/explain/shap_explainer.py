@@ -160,6 +160,7 @@ class ShapExplainer(Explainer):
 
     name = "shap"
     label = "SHAP"
+    seeded = True
 
     def cost(self, params: ExplainParams, n_modalities: int) -> float:
         return float(params.shap_evals)

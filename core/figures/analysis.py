@@ -162,6 +162,7 @@ def ground_truth_table(results: Results) -> pd.DataFrame:
             "… corrupted": rate(truth.by_state.get("corrupted", {}).get("rate")),
             "… missing": rate(truth.by_state.get("missing", {}).get("rate")),
             "Informative modality first": f"{rate(truth.informative_rate)} of {truth.informative_comparisons}",
+            "Label-showing modality over a misleading one": f"{rate(truth.conflict_rate)} of {truth.conflict_comparisons}",
             "Synergy rows led by an interaction": f"{rate(truth.synergy_interaction_rate)} of {truth.synergy_rows}",
             "Other rows led by an interaction": rate(truth.other_interaction_rate),
         }

@@ -10,6 +10,7 @@ import html
 import numpy as np
 import plotly.graph_objects as go
 
+from core.explain.registry import method_label
 from core.explain.result import Explanation
 from core.figures.theme import HEATMAP_SCALE, MODALITY_COLORS, PALETTE, styled
 
@@ -37,7 +38,7 @@ def modality_bar(explanation: Explanation) -> go.Figure:
             hovertemplate="%{y}: %{x:+.4f}<extra></extra>",
         )
     )
-    label = "Shapley value" if explanation.method == "modality" else f"{explanation.method.upper()} total"
+    label = "Shapley value" if explanation.method == "modality" else f"{method_label(explanation.method)} total"
     fig.update_layout(xaxis_title=f"{label} of P({explanation.target_name})", yaxis={"autorange": "reversed"})
     return styled(fig, f"Which modality drove '{explanation.target_name}'", height=120 + 45 * len(names))
 
@@ -92,7 +93,7 @@ def image_overlay(explanation: Explanation, image: np.ndarray, opacity: float = 
     height, width = attribution.shape
     fig.update_xaxes(visible=False, range=[-0.5, width - 0.5])
     fig.update_yaxes(visible=False, range=[height - 0.5, -0.5], scaleanchor="x")
-    return styled(fig, f"Image regions ({explanation.method.upper()})", height=380)
+    return styled(fig, f"Image regions ({method_label(explanation.method)})", height=380)
 
 
 def token_html(explanation: Explanation) -> str:
@@ -146,7 +147,7 @@ def audio_overlay(explanation: Explanation, opacity: float = 0.6) -> go.Figure:
         )
     )
     fig.update_layout(xaxis_title="time (s)", yaxis_title="frequency (Hz, mel scale)")
-    return styled(fig, f"Audio time x frequency ({explanation.method.upper()})", height=360)
+    return styled(fig, f"Audio time x frequency ({method_label(explanation.method)})", height=360)
 
 
 def faithfulness_curves(explanations: list[Explanation]) -> go.Figure:
@@ -155,7 +156,7 @@ def faithfulness_curves(explanations: list[Explanation]) -> go.Figure:
     for i, explanation in enumerate(e for e in explanations if e.faithfulness is not None):
         curves = explanation.faithfulness
         color = PALETTE[i % len(PALETTE)]
-        name = explanation.method.upper()
+        name = method_label(explanation.method)
         fig.add_trace(
             go.Scatter(
                 x=curves.fractions,
@@ -224,7 +225,7 @@ def _panel(explanation: Explanation, image: np.ndarray | None, width: int = 720)
     draw = ImageDraw.Draw(header)
     probability = explanation.probabilities[explanation.target]
     draw.text(
-        (8, 4), f"{explanation.method.upper()}: class '{explanation.target_name}' (p={probability:.3f})", fill="black"
+        (8, 4), f"{method_label(explanation.method)}: class '{explanation.target_name}' (p={probability:.3f})", fill="black"
     )
     limit = _symmetric_range(np.array(list(explanation.modality_totals.values())))
     for row, (modality, value) in enumerate(explanation.modality_totals.items()):

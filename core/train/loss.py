@@ -76,5 +76,5 @@ class MultiTaskLoss(nn.Module):
     def weights(self) -> dict[str, float]:
         """The weight each task's loss has now (learned ones: ``exp(-s_t)``)."""
         if self.weighting == "uncertainty":
-            return {t.name: float(torch.exp(-self.log_variance[i])) for i, t in enumerate(self.tasks)}
+            return {t.name: float(torch.exp(-self.log_variance[i].detach())) for i, t in enumerate(self.tasks)}
         return dict(self.fixed)

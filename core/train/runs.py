@@ -1,12 +1,19 @@
-"""Training runs in the background: start, list, read progress, cancel.
+"""Training runs in the background: queue, start, list, read progress, cancel.
 
 A run is ``python -m core train ... --events <run>/events.jsonl`` started as its own
 process session, so it outlives the page, the browser tab and even the dashboard
 server. Everything about a run lives in its folder ``runs/<run-id>/``:
 
-- ``run.json``: the arguments, pid, status and timestamps (written atomically);
+- ``run.json``: the arguments, owner, pid, status and timestamps (written atomically);
 - ``events.jsonl``: progress events of :class:`core.train.Trainer` (:mod:`core.train.events`);
 - ``log.txt``: the process's stdout and stderr.
+
+A run is created ``queued`` (:func:`create_run`), which is where the server's rules are
+enforced: not in read-only mode, the dataset inside a data root, the checkpoints written
+inside a checkpoint root (:mod:`core.roots`). :func:`run_when_admitted` starts it once the
+server's :class:`~core.job_queue.JobQueue` has a free slot; :func:`start_run` starts it at
+once. Every run records its owner; given an owner, :func:`list_runs` lists only that owner's
+runs and :func:`cancel_run` refuses anyone else's.
 
 The dashboard's Train page renders :class:`RunState` objects read from these files;
 nothing here knows about Streamlit.
@@ -22,13 +29,16 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core.atomic import pid_alive, write_text_atomic
-from core.errors import TrainingError
-from core.settings import PROJECT_ROOT, settings
+from core.errors import AccessError, TrainingError
+from core.job_queue import JobQueue, Ticket
+from core.roots import NOT_OFFERED, checkpoint_folder, dataset_folder, require_writable, resolve_inside
+from core.settings import LOCAL_USER, PROJECT_ROOT, settings
 from core.train.events import read_events
 
 RUN_FILE = "run.json"
@@ -91,20 +101,21 @@ class RunState:
     Attributes:
         id, path: run id and folder.
         spec: what it trains.
-        pid: process id of the training process.
-        status: ``running``, ``finished``, ``failed`` or ``cancelled``.
+        pid: process id of the training process (``None`` while queued).
+        status: ``queued``, ``running``, ``finished``, ``failed`` or ``cancelled``.
         started_at, ended_at: ISO timestamps (``ended_at`` None while running).
         exit_code: of the process when known.
         events: every event written so far, in order.
         stage: the latest ``stage`` event's text.
         saved: names of checkpoints written so far.
         log_tail: the last lines of ``log.txt`` (shown when a run failed).
+        owner: who started it (a signed-in e-mail, or ``local``).
     """
 
     id: str
     path: Path
     spec: RunSpec
-    pid: int
+    pid: int | None
     status: str
     started_at: str
     ended_at: str | None
@@ -113,6 +124,7 @@ class RunState:
     stage: str
     saved: list[str]
     log_tail: str
+    owner: str = LOCAL_USER
 
     @property
     def progress(self) -> float:
@@ -146,41 +158,124 @@ def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     write_text_atomic(path, json.dumps(payload, indent=2))
 
 
-def start_run(spec: RunSpec, runs_dir: str | Path | None = None) -> RunState:
-    """Start training ``spec`` in a background process and return its state.
+def _checked_spec(spec: RunSpec) -> RunSpec:
+    """``spec`` with its folders resolved, if this server may do it.
 
-    The process gets its own session so a cancel can stop it and all its children,
-    and so closing the dashboard does not kill it.
+    Raises:
+        AccessError: read-only mode, or a dataset, output folder or ``hf:`` encoder directory
+            outside the roots (:data:`core.roots.NOT_OFFERED`).
     """
+    require_writable()
+    config = settings()
+    for choice in spec.encoders.values():
+        name = choice.removeprefix("hf:") if choice.startswith("hf:") else None
+        # A hub id (``org/name``) is looked up in the local cache; anything path-like is a
+        # directory on this server and must be inside a root like every other path.
+        if name is not None and (Path(name).expanduser().is_absolute() or name.startswith((".", "~")) or "\\" in name):
+            resolve_inside(name, (*config.data_roots, *config.checkpoint_roots))
+    return RunSpec(
+        **{
+            **asdict(spec),
+            "models": tuple(spec.models),
+            "data": str(dataset_folder(spec.data, config)),
+            "out": str(checkpoint_folder(spec.out, config)),
+        }
+    )
+
+
+def create_run(spec: RunSpec, runs_dir: str | Path | None = None, owner: str = LOCAL_USER) -> RunState:
+    """Record a ``queued`` run of ``spec`` for ``owner``; :func:`launch_run` starts it.
+
+    Raises:
+        AccessError: see :func:`_checked_spec`; nothing is written then.
+        TrainingError: no model to train.
+    """
+    spec = _checked_spec(spec)
+    if not spec.models:
+        raise TrainingError("Choose at least one strategy or baseline to train.")
     root = Path(runs_dir) if runs_dir is not None else settings().runs_dir
     run_id = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
     folder = root / run_id
     folder.mkdir(parents=True)
-    events = folder / EVENTS_FILE
-    command = spec.command(events)
+    _write_json_atomic(
+        folder / RUN_FILE,
+        {
+            "id": run_id,
+            "owner": owner,
+            "spec": {**asdict(spec), "models": list(spec.models), "tasks": list(spec.tasks)},
+            "command": spec.command(folder / EVENTS_FILE),
+            "pid": None,
+            "status": "queued",
+            "queued_at": _now(),
+            "started_at": None,
+            "ended_at": None,
+            "exit_code": None,
+        },
+    )
+    return read_run(folder)
+
+
+def launch_run(folder: str | Path) -> RunState:
+    """Start the training process of a ``queued`` run (a run cancelled meanwhile stays as it is).
+
+    The process gets its own session so a cancel can stop it and all its children,
+    and so closing the dashboard does not kill it.
+    """
+    folder = Path(folder)
+    info = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
+    if info["status"] != "queued":
+        return read_run(folder)
+    require_writable()
     with open(folder / LOG_FILE, "wb") as log:
         process = subprocess.Popen(
-            command,
+            info["command"],
             cwd=PROJECT_ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    _write_json_atomic(
-        folder / RUN_FILE,
-        {
-            "id": run_id,
-            "spec": {**asdict(spec), "models": list(spec.models), "tasks": list(spec.tasks)},
-            "command": command,
-            "pid": process.pid,
-            "status": "running",
-            "started_at": _now(),
-            "ended_at": None,
-            "exit_code": None,
-        },
-    )
+    # A cancel that landed while the process was starting wins: the process is stopped.
+    if json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))["status"] == "cancelled":
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGTERM)
+        info["status"] = "cancelled"
+    else:
+        info["status"] = "running"
+    info.update(pid=process.pid, started_at=_now())
+    _write_json_atomic(folder / RUN_FILE, info)
     return read_run(folder)
+
+
+def start_run(spec: RunSpec, runs_dir: str | Path | None = None, owner: str = LOCAL_USER) -> RunState:
+    """Start training ``spec`` in a background process now and return its state (see :func:`create_run`)."""
+    return launch_run(create_run(spec, runs_dir, owner).path)
+
+
+def run_when_admitted(folder: str | Path, queue: JobQueue, ticket: Ticket | None = None, poll: float = 1.0) -> RunState:
+    """Wait for a slot in ``queue``, start the queued run, and hold the slot until it ends.
+
+    Blocks (a server calls it in a thread). ``ticket`` is the run's place in line when the
+    caller joined already (to keep several runs in order); by default it joins now. A run
+    cancelled while it waits leaves the line without starting; a run already running
+    (adopted after a server restart) just holds a slot until its process ends.
+    """
+    folder = Path(folder)
+    state = read_run(folder)
+    if ticket is None:
+        ticket = queue.join("train", state.owner, state.id)
+    try:
+        while not queue.wait(ticket, timeout=poll):
+            state = read_run(folder)
+            if state.status not in ("queued", "running"):
+                return state
+        state = launch_run(folder)
+        while state.status == "running":
+            time.sleep(poll)
+            state = read_run(folder)
+        return state
+    finally:
+        queue.leave(ticket)
 
 
 def _exit_code(pid: int) -> int | None:
@@ -213,7 +308,7 @@ def read_run(folder: str | Path) -> RunState:
     folder = Path(folder)
     info = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
     events = read_events(folder / EVENTS_FILE)
-    if info["status"] in ("running", "cancelled") and info.get("exit_code") is None:
+    if info["status"] in ("running", "cancelled") and info.get("exit_code") is None and info.get("pid"):
         code = _exit_code(info["pid"])
         if code is not None:
             info["exit_code"] = code
@@ -227,40 +322,51 @@ def read_run(folder: str | Path) -> RunState:
         id=info["id"],
         path=folder,
         spec=RunSpec(**{**spec, "models": tuple(spec["models"]), "tasks": tuple(spec.get("tasks", ()))}),
-        pid=info["pid"],
+        pid=info.get("pid"),
         status=info["status"],
-        started_at=info["started_at"],
+        started_at=info.get("started_at") or info.get("queued_at") or "",
         ended_at=info.get("ended_at"),
         exit_code=info.get("exit_code"),
         events=events,
         stage=stages[-1] if stages else "starting",
         saved=[e["model"] for e in events if e.get("event") == "saved"],
         log_tail=_tail(folder / LOG_FILE),
+        owner=info.get("owner", LOCAL_USER),
     )
 
 
-def list_runs(runs_dir: str | Path | None = None) -> list[RunState]:
-    """Every run under ``runs_dir``, newest first; unreadable folders are skipped."""
+def list_runs(runs_dir: str | Path | None = None, owner: str | None = None) -> list[RunState]:
+    """Every run under ``runs_dir`` (only ``owner``'s when given), newest first; unreadable folders are skipped."""
     root = Path(runs_dir) if runs_dir is not None else settings().runs_dir
     if not root.is_dir():
         return []
     runs = []
     for folder in sorted((p for p in root.iterdir() if (p / RUN_FILE).is_file()), reverse=True):
         try:
-            runs.append(read_run(folder))
+            run = read_run(folder)
         except (OSError, ValueError, KeyError, TypeError):
             continue
+        if owner is None or run.owner == owner:
+            runs.append(run)
     return runs
 
 
-def cancel_run(folder: str | Path) -> RunState:
-    """Stop a running run (its whole process group) and mark it ``cancelled``."""
+def cancel_run(folder: str | Path, owner: str | None = None) -> RunState:
+    """Stop a queued or running run (its whole process group) and mark it ``cancelled``.
+
+    Raises:
+        AccessError: ``owner`` is given and the run is someone else's (the message is the
+            same as for a run that does not exist).
+    """
     folder = Path(folder)
     state = read_run(folder)
-    if state.status != "running":
+    if owner is not None and state.owner != owner:
+        raise AccessError(NOT_OFFERED)
+    if state.status not in ("queued", "running"):
         return state
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # it may have just ended
-        os.killpg(state.pid, signal.SIGTERM)
+    if state.pid is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # it may have just ended
+            os.killpg(state.pid, signal.SIGTERM)
     info = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
     info.update(status="cancelled", ended_at=_now())
     _write_json_atomic(folder / RUN_FILE, info)

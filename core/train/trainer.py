@@ -38,6 +38,7 @@ from core.fusion import FUSIONS, build_fusion
 from core.inference import classify_proba
 from core.io import SAMPLE_RATE
 from core.model import MultimodalClassifier
+from core.roots import require_writable
 from core.tasks import Task
 from core.train.config import BASELINE_SUFFIX, TrainConfig, TrainResult, split_model_name
 from core.train.events import ProgressCallback
@@ -69,6 +70,7 @@ class Trainer:
 
     Raises:
         TrainingError: the dataset has no training or no validation rows.
+        AccessError: the server is read-only (``FUSION_READ_ONLY``).
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class Trainer:
         callback: ProgressCallback | None = None,
         resume: bool = False,
     ):
+        require_writable()  # refused before minutes of training, not when the first checkpoint is saved
         self.dataset = dataset
         self.out_dir = Path(out_dir)
         self.config = config or TrainConfig()

@@ -76,6 +76,25 @@ def test_explain_compares_naive_and_engine_for_both_shap_algorithms(options):
         assert 0 < result[key]["evaluations"] <= 120
         assert result[key]["model_calls"] >= 1
     assert result["modality_shapley"]["ours_median_ms"] > 0
+    # The trust figures: every method timed on the same sample ...
+    methods = result["methods"]
+    assert list(methods) == ["shap", "lime", "integrated_gradients", "gradient_shap", "grad_cam"]
+    assert methods["integrated_gradients"]["steps"] == 64 and methods["lime"]["samples_per_modality"] == 50
+    assert all(m["median_s"] > 0 and m["threads"] >= 1 for m in methods.values())
+    # ... IG's completeness on every fusion checkpoint of the folder ...
+    completeness = result["ig_completeness"]
+    assert set(completeness) == {"early", "late"}
+    for measured in completeness.values():
+        assert measured["samples"] == 3 and measured["sum_minus_difference_minus_delta_max"] < 1e-5
+        assert measured["adaptive_complete_share"] >= measured["complete_share"]
+    # ... and the ranking, where the broken control fails randomisation and is never recommended.
+    ranking = result["ranking"]
+    assert len(ranking["rows"]) == 4 and set(ranking["ranking"]) == {"audio", "image", "text"}
+    control = ranking["methods"]["input_only"]["modalities"]
+    assert all(scores["model_randomisation_passed"] is False for scores in control.values())
+    assert "input_only" not in ranking["recommendation"].values()
+    table = markdown_table({"environment": {}, "sections": {"explain": {"ok": True, "seconds": 1.0, **result}}})
+    assert "| Integrated Gradients | " in table and "IG completeness" in table and "1. " in table
 
 
 @pytest.mark.browser
@@ -129,6 +148,23 @@ SAMPLE_REPORT = {
         "dashboard": {"ok": True, "seconds": 0.1, "skipped": "/usr/bin/chromium is missing"},
         "predict": {"ok": False, "seconds": 0.5, "error": "FileNotFoundError: no checkpoints"},
         "reliability": {"ok": True, "seconds": 4.0, "fuzz": {"unexpected_exceptions": 0, "iterations": 500}},
+        "load": {
+            "ok": True,
+            "seconds": 300.0,
+            "sessions": 20,
+            "rounds_per_session_max": 2,
+            "max_jobs": 2,
+            "rounds": 40,
+            "errors": 0,
+            "starved_sessions": 0,
+            "elapsed_s": 290.0,
+            "latency_s": {
+                "predict": {"n": 40, "p50": 3.0, "p95": 6.5, "max": 9.0},
+                "explain": {"n": 40, "p50": 20.0, "p95": 41.0, "max": 50.0},
+                "round": {"n": 40, "p50": 30.0, "p95": 60.0, "max": 70.0},
+            },
+            "memory": {"server_peak_rss_mib": 1100.0, "server_rss_after_start_mib": 70.0},
+        },
     },
 }
 
@@ -144,3 +180,5 @@ def test_markdown_table_renders_every_section_with_ratios():
     assert "Skipped: /usr/bin/chromium is missing" in text
     assert "Failed: FileNotFoundError: no checkpoints" in text
     assert "| `fuzz.unexpected_exceptions` | 0 |" in text
+    assert "| Explain latency p50 / p95 / max (s) | 20 / 41 / 50 |" in text
+    assert "| Errors | 0 |" in text and "| Server peak RSS (MiB) | 1,100 |" in text

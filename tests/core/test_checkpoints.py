@@ -63,7 +63,8 @@ def test_modified_weights_detected(small_checkpoints, tmp_path):
     "edit, message",
     [
         (lambda c: c.update(fusion="magic"), "unknown fusion strategy 'magic'"),
-        (lambda c: c.update(classes=c["classes"][:-1]), "num_classes"),
+        (lambda c: c.update(classes=c["classes"][:-1]), "differ from the card's 'classes'"),
+        (lambda c: c.update(classes=c["classes"][:-1], tasks=[]), "num_classes"),
         (lambda c: c.update(format_version=99), "not supported"),
         (lambda c: c["fusion_config"].update(hidden=64), "has shape"),
         (lambda c: c.update(fusion="late"), "do not match the late architecture"),
@@ -129,3 +130,13 @@ def test_list_checkpoints_reports_unreadable(small_checkpoints, tmp_path):
     assert infos["early"].error is None and infos["early"].fusion == "early"
     assert infos["early"].test_accuracy is not None
     assert "no card.json" in infos["broken"].error
+
+
+def test_read_only_mode_refuses_to_write_a_checkpoint(tmp_path, monkeypatch):
+    from core.errors import AccessError
+    from tests.core.toy import toy_model
+
+    monkeypatch.setenv("FUSION_READ_ONLY", "1")
+    with pytest.raises(AccessError, match="read-only"):
+        save_checkpoint(toy_model(), tmp_path / "ckpt" / "late", name="late")
+    assert not (tmp_path / "ckpt").exists()

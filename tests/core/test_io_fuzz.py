@@ -29,7 +29,7 @@ DECODERS = {
     "audio": lambda data: decode_audio(data, LIMITS),
     "text": lambda data: decode_text(data, LIMITS),
 }
-# Generous per-example deadline: the machine is shared, and the MP3 fallback imports librosa once.
+# Generous per-example deadline: the machine is shared.
 FUZZ = settings(max_examples=1000, deadline=timedelta(seconds=10), suppress_health_check=[HealthCheck.too_slow])
 
 

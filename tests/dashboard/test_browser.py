@@ -6,13 +6,13 @@ Run with ``pytest -m browser tests/dashboard/test_browser.py``. Screenshots land
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from bench.server import CHROMIUM, CHROMIUM_ARGS
+from bench.server import CHROMIUM, CHROMIUM_ARGS, file_input
 from core.settings import PROJECT_ROOT
-from tests.dashboard.locators import file_input
 
 pytestmark = pytest.mark.browser
 
@@ -75,7 +75,7 @@ def test_every_page_in_a_real_browser(server, browser_page, small_demo_env):
     text = page.get_by_role("textbox", name="Text")
     text.fill("the digit after two")
     text.press("Control+Enter")
-    page.get_by_text("your upload: audio + image + text").wait_for()
+    page.get_by_text(re.compile(r"your upload \(.+\.png, .+\.wav\): audio \+ image \+ text")).wait_for()
     settle(page, charts=3)  # probabilities, modality Shapley bars, audio preview
     page.screenshot(path=str(ARTIFACTS / "predict.png"), full_page=True)
     assert page.get_by_text("Class probabilities").count() >= 1

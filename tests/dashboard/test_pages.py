@@ -99,7 +99,8 @@ def test_invalid_upload_shows_an_error_and_the_page_stays_usable(dashboard_env, 
     at.run()
     assert_clean(at)
     assert any(message in e.value for e in at.error), [e.value for e in at.error]
-    assert len(at.dataframe) == 1  # the valid text still gets predictions
+    # the valid text still gets predictions: the summary, and every task of the demo (label and pitch)
+    assert len(at.dataframe) == 2 and "pitch" in set(at.dataframe[1].value["task"])
 
 
 def test_too_long_audio_is_refused_with_the_limit(dashboard_env, monkeypatch):
@@ -143,13 +144,14 @@ def test_compare_shows_the_verdict_slices_and_modality_use(dashboard_env):
     assert any("Checked against the dataset's ground truth" in m.value for m in at.markdown)
 
 
-def test_compare_refuses_a_checkpoint_trained_on_other_classes(dashboard_env, tmp_path):
-    other = tmp_path / "animals"
+def test_compare_refuses_a_checkpoint_trained_on_other_classes(dashboard_env, tmp_path, monkeypatch):
+    other = tmp_path.resolve() / "animals"
     other.mkdir()
     rows = [f"{label},{split},a {label} {i}" for i in range(6) for label in ("cat", "dog") for split in ("train", "val", "test")]
     (other / "manifest.csv").write_text("label,split,text\n" + "\n".join(rows) + "\n")
+    monkeypatch.setenv("FUSION_DATA_ROOTS", str(tmp_path))
     at = open_page("compare")
-    at.text_input(key="sidebar_dataset").input(str(other))
+    at.selectbox(key="sidebar_dataset").set_value(str(other))
     at.run()
     assert_clean(at)
     assert any("trained on other classes" in e.value for e in at.error)
@@ -162,7 +164,7 @@ def test_missing_demo_shows_how_to_build_it(dashboard_env, monkeypatch, tmp_path
     assert any("make run" in e.value for e in at.error)
 
 
-def test_explain_shows_modality_shapley_shap_and_lime_for_a_dataset_sample(dashboard_env):
+def test_explain_shows_every_method_and_the_trust_panel_for_a_dataset_sample(dashboard_env):
     at = open_page("explain")
     at.button(key="explain_use_record").click()
     at.run()
@@ -173,24 +175,38 @@ def test_explain_shows_modality_shapley_shap_and_lime_for_a_dataset_sample(dashb
     assert_clean(at)
     assert not at.error, [e.value for e in at.error]
     assert [s.value for s in at.subheader] == [
-        "Which modality mattered",
-        "Inside each modality: SHAP and LIME",
+        "Which modality mattered for label",  # the demo has a second task, pitch
+        "Inside each modality",
         "Can these attributions be trusted?",
     ]
-    assert len(plotly_charts(at)) >= 5
-    assert any("SHAP by PartitionExplainer" in c.value for c in at.caption)
+    assert at.multiselect(key="explain_methods").value == [
+        "shap", "lime", "integrated_gradients", "gradient_shap", "grad_cam"
+    ]
+    timing = next(c.value for c in at.caption if "SHAP by PartitionExplainer" in c.value)
+    assert "Integrated Gradients, 64 steps" in timing and "GradientSHAP, 16 draws" in timing and "Grad-CAM" in timing
+    # Grad-CAM explains images only: its tiles of the sample's other modalities say so instead of
+    # failing (with an image, "explains the image only"; without, that there is none).
+    heading = next(m.value for m in at.markdown if m.value.startswith("Explaining **"))
+    others = len([m for m in heading.rsplit("·", 1)[1].strip().split(" + ") if m != "image"])
+    notes = [i.value for i in at.info if i.value.startswith("Not shown: Grad-CAM explains")]
+    assert others >= 1 and len(notes) == others and not any(".." in n for n in notes)
+    # Faithfulness curves + agreement heatmaps + every map; the checkpoint checks wait for a click.
+    assert len(plotly_charts(at)) >= 10
+    assert at.button(key="explain_assess_button")
     at.selectbox(key="explain_shap_algorithm").set_value("permutation")
+    at.multiselect(key="explain_methods").set_value(["shap", "integrated_gradients"])
     at.run()
     assert_clean(at)
     assert any("SHAP by PermutationExplainer" in c.value for c in at.caption)
 
 
-def test_train_page_lists_every_dataset_problem(dashboard_env, tmp_path):
-    broken = tmp_path / "broken"
+def test_train_page_lists_every_dataset_problem(dashboard_env, tmp_path, monkeypatch):
+    broken = tmp_path.resolve() / "broken"
     broken.mkdir()
     (broken / "manifest.csv").write_text("label,image,text\ncat,missing.png,\n,,hello\ndog,../escape.png,\n")
+    monkeypatch.setenv("FUSION_DATA_ROOTS", str(tmp_path))
     at = open_page("train")
-    at.text_input(key="train_data").input(str(broken))
+    at.selectbox(key="train_data").set_value(str(broken))
     at.run()
     assert_clean(at)
     issues = at.dataframe[0].value
@@ -240,7 +256,12 @@ def test_compare_predict_and_explain_offer_every_task(multitask_env):
     at = open_page("compare")
     assert_clean(at)
     picker = at.selectbox(key="compare_task")
-    assert picker.options == ["label (single-label)", "parity (single-label)", "tags (multi-label)"]
+    assert picker.options == [
+        "label (single-label)",
+        "pitch (single-label)",  # the demo's own second task
+        "parity (single-label)",
+        "tags (multi-label)",
+    ]
     picker.set_value("tags")
     at.run()
     assert_clean(at)
@@ -257,7 +278,7 @@ def test_compare_predict_and_explain_offer_every_task(multitask_env):
     at.run()
     assert_clean(at)
     every = next(d.value for d in at.dataframe if "task" in d.value.columns)
-    assert set(every["task"]) == {"label", "parity", "tags"}
+    assert set(every["task"]) == {"label", "pitch", "parity", "tags"}
 
     at = open_page("explain")
     at.button(key="explain_use_record").click()

@@ -71,14 +71,14 @@ def test_splits_share_no_source_image(rows: list[dict[str, str]]) -> None:
 
 def test_state_columns_match_the_cells(rows: list[dict[str, str]]) -> None:
     for r in rows:
-        assert (r["image"] == "") == (r["image_state"] == "missing") == (r["image_digit"] == "")
+        assert (r["image"] == "") == (r["image_state"] == "missing") == (r["image_label"] == "")
         assert (r["image_corruption"] != "none") == (r["image_state"] == "corrupted")
         assert (r["audio"] == "") == (r["audio_state"] == "missing") == (r["audio_snr_db"] == "") == (r["voice"] == "")
-        assert (r["audio"] == "") == (r["audio_digit"] == "") == (r["label:pitch"] == "")
+        assert (r["audio"] == "") == (r["audio_label"] == "") == (r["label:pitch"] == "")
         assert (r["text"] == "") == (r["text_state"] == "missing") == (r["clue_candidates"] == "")
         if r["audio"]:
             digit, variant = r["voice"].split("_")
-            assert digit == r["audio_digit"]
+            assert digit == r["audio_label"]
             assert r["label:pitch"] == ("high" if VOICE_PITCH[variant] >= 55 else "low")
             snr = float(r["audio_snr_db"])
             low, high = CORRUPTED_SNR_DB if r["audio_state"] == "corrupted" else (10, 30)
@@ -98,7 +98,7 @@ def test_state_columns_match_the_cells(rows: list[dict[str, str]]) -> None:
 def test_information_kinds_are_what_they_say(rows: list[dict[str, str]]) -> None:
     assert {r["information"] for r in rows} == set(INFORMATION)
     assert {r["information"] for r in rows if r["split"] == "test"} == set(INFORMATION)
-    digit_columns = {"image": "image_digit", "audio": "audio_digit"}
+    digit_columns = {"image": "image_label", "audio": "audio_label"}
     for r in rows:
         kind = r["information"]
         # The modalities that show the label clearly, from the ground-truth columns.
@@ -107,11 +107,11 @@ def test_information_kinds_are_what_they_say(rows: list[dict[str, str]]) -> None
         if kind == "synergy":
             # Both show a digit clearly, only one of them the label; the text alone says which.
             assert r["image_state"] == r["audio_state"] == "clean" and r["text_state"] == "routing"
-            assert r["image_digit"] != r["audio_digit"]
+            assert r["image_label"] != r["audio_label"]
             (pointed,) = [m for m, phrasings in ROUTING_CLUES.items() if r["text"] in phrasings]
             assert shown == {pointed}
             continue
-        assert r["image_digit"] in ("", r["label"]) and r["audio_digit"] in ("", r["label"])
+        assert r["image_label"] in ("", r["label"]) and r["audio_label"] in ("", r["label"])
         assert r["text_state"] in ("exact", "partial", "missing")
         if kind == "redundant":
             assert shown == {"image", "audio", *(["text"] if r["text"] else [])}
@@ -126,7 +126,7 @@ def test_pitch_is_independent_of_the_digit(tmp_path: Path) -> None:
     with open(tmp_path / "big" / "manifest.csv", newline="", encoding="utf-8") as file:
         voiced = [r for r in csv.DictReader(file) if r["audio"]]
     for digit in map(str, range(10)):
-        pitches = [r["label:pitch"] for r in voiced if r["audio_digit"] == digit]
+        pitches = [r["label:pitch"] for r in voiced if r["audio_label"] == digit]
         assert 0.3 < pitches.count("high") / len(pitches) < 0.7
         pitches = [r["label:pitch"] for r in voiced if r["label"] == digit]
         assert 0.3 < pitches.count("high") / len(pitches) < 0.7
@@ -138,7 +138,7 @@ def test_demo_validates_and_loads(demo: Path, rows: list[dict[str, str]]) -> Non
     assert dataset.classes == [str(d) for d in range(10)]
     assert len(dataset.records) == len(rows)
     assert list(rows[0]) == COLUMNS
-    assert {"information", "image_digit", "audio_digit"} <= set(dataset.records[0].extras)
+    assert {"information", "image_label", "audio_label"} <= set(dataset.records[0].extras)
     assert [t.name for t in dataset.tasks] == ["label", "pitch"] and dataset.task("pitch").classes == ("high", "low")
     with_both = next(r for r in dataset.records if r.image and r.audio)
     assert decode_image(read_file(with_both.image)).shape == (32, 32, 3)

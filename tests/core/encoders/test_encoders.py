@@ -22,6 +22,7 @@ from core.encoders.text_cnn import BuiltinTextEncoder, tokenize
 from core.errors import EncoderLoadError
 from core.inference import BatchSize, encode
 from core.io import SAMPLE_RATE
+from tests.core.encoders.tiny_hf import save_tiny_models
 
 RNG = np.random.default_rng(0)
 IMAGES = [RNG.integers(0, 256, size=(h, w, 3), dtype=np.uint8) for h, w in [(40, 60), (32, 32), (100, 17), (5, 9)]]
@@ -215,60 +216,9 @@ def test_choices_for_the_wrong_modality_are_refused():
 
 # --- Hugging Face encoders on tiny random models ------------------------------------
 
-TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37}
-
-
 @pytest.fixture(scope="module")
 def hf_dirs(tmp_path_factory):
-    import transformers as tf
-
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("hf")
-    dirs = {name: root / name for name in ("bert", "vit", "clip", "wav2vec2", "whisper")}
-
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "cat", "dog", "sits", "on", "the", "mat", "##s", ","]
-    (root / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tf.BertTokenizer(vocab_file=str(root / "vocab.txt")).save_pretrained(dirs["bert"])
-    tf.BertModel(tf.BertConfig(vocab_size=len(vocab), max_position_embeddings=64, **TINY)).save_pretrained(dirs["bert"])
-
-    tf.ViTModel(tf.ViTConfig(image_size=32, patch_size=8, **TINY)).save_pretrained(dirs["vit"])
-    tf.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(dirs["vit"])
-
-    tf.CLIPVisionModel(tf.CLIPVisionConfig(image_size=32, patch_size=8, **TINY)).save_pretrained(dirs["clip"])
-    tf.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
-        dirs["clip"]
-    )
-
-    wav2vec2 = tf.Wav2Vec2Config(
-        conv_dim=(16, 16),
-        conv_kernel=(10, 4),
-        conv_stride=(5, 4),
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-        **TINY,
-    )
-    tf.Wav2Vec2Model(wav2vec2).save_pretrained(dirs["wav2vec2"])
-    tf.Wav2Vec2FeatureExtractor(return_attention_mask=False).save_pretrained(dirs["wav2vec2"])
-
-    whisper = tf.WhisperConfig(
-        d_model=32,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=37,
-        decoder_ffn_dim=37,
-        vocab_size=64,
-        max_target_positions=16,
-        num_mel_bins=80,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-        decoder_start_token_id=1,
-    )
-    tf.WhisperModel(whisper).save_pretrained(dirs["whisper"])
-    tf.WhisperFeatureExtractor(feature_size=80).save_pretrained(dirs["whisper"])
-    return dirs
+    return save_tiny_models(tmp_path_factory.mktemp("hf"))
 
 
 @pytest.mark.parametrize(

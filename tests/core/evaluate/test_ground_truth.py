@@ -45,5 +45,28 @@ def test_informative_modality_and_synergy_rows():
     assert rates.other_interaction_rate == 0.0
 
 
+def test_the_modality_showing_the_label_is_credited_over_a_misleading_one():
+    rows = [
+        # the image shows the label "1", the audio another digit; text routes
+        row(game(-0.2, 0.5, 0.0, synergy=0.1), information="synergy", image_label="1", audio_label="7"),
+        row(game(0.4, 0.1, 0.0), information="synergy", image_label="1", audio_label="7"),
+        # agreement (or one modality only) is no comparison
+        row(game(0.3, 0.2, 0.0), information="redundant", image_label="1", audio_label="1"),
+        row(game(0.3, 0.2, 0.0), present=("image", "text"), information="unique-image", image_label="1", audio_label=""),
+    ]
+    rates = corrupted_modality_credit(rows, MODALITIES)
+    assert rates.conflict_rate == pytest.approx(1 / 2) and rates.conflict_comparisons == 2
+
+
 def test_nothing_recorded_means_no_rates():
     assert corrupted_modality_credit([row(game(0.1, 0.2, 0.3))], MODALITIES) is None
+
+
+def test_ground_truth_describes_the_primary_task_only():
+    from core.evaluate import EvaluationOptions
+    from core.evaluate.analysis import analyse
+
+    rows = [row(game(0.0, 0.6, 0.1), audio_state="corrupted", image_state="clean", text_state="clean")] * 4
+    options = EvaluationOptions(bootstrap=10, emap_rows=0)
+    assert analyse(rows, MODALITIES, ["0", "1"], options).ground_truth is not None
+    assert analyse(rows, MODALITIES, ["0", "1"], options, primary=False).ground_truth is None

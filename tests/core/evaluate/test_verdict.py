@@ -41,5 +41,15 @@ def test_sentences_say_who_wins_where_and_what_fusion_adds():
     assert ("attention", "late") in [(a, b) for a, b, _, _ in verdict.significant]
     text = " ".join(verdict.sentences)
     assert text.startswith("attention ranks first of 3 checkpoints by accuracy")
-    assert "attention beats late by" in text and "on site = C samples" in text and "p < 0.001" in text
+    assert "attention beats late by" in text and "rows where site = C (" in text and "p < 0.001" in text
     assert "The best single modality, image-only" in text and "fusion adds" in text
+
+
+def test_a_slice_with_the_same_rows_as_another_is_named_with_it():
+    strong, weak = synthetic(seed=0, fail_accuracy=0.9), synthetic(seed=1, fail_accuracy=0.3)
+    for samples in (strong, weak):
+        for s in samples:
+            s.extras["scanner"] = "old" if s.extras["site"] == "C" else "new"
+    report = compare([fake_result("attention", "fusion", strong), fake_result("late", "fusion", weak)])
+    text = " ".join(report.verdict.sentences)
+    assert "where scanner = old (the same rows as site = C)" in text or "where site = C (the same rows as scanner = old)" in text

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from core.encoders.base import Encoder
 from core.encoders.image_cnn import BuiltinImageEncoder
 from core.errors import Cancelled
 from core.explain import (
@@ -21,6 +20,7 @@ from core.explain.modality_shapley import shapley_from_values
 from core.fusion import build_fusion
 from core.model import MultimodalClassifier
 from core.sample import DecodedSample
+from tests.core.explain.builders import LeftHalfEncoder
 from tests.core.toy import FAST, toy_model, toy_sample
 
 
@@ -91,7 +91,10 @@ def test_attribution_shapes(model, both, method):
     assert result.audio_freqs.shape == (audio.n_mels,) and np.all(np.diff(result.audio_freqs) > 0)
     assert result.faithfulness.deletion.shape == (FAST.faithfulness_steps + 1,)
     assert result.metadata["evaluations"] > 0 and result.metadata["runtime_s"] > 0
-    assert set(result.metadata["agreement"]) == {"audio", "image", "text"}
+    # Agreement with every other segment-based method of the run, per modality.
+    assert set(result.metadata["agreement"]) == {"shap", "lime", "integrated_gradients", "gradient_shap", "grad_cam"} - {method}
+    assert set(result.metadata["agreement"]["integrated_gradients"]) == {"audio", "image", "text"}
+    assert set(result.metadata["agreement"]["grad_cam"]) == {"image"}
 
 
 def test_shap_values_sum_to_full_minus_all_removed(both):
@@ -140,23 +143,6 @@ def test_agreement_of_an_explanation_with_itself_is_one(both):
 
 
 # ---------------------------------------------------------------- sanity: left half only
-class LeftHalfEncoder(Encoder):
-    """Mean colour of the left half of a 32x32 image: the right half cannot matter."""
-
-    modality = "image"
-    out_dim = 3
-
-    def __init__(self):
-        super().__init__()
-        self.scale = torch.nn.Parameter(torch.ones(3))
-
-    def prepare(self, value):
-        return torch.from_numpy(np.asarray(value, dtype=np.float32) / 255.0).permute(2, 0, 1)
-
-    def forward(self, batch):
-        return batch[:, :, :, :16].mean(dim=(2, 3)) * self.scale * 10
-
-
 @pytest.mark.parametrize("method", ["shap", "shap-permutation", "lime"])
 def test_left_half_model_gets_left_half_attributions(method):
     torch.manual_seed(0)

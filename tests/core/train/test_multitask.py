@@ -15,15 +15,20 @@ from core.train.loss import MultiTaskLoss
 def test_cards_list_every_task_with_metrics_and_thresholds(multitask_demo):
     dataset, paths = multitask_demo
     card = read_card(paths["early"])
-    assert [(t.name, t.kind) for t in card.model_tasks()] == [("label", SINGLE), ("parity", SINGLE), ("tags", MULTI)]
-    assert set(card.task_metrics) == {"label", "parity", "tags"}
+    assert [(t.name, t.kind) for t in card.model_tasks()] == [
+        ("label", SINGLE),
+        ("pitch", SINGLE),
+        ("parity", SINGLE),
+        ("tags", MULTI),
+    ]
+    assert set(card.task_metrics) == {"label", "pitch", "parity", "tags"}
     assert {"accuracy", "f1_macro"} <= set(card.task_metrics["parity"]["test"])
     assert {"f1_micro", "hamming_loss", "exact_match"} <= set(card.task_metrics["tags"]["test"])
     assert set(card.thresholds["tags"]) == {"big", "prime", "square"}
     assert card.metrics == card.task_metrics["label"], "the card's headline metrics are the primary task's"
-    assert card.fusion_config["num_classes"] == 10 + 2 + 3
+    assert card.fusion_config["num_classes"] == 10 + 2 + 2 + 3
     baseline = read_card(paths["image-only"])
-    assert [t.name for t in baseline.model_tasks()] == ["label", "parity", "tags"], "baselines learn every task too"
+    assert [t.name for t in baseline.model_tasks()] == ["label", "pitch", "parity", "tags"], "baselines learn every task too"
 
 
 def test_a_single_task_copy_predicts_its_task_only(multitask_demo):
@@ -38,10 +43,10 @@ def test_a_single_task_copy_predicts_its_task_only(multitask_demo):
 def test_predict_gives_every_task(multitask_demo):
     dataset, paths = multitask_demo
     prediction = predict(load_checkpoint(paths["early"]), load_sample(dataset.split("test")[0]))
-    assert [t.task for t in prediction.tasks] == ["label", "parity", "tags"]
-    tags = prediction.tasks[2]
+    assert [t.task for t in prediction.tasks] == ["label", "pitch", "parity", "tags"]
+    tags = prediction.tasks[3]
     assert len(tags.probabilities) == 3 and set(tags.predicted) <= set(tags.classes)
-    assert sum(prediction.tasks[1].probabilities) == pytest.approx(1.0, abs=1e-5)
+    assert sum(prediction.tasks[2].probabilities) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_rows_without_a_label_do_not_count_and_weights_apply():

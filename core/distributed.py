@@ -3,13 +3,20 @@
 ``torchrun --nproc_per_node N -m core train ...`` starts N processes with ``RANK``,
 ``WORLD_SIZE`` and ``LOCAL_RANK`` set; :func:`init_from_env` joins the process group
 (NCCL on GPUs, gloo on CPU) and everything else asks :func:`context` who it is.
+
+Batch jobs (embedding a dataset, evaluating a split) are sharded the same way whatever the
+job: the rows to compute are cut into shards of consecutive rows, rank r takes shards r,
+r + N, r + 2N, ... (:func:`my_rows`), and :func:`merge_rows` puts every rank's part back
+together in row order, so each rank ends with what one process would have computed.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -88,3 +95,40 @@ def all_reduce_sum(values: list[float]) -> list[float]:
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+SHARD_ROWS = 512
+"""Consecutive rows in one shard of a batch job (fewer when there are too few rows to give every rank one)."""
+
+
+def my_rows(n: int, size: int = SHARD_ROWS) -> list[int]:
+    """The indices among ``range(n)`` this rank computes: every N-th shard of ``size`` consecutive
+    indices, starting with shard ``rank`` (all of them without a process group)."""
+    ctx = context()
+    if not ctx.enabled:
+        return list(range(n))
+    size = max(1, min(size, math.ceil(n / ctx.world)))
+    starts = range(ctx.rank * size, n, ctx.world * size)
+    return [i for start in starts for i in range(start, min(start + size, n))]
+
+
+def merge_rows(n: int, rows: list[int], values: np.ndarray) -> np.ndarray:
+    """The ``[n, ...]`` array every rank computed part of (this rank: ``values``, the rows ``rows``
+    of it), on every rank. Without a process group, ``values`` itself."""
+    if not context().enabled:
+        return values
+    merged: np.ndarray | None = None
+    for their_rows, part in all_gather_objects((list(rows), np.asarray(values))):
+        if merged is None:
+            merged = np.zeros((n, *part.shape[1:]), dtype=part.dtype)
+        merged[their_rows] = part
+    assert merged is not None
+    return merged
+
+
+def everywhere(flags: np.ndarray) -> np.ndarray:
+    """``flags`` AND-ed across ranks: e.g. the cache hits every rank saw (ranks then agree on
+    which rows still need computing, even while another process fills the cache)."""
+    if not context().enabled:
+        return flags
+    return np.logical_and.reduce([np.asarray(f, dtype=bool) for f in all_gather_objects(np.asarray(flags, dtype=bool))])

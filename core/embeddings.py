@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from core import distributed
 from core.data import Record, modality_values
 from core.encoders.cache import EmbeddingCache
 from core.inference import BatchSize, classify_proba, encode
@@ -75,12 +76,18 @@ def embed_records(
     batch: BatchSize | None = None,
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
+    shard: bool = False,
 ) -> EmbeddedRecords:
     """Embed every modality of ``records`` with ``model``'s encoders, reusing and filling ``cache``.
 
     Files are decoded and prepared by ``workers`` processes (``None``: one per core when there are
     enough misses; 0: here) while the encoder runs on the batches they finished.
-    ``progress(done, total)`` is called after each encoded batch (``total`` counts cache misses only).
+    ``progress(done, total)`` is called after each encoded batch (``total`` counts cache misses only,
+    those of this rank with ``shard``).
+
+    With ``shard`` under torchrun, every rank must call this with the same arguments: each encodes
+    its shards of the cache misses (:func:`core.distributed.my_rows`), every rank receives all of
+    them, and rank 0 alone writes them to ``cache``. The result equals a single process's.
     """
     device = model.device
     n = len(records)
@@ -97,19 +104,22 @@ def embed_records(
         missing_rows, missing_keys = rows, keys
         if cache is not None and rows:
             found, hit = cache.get_many(encoder.cache_id(), keys, encoder.out_dim)
+            if shard:  # what one rank found but another did not is computed again: ranks must agree
+                hit = distributed.everywhere(hit)
             out[torch.tensor(rows)[torch.from_numpy(hit)]] = torch.from_numpy(found[hit])
             missing_rows = [r for r, h in zip(rows, hit, strict=True) if not h]
             missing_keys = [k for k, h in zip(keys, hit, strict=True) if not h]
         embeddings[m] = out
         todo[m] = (missing_rows, missing_keys)
 
-    total = sum(len(rows) for rows, _ in todo.values())
+    mine = {m: distributed.my_rows(len(rows)) if shard else list(range(len(rows))) for m, (rows, _) in todo.items()}
+    total = sum(len(positions) for positions in mine.values())
     done = 0
     for m, (rows, keys) in todo.items():
         if not rows:
             continue
         encoder = model.encoders[m]
-        values = modality_values([records[i] for i in rows], m, limits)
+        values = modality_values([records[rows[i]] for i in mine[m]], m, limits)
         base = done
 
         def report(count: int, base: int = base) -> None:
@@ -117,10 +127,12 @@ def embed_records(
                 progress(base + count, total)
 
         fresh = encode(encoder, values, device, batch=batch or BatchSize(128), after_batch=report, workers=workers).cpu()
+        if shard:
+            fresh = torch.from_numpy(distributed.merge_rows(len(rows), mine[m], fresh.numpy()))
         embeddings[m][torch.tensor(rows)] = fresh
-        if cache is not None:
+        if cache is not None and (not shard or distributed.context().is_main):
             cache.put_many(encoder.cache_id(), keys, fresh.numpy())
-        done += len(rows)
+        done += len(mine[m])
     labels = labels_to_indices([r.label for r in records], model.classes)
     return EmbeddedRecords(embeddings, present, labels, [r.id for r in records])
 

@@ -30,11 +30,25 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-support", type=int, default=20, help="fewest rows a slice needs to be tested (default 20)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
+    p.add_argument("--no-cache", action="store_true", help="neither read nor fill the embedding store")
     p.set_defaults(func=cmd_evaluate)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Under ``torchrun`` the split's encoding is sharded across the ranks; rank 0 reports."""
+    from core import distributed
+
+    ctx = distributed.init_from_env()
+    try:
+        return _evaluate(args, ctx)
+    finally:
+        distributed.shutdown()
+
+
+def _evaluate(args: argparse.Namespace, ctx) -> int:
+    from core import distributed
     from core.data import load_dataset
+    from core.device import pick_device
     from core.evaluate import EvaluationOptions, evaluate
     from core.evaluate.sharing import sharing_comparisons
     from core.report import write_html_report
@@ -57,10 +71,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         dataset,
         args.split,
         options,
-        device=args.device,
-        progress=lambda msg: print(msg, file=sys.stderr),
+        embedding_cache=not args.no_cache,
+        device=distributed.device_for_rank(pick_device(args.device)),
+        progress=(lambda msg: print(msg, file=sys.stderr)) if ctx.is_main else None,
         task=args.task,
+        shard=ctx.enabled,
     )
+    if not ctx.is_main:
+        return 0
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_json()), encoding="utf-8")
     if args.html:

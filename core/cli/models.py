@@ -12,6 +12,15 @@ from core.settings import settings
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser("embed", help="embed a dataset with a checkpoint's encoders (fills the embedding store; torchrun shards it)")
+    e.add_argument("--checkpoint", required=True, help="checkpoint folder whose encoders embed the data")
+    e.add_argument("--data", required=True, help="dataset folder")
+    e.add_argument("--split", default="all", choices=["all", "train", "val", "test"], help="rows to embed (default: all)")
+    e.add_argument("--out", default=None, help="also write ids, presence and embeddings to this .npz file")
+    e.add_argument("--no-cache", action="store_true", help="neither read nor fill the embedding store")
+    e.add_argument("--device", default=None)
+    e.set_defaults(func=cmd_embed)
+
     p = sub.add_parser("checkpoints", help="list checkpoints")
     actions = p.add_subparsers(dest="action", required=True)
     q = actions.add_parser("list", help="path, fusion, modalities and accuracy of each checkpoint")
@@ -63,4 +72,47 @@ def cmd_predict(args: argparse.Namespace) -> int:
         ranking = sorted(zip(task.classes, task.probabilities, strict=True), key=lambda pair: -pair[1])
         for name, probability in ranking[: args.top]:
             print(f"  {name:<12} {probability:6.3f}  {'#' * int(round(probability * 40))}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    """Under ``torchrun`` each rank encodes every N-th shard of the rows; rank 0 stores and writes."""
+    import io
+
+    import numpy as np
+
+    from core import distributed
+    from core.atomic import write_bytes_atomic
+    from core.checkpoints import load_checkpoint
+    from core.data import load_dataset
+    from core.device import pick_device
+    from core.embeddings import embed_records
+    from core.encoders.cache import EmbeddingCache
+
+    ctx = distributed.init_from_env()
+    try:
+        dataset = load_dataset(args.data)
+        records = dataset.records if args.split == "all" else dataset.split(args.split)
+        loaded = load_checkpoint(args.checkpoint, device=distributed.device_for_rank(pick_device(args.device)))
+        embedded = embed_records(
+            loaded.model,
+            records,
+            cache=None if args.no_cache else EmbeddingCache(),
+            limits=dataset.limits,
+            shard=ctx.enabled,
+        )
+        if not ctx.is_main:
+            return 0
+        if args.out:
+            buffer = io.BytesIO()
+            arrays = {f"embedding_{m}": e.numpy() for m, e in embedded.embeddings.items()}
+            np.savez(buffer, ids=np.array(embedded.ids), modalities=np.array(loaded.model.modalities),
+                     present=embedded.present.numpy(), **arrays)  # fmt: skip
+            write_bytes_atomic(args.out, buffer.getvalue())
+        counts = ", ".join(f"{m} {int(embedded.present[:, j].sum())}" for j, m in enumerate(loaded.model.modalities))
+        print(f"embedded {len(records)} row(s) of {args.split} with {loaded.name} ({counts}) on {ctx.world} rank(s)")
+        if args.out:
+            print(f"wrote {args.out}")
+    finally:
+        distributed.shutdown()
     return 0

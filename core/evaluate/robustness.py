@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from core import distributed
 from core.data import Dataset, Record, load_sample, modality_values
 from core.data.records import ModalityValues
 from core.embeddings import EmbeddedRecords
@@ -142,14 +143,18 @@ class SplitInputs:
 
     Corrupted embeddings are computed for every severity of a corruption in one pass (each
     input decoded once, in worker processes) and kept in the embedding ``store`` when there
-    is one (under :func:`corrupted_cache_id`: torchrun ranks share them that way, and memory
-    stays bounded), else in memory.
+    is one (under :func:`corrupted_cache_id`: memory stays bounded), else in memory.
+
+    With ``shard``, every torchrun rank evaluates in step with the others: each computes its
+    shards of what is missing (:func:`core.distributed.my_rows`) and every rank gets all of it
+    (rank 0 writes the store, the others read it back).
     """
 
-    def __init__(self, dataset: Dataset, split: str, store: EmbeddingCache | None = None):
+    def __init__(self, dataset: Dataset, split: str, store: EmbeddingCache | None = None, shard: bool = False):
         self.dataset = dataset
         self.split = split
         self.store = store
+        self.shard = shard
         self.records: list[Record] = dataset.split(split)
         self._decoded: dict[int, DecodedSample] = {}
         self._corrupted: dict[str, dict[str, np.ndarray]] = {}
@@ -168,6 +173,8 @@ class SplitInputs:
         modality = corruption.modality
         keys = [self.records[i].content_hash(modality) for i in rows]
         found, hit = self._lookup(encoder, corruption, severity, keys, seed)
+        if self.shard:  # ranks must agree on what to compute
+            hit = distributed.everywhere(hit)
         if not hit.all():
             todo = [row for row, h in zip(rows, hit, strict=True) if not h]
             self._compute(encoder, corruption, todo, seed, device)
@@ -186,9 +193,10 @@ class SplitInputs:
     def _compute(self, encoder: Encoder, corruption: Corruption, rows: list[int], seed: int, device: torch.device) -> None:
         """Every severity's corrupted embeddings of ``rows``, into the store (or memory)."""
         modality = corruption.modality
-        records = [self.records[i] for i in rows]
-        keys = [r.content_hash(modality) for r in records]
-        variants = _Corrupted(modality_values(records, modality, self.dataset.limits), keys, corruption.name, seed)
+        keys = [self.records[i].content_hash(modality) for i in rows]
+        mine = distributed.my_rows(len(rows)) if self.shard else list(range(len(rows)))
+        records = [self.records[rows[i]] for i in mine]
+        variants = _Corrupted(modality_values(records, modality, self.dataset.limits), [keys[i] for i in mine], corruption.name, seed)
         on_device = encoder.prepares_on(device)
         severities = range(1, len(corruption.levels))
         parts: dict[int, list[np.ndarray]] = {s: [] for s in severities}
@@ -199,10 +207,14 @@ class SplitInputs:
         for severity, chunks in parts.items():
             cache_id = corrupted_cache_id(encoder.cache_id(), corruption.name, severity, seed)
             vectors = np.concatenate(chunks) if chunks else np.zeros((0, encoder.out_dim), np.float32)
-            if self.store is not None:
-                self.store.put_many(cache_id, keys, vectors)
-            else:
+            if self.shard:
+                vectors = distributed.merge_rows(len(rows), mine, vectors)
+            if self.store is None:
                 self._corrupted.setdefault(cache_id, {}).update(zip(keys, vectors, strict=True))
+            elif not self.shard or distributed.context().is_main:
+                self.store.put_many(cache_id, keys, vectors)
+        if self.shard and self.store is not None:
+            distributed.barrier()  # rank 0 has written them: every rank reads them back
 
 
 def missing_modality_table(model, data: EmbeddedRecords, scorer: Scorer) -> list[SubsetResult]:

@@ -103,7 +103,7 @@ def evaluate_checkpoint(
         raise EvaluationError(
             f"{loaded.name} does not predict the task {task_name!r} (it predicts {', '.join(t.name for t in model.tasks)})."
         ) from None
-    embedded = embed_records(model, inputs.records, cache=store, limits=dataset.limits)
+    embedded = embed_records(model, inputs.records, cache=store, limits=dataset.limits, shard=inputs.shard)
     targets = dataset.targets(inputs.records, task.name) if task.name in {t.name for t in dataset.tasks} else [None] * len(inputs.records)
     y_all, known = task.encode(targets)
     rows = np.flatnonzero(known).tolist()
@@ -248,6 +248,7 @@ def evaluate(
     inputs: SplitInputs | None = None,
     reuse: Callable[[LoadedCheckpoint | str | Path], CheckpointEvaluation | None] | None = None,
     keep: Callable[[LoadedCheckpoint | str | Path, CheckpointEvaluation], None] | None = None,
+    shard: bool = False,
 ) -> EvaluationReport:
     """Evaluate several checkpoints on one split, sharing decoded inputs and corrupted
     embeddings between them, and test every pair.
@@ -256,12 +257,17 @@ def evaluate(
     embeddings; ``reuse(checkpoint)`` may return an earlier result instead of computing one,
     and ``keep(checkpoint, result)`` receives each computed one (what :func:`evaluate_cached` does).
     Computed results record ``started_by`` (who asked for them).
+
+    With ``shard`` (``python -m core evaluate`` under torchrun), every rank calls this with the same
+    arguments and runs in step: each encodes its shards of the split's clean and corrupted inputs,
+    all ranks receive the whole, and each then scores it (cheap next to encoding); rank 0 reports.
+    The report equals a single process's (see :mod:`core.distributed`).
     """
     started = time.perf_counter()
     options = options or EvaluationOptions()
     dataset = _as_dataset(dataset)
     if inputs is None:
-        inputs = SplitInputs(dataset, split, _as_embedding_cache(embedding_cache))
+        inputs = SplitInputs(dataset, split, _as_embedding_cache(embedding_cache), shard=shard)
     elif inputs.dataset is not dataset or inputs.split != split:
         raise ValueError("inputs were prepared for another dataset or split")
     results = []

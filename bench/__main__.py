@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="load: rounds per session at most (default 2)")
     parser.add_argument("--seconds", type=float, default=None, help="load: no new round after this (default 300)")
     parser.add_argument("--max-jobs", type=int, default=None, help="load: the server's FUSION_MAX_JOBS")
+    parser.add_argument("--sizes", default=None, help="scale: comma list of dataset sizes (default 10000,30000,100000)")
+    parser.add_argument("--no-browser", action="store_true", help="scale: skip the dashboard page loads")
     args = parser.parse_args(argv)
     given = {
         "data": args.data,
@@ -35,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         "max_jobs": args.max_jobs,
     }
     options = {k: v for k, v in given.items() if v}
+    if args.sizes:
+        options["sizes"] = [int(n) for n in args.sizes.split(",") if n.strip()]
+    if args.no_browser:
+        options["dashboard"] = False
     if args.quick:
         options["quick"] = True
     report = run_sections(args.sections, options, log=lambda msg: print(msg, file=sys.stderr))

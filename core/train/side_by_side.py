@@ -15,7 +15,11 @@ Events a task emits reach the caller's callback in this process, in arrival orde
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import os
 import queue as queue_module
+import signal
 import threading
 import traceback
 from collections.abc import Callable
@@ -28,6 +32,8 @@ from core.errors import FusionError, TrainingError
 from core.parallel import cpu_count
 from core.train.events import ProgressCallback
 
+PR_SET_PDEATHSIG = 1
+
 T = TypeVar("T")
 Task = Callable[[ProgressCallback], T]
 """A training: given a callback for its events, returns its result (picklable)."""
@@ -38,7 +44,20 @@ def can_run_side_by_side(device: torch.device, world: int) -> bool:
     return device.type == "cpu" and world == 1 and threading.current_thread() is threading.main_thread()
 
 
-def _child(name: str, task: Task, channel: Any) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (a SIGKILLed training must not
+    leave trainings running on without it); elsewhere nothing."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request was made
+        os._exit(1)
+
+
+def _child(name: str, task: Task, channel: Any, parent: int) -> None:
+    _die_with_parent(parent)
     torch.set_num_threads(1)
     try:
         result = task(lambda event: channel.put(("event", name, event)))
@@ -68,7 +87,7 @@ def run_side_by_side(
         while waiting or running:
             while waiting and len(running) < slots:
                 name, task = waiting.pop(0)
-                process = context.Process(target=_child, args=(name, task, channel), name=f"train-{name}")
+                process = context.Process(target=_child, args=(name, task, channel, os.getpid()), name=f"train-{name}")
                 process.start()
                 running[name] = process
             try:

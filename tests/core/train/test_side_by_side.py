@@ -1,5 +1,7 @@
 """Trainings side by side in forked processes: results, events and failures come back."""
 
+import os
+
 import pytest
 
 from core.errors import TrainingError
@@ -39,3 +41,37 @@ def test_a_process_that_dies_without_a_result_is_reported():
 
     with pytest.raises(TrainingError, match="dies stopped without a result"):
         run_side_by_side({"dies": dies}, None)
+
+
+def test_trainings_die_with_a_killed_parent(tmp_path):
+    """A SIGKILLed training run leaves no training running on in its forked processes."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = f"""
+import os, time
+from core.train.side_by_side import run_side_by_side
+def task(emit):
+    open({str(tmp_path / "child.pid")!r}, "w").write(str(os.getpid()))
+    time.sleep(120)
+run_side_by_side({{"long": task}}, None)
+"""
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    pid_file = tmp_path / "child.pid"
+    for _ in range(300):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(child, signal.SIGKILL)
+    raise AssertionError("the training process outlived its killed parent")

@@ -286,7 +286,9 @@ class Trainer:
             bar.refresh()
 
         out = {
-            split: embed_records(model, records, cache=self.cache, limits=self.dataset.limits, progress=progress)
+            split: embed_records(
+                model, records, cache=self.cache, limits=self.dataset.limits, progress=progress, shard=self.ctx.enabled
+            )  # under torchrun each rank encodes its shards of the rows
             for split, records in self.splits.items()
         }
         bar.close()
@@ -360,7 +362,7 @@ class Trainer:
         for split in ("val", "test"):
             if self.splits[split]:
                 data = embedded[split] if embedded is not None else embed_records(
-                    model, self.splits[split], cache=self.cache, limits=self.dataset.limits
+                    model, self.splits[split], cache=self.cache, limits=self.dataset.limits, shard=self.ctx.enabled
                 )
                 outputs[split] = {t.name: classify_proba(model, data.embeddings, data.present, task=t) for t in model.tasks}
         thresholds = {

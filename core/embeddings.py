@@ -19,6 +19,7 @@ from core.data import Record, modality_values
 from core.encoders.cache import EmbeddingCache
 from core.inference import BatchSize, classify_proba, encode
 from core.model import MultimodalClassifier
+from core.parallel import workers_for
 from core.settings import DEFAULT_LIMITS, Limits
 
 
@@ -126,7 +127,7 @@ def embed_records(
             if progress is not None:
                 progress(base + count, total)
 
-        fresh = encode(encoder, values, device, batch=batch or BatchSize(128), after_batch=report, workers=workers).cpu()
+        fresh = encode(encoder, values, device, batch=batch or BatchSize(128), after_batch=report, workers=workers_for(m, workers)).cpu()
         if shard:
             fresh = torch.from_numpy(distributed.merge_rows(len(rows), mine[m], fresh.numpy()))
         embeddings[m][torch.tensor(rows)] = fresh

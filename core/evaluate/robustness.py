@@ -29,7 +29,7 @@ from core.encoders.cache import EmbeddingCache
 from core.evaluate.results import CorruptionSweep, RelianceScore, SubsetResult
 from core.evaluate.scoring import Scorer
 from core.inference import encode
-from core.parallel import prepared_chunks
+from core.parallel import prepared_chunks, workers_for
 from core.sample import DecodedSample
 
 
@@ -200,7 +200,8 @@ class SplitInputs:
         on_device = encoder.prepares_on(device)
         severities = range(1, len(corruption.levels))
         parts: dict[int, list[np.ndarray]] = {s: [] for s in severities}
-        for chunk in prepared_chunks(variants, _same if on_device else _PrepareEach(encoder), SWEEP_CHUNK):
+        prepare = _same if on_device else _PrepareEach(encoder)
+        for chunk in prepared_chunks(variants, prepare, SWEEP_CHUNK, workers_for(modality)):
             for k, severity in enumerate(severities):
                 items = [row[k] for row in chunk]
                 parts[severity].append(encode(encoder, items, device, prepare=None if on_device else _same).cpu().numpy())

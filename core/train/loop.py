@@ -25,7 +25,7 @@ from core.device import autocast, move_to
 from core.encoders.base import Encoder
 from core.inference import BatchSize, run_in_batches
 from core.model import MultimodalClassifier
-from core.parallel import prepared_chunks
+from core.parallel import prepared_chunks, workers_for
 from core.settings import Limits
 from core.train.config import TrainConfig
 from core.train.events import ProgressCallback
@@ -80,7 +80,7 @@ def prepared_inputs(
     stacked: torch.Tensor | None = None
     items: list[Any] = []
     done = 0
-    for chunk in prepared_chunks(values, encoder.prepare, PREPARE_CHUNK, workers):
+    for chunk in prepared_chunks(values, encoder.prepare, PREPARE_CHUNK, workers_for(modality, workers)):
         if stacked is None and done == 0 and _same_shape(chunk):
             stacked = torch.empty((len(rows), *chunk[0].shape), dtype=chunk[0].dtype)
         if stacked is not None and _same_shape(chunk, like=stacked[0]):

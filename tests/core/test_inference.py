@@ -101,3 +101,17 @@ def test_predict_names_used_and_ignored_modalities(small_checkpoints, small_demo
     assert prediction.prediction == prediction.ranking()[0][0] and prediction.confidence == max(prediction.probabilities)
     assert sum(prediction.probabilities) == pytest.approx(1.0, abs=1e-5)
     assert predict(loaded, DecodedSample(text="only text")) is None
+
+
+def test_texts_are_prepared_in_process_unless_workers_are_asked_for(monkeypatch):
+    from core import parallel
+
+    def no_workers(*args, **kwargs):
+        raise AssertionError("texts started worker processes")
+
+    monkeypatch.setattr(parallel, "worker_count", no_workers)
+    assert parallel.workers_for("text") == 0 and parallel.workers_for("text", 2) == 2
+    assert parallel.workers_for("image") is None
+    model = toy_model()
+    vectors = encode(model.encoders["text"], ["a cat", "a dog"] * 300, torch.device("cpu"), batch=BatchSize(8), workers=parallel.workers_for("text"))
+    assert vectors.shape[0] == 600

@@ -10,8 +10,11 @@ Results come back in order, so nothing computed depends on how many workers ther
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import threading
+import types
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -69,13 +72,40 @@ def _context():
     return context
 
 
+@contextlib.contextmanager
+def _launching(context) -> Iterator[None]:
+    """Around starting processes with ``context``: a fork server and the processes it starts
+    run the main script again (as ``__mp_main__``) before their work, and in a Streamlit
+    request the "main script" is the page being drawn (Streamlit puts it in
+    ``sys.modules["__main__"]`` while it runs), so each worker would draw the page, load the
+    dataset and start workers of its own. While processes start, ``__main__`` is a blank
+    module: they run only what they were sent (module-level functions of ``core``)."""
+    if context.get_start_method() == "fork":
+        yield
+        return
+    with _MAIN_SWAP:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
+
+
+_MAIN_SWAP = threading.Lock()
+
+
 def process_map(function: Callable[[Any], T], items: Sequence[Any], workers: int, chunksize: int) -> list[T]:
     """``[function(item) for item in items]`` in ``workers`` processes (``function`` must be a
     module-level function; its items and results are pickled)."""
     if workers <= 0:
         return [function(item) for item in items]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
-        return list(pool.map(function, items, chunksize=chunksize))
+    context = _context()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with _launching(context):  # map submits every chunk now, so every process starts here
+            results = pool.map(function, items, chunksize=chunksize)
+        return list(results)
 
 
 class _Failed:
@@ -126,15 +156,18 @@ def prepared_chunks(
         return
     from torch.utils.data import DataLoader  # here: validation uses this module without torch
 
+    context = _context()
     loader = DataLoader(
         _Prepared(values, prepare),
         batch_size=chunk,
         num_workers=workers,
         collate_fn=_as_list,
-        multiprocessing_context=_context(),
+        multiprocessing_context=context,
         prefetch_factor=2,
     )
-    for items in loader:
+    with _launching(context):
+        batches = iter(loader)  # the workers start here
+    for items in batches:
         for item in items:
             if isinstance(item, _Failed):
                 raise item.error

@@ -15,7 +15,8 @@ cache folder:
 - ``memory``: peak resident memory of the process and of its largest child.
 
 Then, unless ``dashboard`` is false (the default in ``quick`` mode), the dashboard section
-(:mod:`bench.dashboard`) runs on that dataset and its checkpoints: first page load, first
+(:mod:`bench.dashboard`) runs on the same recipe's N rows without invalid ones (the
+dashboard refuses a dataset with invalid rows) and the checkpoints: first page load, first
 visit of each page, later switches, server memory.
 
 ``ratios``: for every timed phase, ``(seconds at N / seconds at the smallest N) / (N /
@@ -68,8 +69,10 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
         if browser:
             from bench import dashboard
 
+            # The dashboard refuses a dataset with invalid rows: it is shown the same recipe without them.
+            valid = synthesize(root / "data", n, seed, invalid=False)
             measured["dashboard"] = _dashboard_figures(
-                dashboard.run({"data": str(folder), "checkpoints": str(scratch / "checkpoints"), "quick": True})
+                dashboard.run({"data": str(valid), "checkpoints": str(scratch / "checkpoints"), "quick": True})
             )
         per_size[str(n)] = measured
     return {

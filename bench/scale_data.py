@@ -42,13 +42,14 @@ _WORDS = [f"w{k:02d}{s}" for k in range(CLASSES) for s in ("a", "b", "c")]
 _FILLER = ["the", "a", "sample", "of", "with", "and", "seen", "heard", "here", "maybe"]
 
 
-def dataset_dir(root: Path, n: int, seed: int) -> Path:
-    return Path(root) / f"n{n}-seed{seed}-v{RECIPE}"
+def dataset_dir(root: Path, n: int, seed: int, invalid: bool = True) -> Path:
+    return Path(root) / f"n{n}-seed{seed}-v{RECIPE}{'' if invalid else '-valid'}"
 
 
-def synthesize(root: str | Path, n: int, seed: int = 0, workers: int | None = None) -> Path:
-    """The dataset of ``n`` rows for ``seed`` under ``root`` (built now unless already complete)."""
-    folder = dataset_dir(Path(root), n, seed)
+def synthesize(root: str | Path, n: int, seed: int = 0, workers: int | None = None, invalid: bool = True) -> Path:
+    """The dataset of ``n`` rows for ``seed`` under ``root`` (built now unless already complete);
+    without ``invalid``, no row is broken (what the dashboard, which refuses invalid rows, is shown)."""
+    folder = dataset_dir(Path(root), n, seed, invalid)
     done = folder / "complete.json"
     if done.is_file():
         return folder
@@ -59,7 +60,7 @@ def synthesize(root: str | Path, n: int, seed: int = 0, workers: int | None = No
     starts = list(range(0, n, CHUNK))
     workers = workers or os.cpu_count() or 1
     with ProcessPoolExecutor(max_workers=min(workers, len(starts))) as pool:
-        parts = list(pool.map(_write_chunk, [(folder, seed, s, min(s + CHUNK, n)) for s in starts]))
+        parts = list(pool.map(_write_chunk, [(folder, seed, s, min(s + CHUNK, n), invalid) for s in starts]))
     rows = [row for part in parts for row in part]
     with open(folder / "manifest.csv", "w", newline="", encoding="utf-8") as handle:
         columns = ["id", "label", "image", "audio", "text", "source"]
@@ -71,9 +72,9 @@ def synthesize(root: str | Path, n: int, seed: int = 0, workers: int | None = No
     return folder
 
 
-def _write_chunk(job: tuple[Path, int, int, int]) -> list[dict[str, str]]:
+def _write_chunk(job: tuple[Path, int, int, int, bool]) -> list[dict[str, str]]:
     """Rows ``start..stop``: their files written, their manifest rows returned."""
-    folder, seed, start, stop = job
+    folder, seed, start, stop, invalid = job
     rng = np.random.default_rng([seed, start])
     count = stop - start
     labels = rng.integers(0, CLASSES, count)
@@ -86,9 +87,11 @@ def _write_chunk(job: tuple[Path, int, int, int]) -> list[dict[str, str]]:
         shard = f"{row_id // 1000:04d}"
         has = {m: rng.random() >= share for m, share in MISSING_MODALITY.items()}
         broken = False
-        if rng.random() < NO_MODALITY_SHARE:
+        if not any(has.values()) and not invalid:
+            has["text"] = True
+        if invalid and rng.random() < NO_MODALITY_SHARE:
             has = dict.fromkeys(has, False)
-        elif has["image"] and rng.random() < BROKEN_FILE_SHARE:
+        elif invalid and has["image"] and rng.random() < BROKEN_FILE_SHARE:
             broken = True
         row = {"id": f"s{name}", "label": f"class{labels[i]:02d}", "image": "", "audio": "", "text": "",
                "source": ("camera", "scanner", "phone")[int(rng.integers(0, 3))]}  # fmt: skip

@@ -49,3 +49,11 @@ def test_ratios_are_time_ratios_over_size_ratios():
     assert ratios["embed_cold"] == {"400": 0.5}  # 2x the time for 4x the rows: better than linear
     assert ratios["memory_peak_rss_mib"] == {"400": 1.5}
     assert scale.ratios({"100": figures(1.0, 1.0)}, [100]) == {}
+
+
+def test_without_invalid_rows_the_dataset_validates_clean(tmp_path):
+    from core.data import validate_dataset
+
+    report = validate_dataset(synthesize(tmp_path, 400, seed=2, invalid=False))
+    assert report.ok and report.n_rows == 400
+    assert not validate_dataset(synthesize(tmp_path, 3000, seed=2)).ok  # the default recipe breaks some rows

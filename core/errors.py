@@ -121,6 +121,10 @@ class ExplanationError(FusionError):
     """An explanation that cannot be done as asked (unknown class, method or modality)."""
 
 
+class ExploreError(FusionError):
+    """An exploration that cannot be done as asked (an unknown space, too few rows to project or search)."""
+
+
 class UsageError(FusionError):
     """A command-line or option value the program does not accept."""
 

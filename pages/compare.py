@@ -13,9 +13,9 @@ from core.figures import evaluation as figures
 from core.report import render_html_report
 from dashboard import loaders
 from dashboard.errors import friendly_errors
-from dashboard.navigation import page
+from dashboard.links import open_in_explain
 from dashboard.renderers import PLOTLY_CONFIG
-from dashboard.state import EXPLAIN_CHECKPOINT, sample_from_record, selection, set_current_sample
+from dashboard.state import selection
 
 LISTED_SAMPLES = 12
 
@@ -24,13 +24,6 @@ st.caption("Evaluate the checkpoints picked in the sidebar on one split, side by
 chosen = selection()
 dataset = chosen.require_dataset()
 infos = chosen.require_checkpoints()
-
-
-def open_in_explain(record_id: str, checkpoint_path: str) -> None:
-    """Make a dataset record the current sample and go to the Explain page."""
-    set_current_sample(sample_from_record(dataset, record_id))
-    st.session_state[EXPLAIN_CHECKPOINT] = checkpoint_path
-    st.switch_page(page("explain"))
 
 
 def sample_rows(title: str, rows: list[dict], key: str) -> None:
@@ -48,7 +41,7 @@ def sample_rows(title: str, rows: list[dict], key: str) -> None:
         text, button = st.columns([4, 1], vertical_alignment="center")
         text.markdown(row["text"])
         if button.button("Explain", key=f"{key}_{i}", width="stretch", help="Open this sample on the Explain page."):
-            open_in_explain(row["id"], row["checkpoint"])
+            open_in_explain(dataset, row["id"], row["checkpoint"])
 
 
 with friendly_errors("checking the checkpoints against the dataset"):

@@ -8,6 +8,7 @@ dataset's content fingerprint.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import streamlit as st
@@ -29,6 +30,7 @@ from core.explore import (
 )
 from core.explore.index import VectorIndex
 from core.explore.neighbors import space_index
+from core.explore.projection import warm_up as projection_warm_up
 from core.explore.retrieval import gallery_index
 from core.explore.retrieval_model import RetrievalCard
 from core.settings import settings
@@ -40,6 +42,15 @@ def _dataset(root: str) -> Dataset:
     if isinstance(dataset, Exception):
         raise dataset
     return dataset
+
+
+@st.cache_resource(show_spinner=False)
+def warm_projector() -> threading.Thread:
+    """Once per process, in the background: compile UMAP while the user is still browsing, so the
+    first map they open is not the one that pays for it."""
+    thread = threading.Thread(target=projection_warm_up, daemon=True, name="umap-warm-up")
+    thread.start()
+    return thread
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

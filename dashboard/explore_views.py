@@ -16,10 +16,10 @@ import streamlit as st
 from core.data import Dataset, Record
 from core.explore import BrowsePage, BrowseQuery, NeighborReport, RetrievalResult, SplitTable
 from core.explore.browse import DISAGREE, confidence_column, correct_column, prediction_column
-from core.io import read_file
+from core.io import encode_wav, read_file
 from dashboard.links import open_in_explain, open_in_predict
 from dashboard.renderers import render_record_card
-from dashboard.state import sample_from_record, set_current_sample
+from dashboard.state import CurrentSample, sample_from_record, set_current_sample
 
 PAGE_SIZES = (12, 24, 48, 96)
 EXPLORE_TAB = "explore_tab"
@@ -233,6 +233,20 @@ def render_page(page: BrowsePage, table: SplitTable, dataset: Dataset, key: str,
         render_table(page, table, dataset, key, explain_checkpoint)
     else:
         render_grid(page, table, dataset, key, explain_checkpoint)
+
+
+def render_current_sample(sample: CurrentSample) -> None:
+    """The current sample as a compact card: what neighbours and retrieval are searched for."""
+    with st.container(border=True):
+        st.markdown(f"**Query** · {sample.description}")
+        if sample.image_bytes is not None:
+            st.image(sample.image_bytes, width=120)
+        elif sample.decoded.image is not None:
+            st.image(sample.decoded.image, width=120)
+        if sample.decoded.text is not None:
+            st.caption(sample.decoded.text)
+        if sample.decoded.audio is not None:
+            st.audio(encode_wav(sample.decoded.audio), format="audio/wav")
 
 
 def render_neighbors(report: NeighborReport, dataset: Dataset, records: dict[str, Record], key: str) -> None:

@@ -31,6 +31,7 @@ from dashboard.explore_views import (
     TABS,
     browse_controls,
     page_navigation,
+    render_current_sample,
     render_hits,
     render_neighbors,
     render_page,
@@ -46,6 +47,7 @@ st.caption(
     "nearest neighbours, and retrieve one modality from another."
 )
 chosen = selection()
+explore_loaders.warm_projector()
 dataset = chosen.require_dataset()
 models = loaders.load_models(chosen.chosen)
 explain_with = str(chosen.chosen[0].path) if chosen.chosen else None
@@ -118,10 +120,10 @@ with tabs[1]:
                 if sample is not None:
                     vector = sample_vectors(loaded, sample.decoded).get(space)
                     if vector is None:
-                        st.caption(f"Your sample has no {space}: it is not on this map.")
+                        st.caption(f"The current sample ({sample.description}) has no {space}: it is not on this map.")
                     else:
                         (x, y), = place(result, spaces, vector, indexes=explore_loaders.index)
-                        placed.append(("your sample", float(x), float(y)))
+                        placed.append(("current sample", float(x), float(y)))
                 fig = figures.projection_figure(
                     result, by_id.loc[result.ids, "label"].tolist(), by_id.loc[result.ids, colour].tolist(), colour, placed=placed
                 )
@@ -168,7 +170,10 @@ with tabs[2]:
                     index_spaces, sample_vectors(loaded, sample.decoded), int(k), query=sample.description,
                     reference_label=reference, reference=kind, exclude_id=sample.decoded.id, indexes=explore_loaders.index,
                 )  # fmt: skip
-                st.markdown(
+                query_column, text_column = st.columns([1, 3])
+                with query_column:
+                    render_current_sample(sample)
+                text_column.markdown(
                     f"The {k} nearest **{searched}** samples to **{sample.description}** in each space "
                     f"(cosine distance), and the nearest whose label is not its {kind} **{reference}**."
                 )
@@ -232,5 +237,11 @@ with tabs[3]:
                             retrieval, spaces, sample.decoded, query_modality, target, int(k), source=source,
                             indexes=explore_loaders.gallery,
                         )  # fmt: skip
-                        st.markdown(f"The {target} samples of **{split}** closest to the {query_modality} of **{sample.description}**:")
+                        query_column, text_column = st.columns([1, 3])
+                        with query_column:
+                            render_current_sample(sample)
+                        text_column.markdown(
+                            f"The {target} samples of **{split}** closest to the {query_modality} of **{sample.description}** "
+                            f"in {retrieval.name}'s shared {query_modality}–{target} space (cosine similarity):"
+                        )
                         render_hits(result, dataset, {r.id: r for r in spaces.records})

@@ -15,6 +15,7 @@ are placed on a cached map without refitting and without a pickled reducer:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import warnings
@@ -86,6 +87,13 @@ def _umap(vectors: np.ndarray, seed: int) -> np.ndarray:
             n_neighbors=min(UMAP_NEIGHBORS, len(vectors) - 1), metric="cosine", random_state=seed, min_dist=0.1
         )
         return np.asarray(reducer.fit_transform(vectors), dtype=np.float64)
+
+
+def warm_up() -> None:
+    """Pay UMAP's one-off costs now (numba compiles its graph and layout code on first use in a
+    process: 10-20 s on two cores), so the first map a user asks for does not."""
+    with contextlib.suppress(ImportError):  # without umap-learn, maps fall back to PCA
+        _umap(np.random.default_rng(0).normal(size=(UMAP_MIN_ROWS * 3, 4)), seed=0)
 
 
 def project(spaces: SplitSpaces, space: str, method: str = "umap", *, seed: int = 0) -> Projection:

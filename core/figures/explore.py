@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 
 from core.explore.neighbors import AgreementReport
 from core.explore.projection import Projection
@@ -20,7 +21,7 @@ from core.figures.theme import PALETTE, styled
 
 MISSING = "(none)"
 MAX_LEGEND = 24
-"""Above this many distinct values a categorical colouring folds the rarest into "other"."""
+"""Above this many distinct values a categorical colouring folds the rarest into "other" (24 distinct colours)."""
 SAMPLE_MARKER = {"symbol": "star", "size": 22, "color": "#111827", "line": {"width": 2, "color": "white"}}
 
 
@@ -71,6 +72,8 @@ def projection_figure(
         keep = set(counts.index[:MAX_LEGEND])
         shown = [s if s in keep else "other" for s in shown]
         order = sorted(set(shown), key=lambda s: (s in (MISSING, "other"), _natural(s)))
+        named = [v for v in order if v not in (MISSING, "other")]
+        colours = qualitative.D3 if len(named) <= len(qualitative.D3) else qualitative.Dark24
         for n, value in enumerate(order):
             rows = [i for i, s in enumerate(shown) if s == value]
             fig.add_trace(
@@ -82,7 +85,7 @@ def projection_figure(
                     customdata=[ids[i] for i in rows],
                     text=_hover([ids[i] for i in rows], [labels[i] for i in rows], [value] * len(rows), color_name),
                     hovertemplate="%{text}<extra></extra>",
-                    marker={"size": 6, "color": PALETTE[n % len(PALETTE)] if value not in (MISSING, "other") else "#9CA3AF"},
+                    marker={"size": 6, "color": colours[n % len(colours)] if value not in (MISSING, "other") else "#9CA3AF"},
                 )
             )
     for name, x, y in placed:
@@ -133,14 +136,15 @@ def retrieval_figure(report: RetrievalReport) -> go.Figure:
         (f"P@{k}", [d.precision for d in report.directions], [d.precision_chance for d in report.directions], PALETTE[0]),
         ("mAP", [d.map for d in report.directions], [d.map_chance for d in report.directions], PALETTE[1]),
     ):
-        fig.add_trace(go.Bar(x=directions, y=values, name=name, marker_color=color, hovertemplate=f"%{{x}} · {name} %{{y:.3f}}<extra></extra>"))
+        fig.add_trace(go.Bar(x=directions, y=values, name=name, marker_color=color, offsetgroup=name, hovertemplate=f"%{{x}} · {name} %{{y:.3f}}<extra></extra>"))
         fig.add_trace(
             go.Scatter(
-                x=directions, y=chance, mode="markers", name=f"{name} chance", marker={"symbol": "line-ew-open", "size": 28, "color": color},
+                x=directions, y=chance, mode="markers", name=f"{name} by chance", offsetgroup=name,
+                marker={"symbol": "line-ew", "size": 34, "line": {"width": 3, "color": "#111827"}},
                 hovertemplate=f"%{{x}} · {name} by chance %{{y:.3f}}<extra></extra>",
             )
         )  # fmt: skip
-    fig.update_layout(barmode="group", yaxis={"range": [0, 1], "title": "class level (hit = same label)"}, xaxis={"type": "category"})
+    fig.update_layout(barmode="group", scattermode="group", yaxis={"range": [0, 1], "title": "class level (hit = same label)"}, xaxis={"type": "category"})
     return styled(fig, f"Retrieval on the {report.split} split: class-level precision and mAP (ticks: chance)", height=360)
 
 

@@ -14,7 +14,7 @@ import time
 import traceback
 from typing import Any
 
-SECTIONS: tuple[str, ...] = ("encode", "predict", "train", "evaluate", "explain", "reliability", "dashboard")
+SECTIONS: tuple[str, ...] = ("encode", "predict", "train", "evaluate", "explain", "reliability", "dashboard", "explore")
 """Every section, in the order ``all`` runs them (cheap and foundational first)."""
 
 

@@ -20,8 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoints", default=None, help="checkpoint folder (default: checkpoints/)")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, for smoke tests")
+    parser.add_argument("--rows", type=int, default=None, help="explore: rows of the synthetic dataset (default 30000)")
     args = parser.parse_args(argv)
-    options = {k: v for k, v in (("data", args.data), ("checkpoints", args.checkpoints), ("device", args.device)) if v}
+    options = {
+        k: v for k, v in (("data", args.data), ("checkpoints", args.checkpoints), ("device", args.device), ("rows", args.rows)) if v
+    }
     if args.quick:
         options["quick"] = True
     report = run_sections(args.sections, options, log=lambda msg: print(msg, file=sys.stderr))

@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from core.data import Dataset, Record
-from core.explore import BrowsePage, BrowseQuery, NeighborReport, RetrievalResult, SplitTable
+from core.explore import BrowsePage, BrowseQuery, NeighborReport, RetrievalResult, SplitTable, browse
 from core.explore.browse import DISAGREE, confidence_column, correct_column, prediction_column
 from core.io import encode_wav, read_file
 from dashboard.links import open_in_explain, open_in_predict
@@ -225,6 +225,14 @@ def render_table(page: BrowsePage, table: SplitTable, dataset: Dataset, key: str
         sample_actions(dataset, record, f"{key}_row", explain_checkpoint)
 
 
+def render_browser(table: SplitTable, query: BrowseQuery, dataset: Dataset, key: str, explain_checkpoint: str | None) -> None:
+    """The page of ``table`` that ``query`` and the page widgets under ``key`` ask for, with its navigation."""
+    query.page = requested_page(key, query)
+    page = browse(table, query)
+    page_navigation(page, key)
+    render_page(page, table, dataset, key, explain_checkpoint)
+
+
 def render_page(page: BrowsePage, table: SplitTable, dataset: Dataset, key: str, explain_checkpoint: str | None) -> None:
     if not page.total:
         st.info("No sample matches these filters.", icon=":material/filter_alt_off:")
@@ -235,9 +243,11 @@ def render_page(page: BrowsePage, table: SplitTable, dataset: Dataset, key: str,
         render_grid(page, table, dataset, key, explain_checkpoint)
 
 
-def render_current_sample(sample: CurrentSample) -> None:
-    """The current sample as a compact card: what neighbours and retrieval are searched for."""
-    with st.container(border=True):
+def render_query(sample: CurrentSample, sentence: str) -> None:
+    """The current sample as a compact card (what is searched for), with ``sentence`` beside it."""
+    card, text = st.columns([1, 3])
+    text.markdown(sentence)
+    with card, st.container(border=True):
         st.markdown(f"**Query** · {sample.description}")
         if sample.image_bytes is not None:
             st.image(sample.image_bytes, width=120)

@@ -10,7 +10,6 @@ import streamlit as st
 from core.explore import (
     SPLIT_CHOICES,
     BrowseQuery,
-    browse,
     nearest_neighbors,
     neighbor_agreement,
     place,
@@ -30,12 +29,10 @@ from dashboard.explore_views import (
     SELECTED_IDS,
     TABS,
     browse_controls,
-    page_navigation,
-    render_current_sample,
+    render_browser,
     render_hits,
     render_neighbors,
-    render_page,
-    requested_page,
+    render_query,
 )
 from dashboard.inputs import decode_uploads, pick_record_id
 from dashboard.renderers import PLOTLY_CONFIG
@@ -95,10 +92,7 @@ with tabs[0]:
                     st.session_state.pop(SELECTED_IDS)
                     st.rerun()
                 query.ids = list(selected)
-            query.page = requested_page("browse", query)
-            page = browse(table, query)
-            page_navigation(page, "browse")
-            render_page(page, table, dataset, "browse", explain_with)
+            render_browser(table, query, dataset, "browse", explain_with)
 
 with tabs[1]:
     if tabs[1].open:
@@ -137,11 +131,7 @@ with tabs[1]:
                 ids = st.session_state.get(SELECTED_IDS)
                 if ids:
                     st.subheader(f"{len(ids)} selected samples")
-                    picked_query = BrowseQuery(ids=list(ids))
-                    picked_query.page = requested_page("map_selected", picked_query)
-                    chosen_page = browse(table, picked_query)
-                    page_navigation(chosen_page, "map_selected")
-                    render_page(chosen_page, table, dataset, "map_selected", explain_with)
+                    render_browser(table, BrowseQuery(ids=list(ids)), dataset, "map_selected", explain_with)
 
 with tabs[2]:
     if tabs[2].open:
@@ -170,12 +160,10 @@ with tabs[2]:
                     index_spaces, sample_vectors(loaded, sample.decoded), int(k), query=sample.description,
                     reference_label=reference, reference=kind, exclude_id=sample.decoded.id, indexes=explore_loaders.index,
                 )  # fmt: skip
-                query_column, text_column = st.columns([1, 3])
-                with query_column:
-                    render_current_sample(sample)
-                text_column.markdown(
+                render_query(
+                    sample,
                     f"The {k} nearest **{searched}** samples to **{sample.description}** in each space "
-                    f"(cosine distance), and the nearest whose label is not its {kind} **{reference}**."
+                    f"(cosine distance), and the nearest whose label is not its {kind} **{reference}**.",
                 )
                 render_neighbors(report, dataset, {r.id: r for r in index_spaces.records}, "nn")
                 with st.expander(f"How well does each space of {loaded.name} group the classes?"):
@@ -237,11 +225,9 @@ with tabs[3]:
                             retrieval, spaces, sample.decoded, query_modality, target, int(k), source=source,
                             indexes=explore_loaders.gallery,
                         )  # fmt: skip
-                        query_column, text_column = st.columns([1, 3])
-                        with query_column:
-                            render_current_sample(sample)
-                        text_column.markdown(
+                        render_query(
+                            sample,
                             f"The {target} samples of **{split}** closest to the {query_modality} of **{sample.description}** "
-                            f"in {retrieval.name}'s shared {query_modality}–{target} space (cosine similarity):"
+                            f"in {retrieval.name}'s shared {query_modality}–{target} space (cosine similarity):",
                         )
                         render_hits(result, dataset, {r.id: r for r in spaces.records})

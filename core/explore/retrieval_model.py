@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.card import DatasetInfo, WeightsInfo
+from core.card import DatasetInfo, WeightsInfo, build_card, check_card_header
 from core.checkpoints import (
     load_matching_state,
     now_iso,
@@ -136,24 +136,11 @@ class RetrievalCard(JsonMixin):
     @classmethod
     def parse(cls, data: Any, where: str) -> RetrievalCard:
         _validate(data, where)
-        try:
-            return cls.from_json(data)
-        except (TypeError, ValueError, KeyError, AttributeError) as err:
-            raise CheckpointError(f"Retrieval checkpoint {where}: the card is malformed ({err}).") from None
+        return build_card(cls, data, f"Retrieval checkpoint {where}")
 
 
 def _validate(card: Any, where: str) -> None:
-    def fail(message: str) -> None:
-        raise CheckpointError(f"Retrieval checkpoint {where}: {message}")
-
-    if not isinstance(card, dict):
-        fail("the card is not a JSON object.")
-    if card.get("format") != RETRIEVAL_FORMAT:
-        fail(f"the card's format is {card.get('format')!r}, expected {RETRIEVAL_FORMAT!r}.")
-    if card.get("format_version") != RETRIEVAL_VERSION:
-        fail(f"card format version {card.get('format_version')!r} is not supported (expected {RETRIEVAL_VERSION}).")
-    if not isinstance(card.get("name"), str):
-        fail("'name' must be a string.")
+    fail = check_card_header(card, f"Retrieval checkpoint {where}", RETRIEVAL_FORMAT, RETRIEVAL_VERSION)
     in_dims = card.get("in_dims")
     if not (isinstance(in_dims, dict) and in_dims and set(in_dims) <= set(MODALITIES)):
         fail(f"'in_dims' must map modalities ({', '.join(MODALITIES)}) to embedding sizes.")
@@ -183,15 +170,13 @@ def build_retrieval_model(card: RetrievalCard) -> RetrievalModel:
 
 @dataclass
 class LoadedRetrieval:
-    """A retrieval checkpoint in memory: the eval-mode model, its card and its folder."""
+    """A retrieval checkpoint in memory: the eval-mode model, its card, its folder and its name
+    (the card's, else the folder's)."""
 
     model: RetrievalModel
     card: RetrievalCard
     path: Path
-
-    @property
-    def name(self) -> str:
-        return self.card.name or self.path.name
+    name: str
 
 
 def _state(model: RetrievalModel) -> dict[str, torch.Tensor]:
@@ -243,7 +228,7 @@ def load_retrieval(path: str | Path) -> LoadedRetrieval:
     where = f"Retrieval checkpoint {path.name}"
     model.load_state_dict(load_matching_state(weights_path, _state(model), where, "retrieval"))
     model.eval().requires_grad_(False)
-    return LoadedRetrieval(model, card, path)
+    return LoadedRetrieval(model, card, path, card.name or path.name)
 
 
 def list_retrieval(root: str | Path | None = None) -> list[tuple[Path, RetrievalCard | None, str | None]]:

@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="load: rounds per session at most (default 2)")
     parser.add_argument("--seconds", type=float, default=None, help="load: no new round after this (default 300)")
     parser.add_argument("--max-jobs", type=int, default=None, help="load: the server's FUSION_MAX_JOBS")
+    parser.add_argument("--rows", type=int, default=None, help="explore: rows of the synthetic dataset (default 30000)")
     args = parser.parse_args(argv)
     given = {
         "data": args.data,
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.rounds,
         "seconds": args.seconds,
         "max_jobs": args.max_jobs,
+        "rows": args.rows,
     }
     options = {k: v for k, v in given.items() if v}
     if args.quick:

@@ -8,14 +8,17 @@ weight is touched, and raises :class:`~core.errors.CheckpointError` naming the p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 from core.errors import CheckpointError
 from core.fusion import FUSIONS
 from core.sample import MODALITIES
 from core.serialization import JsonMixin
 from core.tasks import MULTI, PRIMARY, SINGLE, Task
+
+T = TypeVar("T")
 
 CARD_FORMAT = "fusion-checkpoint"
 CARD_VERSION = 1
@@ -110,24 +113,37 @@ class CheckpointCard(JsonMixin):
             CheckpointError: ``Checkpoint <where>: <what is wrong>``.
         """
         _validate(data, where)
-        try:
-            return cls.from_json(data)
-        except (TypeError, ValueError, KeyError, AttributeError) as err:
-            raise CheckpointError(f"Checkpoint {where}: the card is malformed ({err}).") from None
+        return build_card(cls, data, f"Checkpoint {where}")
 
 
-def _validate(card: Any, where: str) -> None:
-    def fail(message: str) -> None:
-        raise CheckpointError(f"Checkpoint {where}: {message}")
+def build_card(cls: type[T], data: dict[str, Any], prefix: str) -> T:
+    """``cls.from_json(data)`` for a card that passed its checks; what still fails is a malformed card."""
+    try:
+        return cls.from_json(data)
+    except (TypeError, ValueError, KeyError, AttributeError) as err:
+        raise CheckpointError(f"{prefix}: the card is malformed ({err}).") from None
+
+
+def check_card_header(card: Any, prefix: str, card_format: str, version: int) -> Callable[[str], NoReturn]:
+    """The checks every card type starts with (a JSON object of this format and version, with a name);
+    returns the ``fail(message)`` that raises :class:`CheckpointError` as ``<prefix>: <message>``."""
+
+    def fail(message: str) -> NoReturn:
+        raise CheckpointError(f"{prefix}: {message}")
 
     if not isinstance(card, dict):
         fail("the card is not a JSON object.")
-    if card.get("format") != CARD_FORMAT:
-        fail(f"the card's format is {card.get('format')!r}, expected {CARD_FORMAT!r}.")
-    if card.get("format_version") != CARD_VERSION:
-        fail(f"card format version {card.get('format_version')!r} is not supported (expected {CARD_VERSION}).")
+    if card.get("format") != card_format:
+        fail(f"the card's format is {card.get('format')!r}, expected {card_format!r}.")
+    if card.get("format_version") != version:
+        fail(f"card format version {card.get('format_version')!r} is not supported (expected {version}).")
     if not isinstance(card.get("name"), str):
         fail("'name' must be a string.")
+    return fail
+
+
+def _validate(card: Any, where: str) -> None:
+    fail = check_card_header(card, f"Checkpoint {where}", CARD_FORMAT, CARD_VERSION)
     if card.get("fusion") not in FUSIONS:
         fail(f"unknown fusion strategy {card.get('fusion')!r}.")
     classes = card.get("classes")

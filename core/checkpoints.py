@@ -13,6 +13,7 @@ import datetime as _dt
 import json
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,15 +102,10 @@ def save_checkpoint(
     Raises:
         AccessError: the server is read-only (``FUSION_READ_ONLY``).
     """
-    from safetensors.torch import save_file
-
-    require_writable()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = checkpoint_state(model)
-    with staged_folder(path) as tmp:
-        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": CARD_FORMAT})
-        card = CheckpointCard(
+
+    def card(sha256: str) -> CheckpointCard:
+        return CheckpointCard(
             name=name,
             kind=kind,
             fusion=model.fusion.name,
@@ -117,9 +113,7 @@ def save_checkpoint(
             modalities=list(model.modalities),
             encoders={m: model.encoders[m].spec() for m in model.modalities},
             classes=list(model.classes),
-            weights=WeightsInfo(
-                sha256=sha256_file(tmp / WEIGHTS_FILE), tensors={k: list(v.shape) for k, v in state.items()}
-            ),
+            weights=WeightsInfo(sha256=sha256, tensors={k: list(v.shape) for k, v in state.items()}),
             dataset=dataset or DatasetInfo(),
             training=training or TrainingInfo(),
             metrics=metrics or {},
@@ -131,10 +125,35 @@ def save_checkpoint(
             thresholds=thresholds or {},
             task_weights=task_weights or {},
             versions=versions(),
-            created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            created_at=now_iso(),
         )
-        (tmp / CARD_FILE).write_text(json.dumps(card.to_json(), indent=2))
-        for f in (tmp / WEIGHTS_FILE, tmp / CARD_FILE):
+
+    return write_weights_and_card(path, state, WEIGHTS_FILE, CARD_FORMAT, card)
+
+
+def now_iso() -> str:
+    """The current UTC time as cards record it."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def write_weights_and_card(
+    path: str | Path, state: dict[str, torch.Tensor], weights_file: str, card_format: str, card: Callable[[str], JsonMixin]
+) -> Path:
+    """Write ``state`` as safetensors and ``card(weights_sha256)`` as ``card.json`` into folder ``path``,
+    atomically (a staged folder swapped in whole), both synced to disk; returns ``path``.
+
+    Raises:
+        AccessError: the server is read-only (``FUSION_READ_ONLY``).
+    """
+    from safetensors.torch import save_file
+
+    require_writable()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with staged_folder(path) as tmp:
+        save_file(state, str(tmp / weights_file), metadata={"format": card_format})
+        (tmp / CARD_FILE).write_text(json.dumps(card(sha256_file(tmp / weights_file)).to_json(), indent=2))
+        for f in (tmp / weights_file, tmp / CARD_FILE):
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
     return path
@@ -143,6 +162,12 @@ def save_checkpoint(
 def read_card(path: str | Path) -> CheckpointCard:
     """Read and validate ``card.json`` of checkpoint folder ``path`` without touching weights."""
     path = Path(path)
+    return CheckpointCard.parse(read_card_json(path), path.name)
+
+
+def read_card_json(path: Path) -> Any:
+    """The parsed ``card.json`` of a checkpoint folder (not yet validated), refusing pickles,
+    missing or oversized cards and invalid JSON with a :class:`CheckpointError`."""
     if not path.is_dir():
         raise CheckpointError(f"{path} is not a checkpoint folder (expected a folder with {CARD_FILE} and {WEIGHTS_FILE}).")
     card_path = path / CARD_FILE
@@ -157,12 +182,11 @@ def read_card(path: str | Path) -> CheckpointCard:
     if card_path.stat().st_size > MAX_CARD_BYTES:
         raise CheckpointError(f"{CARD_FILE} in {path.name} is larger than {MAX_CARD_BYTES // 1024 // 1024} MiB.")
     try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
+        return json.loads(card_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{CARD_FILE} in {path.name} is not valid JSON ({err}).") from None
     except RecursionError:
         raise CheckpointError(f"{CARD_FILE} in {path.name} is nested too deeply to be a checkpoint card.") from None
-    return CheckpointCard.parse(card, path.name)
 
 
 def _check_declared_size(card: CheckpointCard, weights_size: int, where: str) -> None:
@@ -194,20 +218,9 @@ def load_checkpoint(path: str | Path, device: torch.device | str | None = None) 
             weights file whose hash differs from the card's, or tensors whose names or
             shapes do not match the architecture the card describes.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     path = Path(path)
     card = read_card(path)
-    weights_path = path / WEIGHTS_FILE
-    if not weights_path.is_file():
-        raise CheckpointError(f"Checkpoint {path.name} has no {WEIGHTS_FILE}.")
-    actual = sha256_file(weights_path)
-    if actual != card.sha256:
-        raise CheckpointError(
-            f"Checkpoint {path.name}: {WEIGHTS_FILE} was modified after it was saved "
-            f"(sha256 {actual[:12]}..., card says {card.sha256[:12]}...)."
-        )
+    weights_path = verified_weights(path, WEIGHTS_FILE, card.sha256)
     _check_declared_size(card, weights_path.stat().st_size, path.name)
     try:
         model = build_model_from_card(card)
@@ -215,13 +228,43 @@ def load_checkpoint(path: str | Path, device: torch.device | str | None = None) 
         raise CheckpointError(f"Checkpoint {path.name}: {err}") from None
     except (TypeError, ValueError, KeyError, RuntimeError) as err:
         raise CheckpointError(f"Checkpoint {path.name}: the card describes an invalid model ({err}).") from None
+    state = load_matching_state(weights_path, checkpoint_state(model), f"Checkpoint {path.name}", card.fusion)
+    model.load_state_dict(state, strict=False)
+    model.eval()
+    model.requires_grad_(False)
+    if device is not None:
+        model.to(device)
+    return LoadedCheckpoint(model=model, card=card, path=path)
+
+
+def verified_weights(path: Path, weights_file: str, sha256: str) -> Path:
+    """The weights file of checkpoint folder ``path``, once its SHA-256 matches the card's."""
+    weights_path = path / weights_file
+    if not weights_path.is_file():
+        raise CheckpointError(f"Checkpoint {path.name} has no {weights_file}.")
+    actual = sha256_file(weights_path)
+    if actual != sha256:
+        raise CheckpointError(
+            f"Checkpoint {path.name}: {weights_file} was modified after it was saved "
+            f"(sha256 {actual[:12]}..., card says {sha256[:12]}...)."
+        )
+    return weights_path
+
+
+def load_matching_state(
+    weights_path: Path, expected: dict[str, torch.Tensor], where: str, architecture: str
+) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, once their names, shapes and dtypes match ``expected``
+    (the state of the architecture the card describes); ``where`` starts each error message."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     try:
         state = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError, RuntimeError, TypeError, OverflowError, MemoryError) as err:
         # The parser's error type for a malformed header varies across safetensors/torch builds
         # (seen: a different one on the CUDA machine); any of them means "not valid weights".
-        raise CheckpointError(f"Checkpoint {path.name}: {WEIGHTS_FILE} is not a valid safetensors file ({err}).") from None
-    expected = checkpoint_state(model)
+        raise CheckpointError(f"{where}: {weights_path.name} is not a valid safetensors file ({err}).") from None
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -231,27 +274,20 @@ def load_checkpoint(path: str | Path, device: torch.device | str | None = None) 
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
         raise CheckpointError(
-            f"Checkpoint {path.name}: weights do not match the {card.fusion} architecture in the card: "
-            + "; ".join(parts) + "."
+            f"{where}: weights do not match the {architecture} architecture in the card: " + "; ".join(parts) + "."
         )
     for key, tensor in expected.items():
         if tuple(state[key].shape) != tuple(tensor.shape):
             raise CheckpointError(
-                f"Checkpoint {path.name}: tensor {key} has shape {tuple(state[key].shape)} but the card's "
+                f"{where}: tensor {key} has shape {tuple(state[key].shape)} but the card's "
                 f"architecture needs {tuple(tensor.shape)}."
             )
         # load_state_dict would silently cast, e.g. int8 noise into float weights.
         if state[key].dtype != tensor.dtype:
             raise CheckpointError(
-                f"Checkpoint {path.name}: tensor {key} is {state[key].dtype} but the card's architecture "
-                f"needs {tensor.dtype}."
+                f"{where}: tensor {key} is {state[key].dtype} but the card's architecture needs {tensor.dtype}."
             )
-    model.load_state_dict(state, strict=False)
-    model.eval()
-    model.requires_grad_(False)
-    if device is not None:
-        model.to(device)
-    return LoadedCheckpoint(model=model, card=card, path=path)
+    return state
 
 
 @dataclass

@@ -129,6 +129,8 @@ class NotDifferentiableError(ExplanationError):
 class MethodNotApplicableError(ExplanationError):
     """An explanation method that does not apply to this model or sample (Grad-CAM without a
     convolutional image encoder, gradients with nothing differentiable); the result says why."""
+class ExploreError(FusionError):
+    """An exploration that cannot be done as asked (an unknown space, too few rows to project or search)."""
 
 
 class UsageError(FusionError):

@@ -20,6 +20,7 @@ them would mix float and int8 embeddings in the cache.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import warnings
 from collections.abc import Iterable, Iterator
 
@@ -152,20 +153,14 @@ def min_stored_bytes(parts: Iterable[nn.Module], storage: str) -> int:
 
 
 def footprint(model: nn.Module) -> tuple[int, int]:
-    """``(parameters, bytes)`` the model holds in memory: every weight and buffer, quantised
-    ones at one byte per value plus their per-channel scales (float64) and zero points."""
-    count, size = 0, 0
-
-    def add(value: object) -> None:
-        nonlocal count, size
-        if isinstance(value, (tuple, list)):
-            for item in value:
-                add(item)
-        elif isinstance(value, torch.Tensor):
-            count += value.numel() if value.dim() else 0  # 0-d: a quantised layer's activation scale
-            size += value.numel() * value.element_size()
-            if value.is_quantized and value.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
-                size += value.q_per_channel_scales().numel() * 16  # a float64 scale and an int64 zero point
-    for value in model.state_dict().values():
-        add(value)
+    """``(parameters, bytes)`` the model holds in memory: every parameter and buffer at its
+    precision, and each quantised linear layer's weights at one byte per value plus, per output
+    channel, its float64 scale and int64 zero point (and its float32 bias)."""
+    count = sum(p.numel() for p in model.parameters())
+    size = sum(t.numel() * t.element_size() for t in itertools.chain(model.parameters(), model.buffers()))
+    for layer in _quantized_linears(model).values():
+        weight, bias = layer.weight(), layer.bias()
+        count += weight.numel() + (bias.numel() if bias is not None else 0)
+        size += weight.numel() * weight.element_size() + 16 * weight.shape[0]
+        size += bias.numel() * bias.element_size() if bias is not None else 0
     return count, size

@@ -149,3 +149,20 @@ def test_cli_compress_prints_the_parent_and_accuracies(small_checkpoints, tmp_pa
     assert "late-fp16: fp16 of late" in text and "test accuracy" in text
     assert main(["compress", "--checkpoint", str(small_checkpoints["late"]), "--method", "bogus", "--out", str(out)]) == 2
     assert "Unknown compression method" in capsys.readouterr().err
+
+
+def test_compare_places_the_compressed_checkpoint_beside_its_parent(compressed, small_checkpoints, small_demo):
+    from core.evaluate import EvaluationOptions, evaluate
+    from core.evaluate.tradeoffs import tradeoff_points
+
+    options = EvaluationOptions(bootstrap=20, robustness=False, analysis=False, large_batch=8)
+    report = evaluate([small_checkpoints["early"], compressed["int8"].path], small_demo, "test", options)
+    parent, int8 = report.checkpoints
+    assert (int8.compression, int8.parent, int8.parent_sha256) == ("int8", "early", parent.sha256)
+    assert parent.cost.disk_bytes == (small_checkpoints["early"] / "model.safetensors").stat().st_size
+    assert int8.cost.disk_bytes < 0.45 * parent.cost.disk_bytes
+    assert int8.cost.parameter_bytes < 0.45 * parent.cost.parameter_bytes
+    assert int8.cost.parameters == parent.cost.parameters
+    points = {p.name: p for p in tradeoff_points(report.checkpoints)}
+    assert points["early-int8"].parent == "early"
+    assert points["early-int8"].on_front["disk_mb"] and points["early-int8"].on_front["memory_mb"]

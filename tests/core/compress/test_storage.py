@@ -45,9 +45,8 @@ def test_footprint_counts_quantised_weights_at_one_byte():
     q_count, q_size = footprint(quantize_int8(toy_model("early")))
     linears = [m for m in model.modules() if type(m) is nn.Linear]
     assert q_count == count
-    # Each linear weight: 4 bytes -> 1, plus a float64 scale and an int64 zero point per output
-    # channel and the layer's unused activation scale (float32) and zero point (int64).
-    expected = size - sum(3 * m.weight.numel() - 16 * m.out_features - 12 for m in linears)
+    # Each linear weight: 4 bytes -> 1, plus a float64 scale and an int64 zero point per output channel.
+    expected = size - sum(3 * m.weight.numel() - 16 * m.out_features for m in linears)
     assert q_size == expected
 
 

@@ -16,6 +16,7 @@ from core.sample import MODALITIES
 from core.train import parse_model_names
 from core.train.runs import RunSpec, RunState, cancel_run, list_runs, start_run
 from dashboard import loaders
+from dashboard.compression import render_compress_form
 from dashboard.errors import friendly_errors
 from dashboard.renderers import PLOTLY_CONFIG
 from dashboard.state import selection
@@ -186,6 +187,10 @@ def runs_panel() -> None:
             loaders.forget_checkpoint_list()
             st.rerun(scope="app")
 
+
+st.subheader("Compress a checkpoint")
+with friendly_errors("preparing the compression form"):
+    render_compress_form(chosen)
 
 st.subheader("Runs")
 runs_panel()

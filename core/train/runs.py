@@ -24,7 +24,7 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from core.atomic import pid_alive, write_text_atomic
 from core.errors import TrainingError
@@ -59,6 +59,11 @@ class RunSpec:
     encoder_epochs: int = 30
     tasks: tuple[str, ...] = ()
     task_weighting: str = "fixed"
+    kind: ClassVar[str] = "train"
+
+    @classmethod
+    def from_json(cls, spec: dict[str, Any]) -> RunSpec:
+        return cls(**{**spec, "models": tuple(spec["models"]), "tasks": tuple(spec.get("tasks", ()))})
 
     def command(self, events: Path) -> list[str]:
         """The ``python -m core train`` command line of this spec."""
@@ -147,7 +152,8 @@ def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
 
 
 def start_run(spec: RunSpec, runs_dir: str | Path | None = None) -> RunState:
-    """Start training ``spec`` in a background process and return its state.
+    """Start ``spec`` (training, or any spec with a ``kind`` and a ``command``, such as a
+    compression) in a background process and return its state.
 
     The process gets its own session so a cancel can stop it and all its children,
     and so closing the dashboard does not kill it.
@@ -171,7 +177,8 @@ def start_run(spec: RunSpec, runs_dir: str | Path | None = None) -> RunState:
         folder / RUN_FILE,
         {
             "id": run_id,
-            "spec": {**asdict(spec), "models": list(spec.models), "tasks": list(spec.tasks)},
+            "kind": spec.kind,
+            "spec": json.loads(json.dumps(asdict(spec))),
             "command": command,
             "pid": process.pid,
             "status": "running",
@@ -226,7 +233,7 @@ def read_run(folder: str | Path) -> RunState:
     return RunState(
         id=info["id"],
         path=folder,
-        spec=RunSpec(**{**spec, "models": tuple(spec["models"]), "tasks": tuple(spec.get("tasks", ()))}),
+        spec=spec_class(info.get("kind", "train")).from_json(spec),
         pid=info["pid"],
         status=info["status"],
         started_at=info["started_at"],
@@ -237,6 +244,15 @@ def read_run(folder: str | Path) -> RunState:
         saved=[e["model"] for e in events if e.get("event") == "saved"],
         log_tail=_tail(folder / LOG_FILE),
     )
+
+
+def spec_class(kind: str) -> type:
+    """The spec class of a run's ``kind``: ``train`` (:class:`RunSpec`) or ``compress``."""
+    if kind == "compress":
+        from core.compress.runs import CompressSpec
+
+        return CompressSpec
+    return RunSpec
 
 
 def list_runs(runs_dir: str | Path | None = None) -> list[RunState]:

@@ -166,3 +166,19 @@ def test_compare_places_the_compressed_checkpoint_beside_its_parent(compressed, 
     points = {p.name: p for p in tradeoff_points(report.checkpoints)}
     assert points["early-int8"].parent == "early"
     assert points["early-int8"].on_front["disk_mb"] and points["early-int8"].on_front["memory_mb"]
+
+
+def test_a_background_compression_run_is_listed_beside_training_runs(small_checkpoints, tmp_path):
+    from core.compress.runs import CompressSpec
+    from core.train.runs import list_runs, start_run
+    from tests.core.train.test_runs import wait_until_ended
+
+    out = tmp_path / "ckpt" / "late-int8"
+    spec = CompressSpec(checkpoint=str(small_checkpoints["late"]), method="int8", out=str(out))
+    assert spec.command(tmp_path / "e.jsonl")[3:5] == ["compress", "--checkpoint"]
+    run = start_run(spec, tmp_path / "runs")
+    ended = wait_until_ended(run.path, timeout=300)
+    assert ended.status == "finished", ended.log_tail
+    assert ended.spec == spec and ended.saved_requested == ["late-int8"] and ended.progress == 1.0
+    assert [r.spec.kind for r in list_runs(tmp_path / "runs")] == ["compress"]
+    assert read_card(out).compression.parent_name == "late"

@@ -49,6 +49,8 @@ class RunSpec:
         encoder_epochs: max epochs of each built-in encoder.
         tasks: the dataset's tasks to learn (empty: all of them).
         task_weighting: ``fixed`` or ``uncertainty`` (see :mod:`core.train.loss`).
+        augment: modalities whose built-in encoder trains on augmented inputs (every transform).
+        class_weights: ``none`` or ``auto``; balanced_sampler: class-balanced epochs.
     """
 
     data: str
@@ -59,11 +61,15 @@ class RunSpec:
     encoder_epochs: int = 30
     tasks: tuple[str, ...] = ()
     task_weighting: str = "fixed"
+    augment: tuple[str, ...] = ()
+    class_weights: str = "none"
+    balanced_sampler: bool = False
     kind: ClassVar[str] = "train"
 
     @classmethod
     def from_json(cls, spec: dict[str, Any]) -> RunSpec:
-        return cls(**{**spec, "models": tuple(spec["models"]), "tasks": tuple(spec.get("tasks", ()))})
+        lists = ("models", "tasks", "augment")
+        return cls(**{**spec, **{key: tuple(spec.get(key, ())) for key in lists}})
 
     def command(self, events: Path) -> list[str]:
         """The ``python -m core train`` command line of this spec."""
@@ -86,6 +92,12 @@ class RunSpec:
             cmd += ["--tasks", ",".join(self.tasks)]
         if self.task_weighting != "fixed":
             cmd += ["--task-weighting", self.task_weighting]
+        if self.augment:
+            cmd += ["--augment", ",".join(self.augment)]
+        if self.class_weights != "none":
+            cmd += ["--class-weights", self.class_weights]
+        if self.balanced_sampler:
+            cmd += ["--balanced-sampler"]
         return cmd
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from pathlib import Path
 
 from core.cli.common import print_json
@@ -40,16 +41,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from core.encoders.cache import EmbeddingCache
     from core.train.events import event_writer
 
-    options = CompressOptions(
-        student_hidden=args.student_hidden,
-        student_fusion=args.student_fusion,
-        temperature=args.temperature,
-        alpha=args.alpha,
-        epochs=args.epochs,
-        lr=args.lr,
-        seed=args.seed,
-        device=args.device,
-    )
+    options = CompressOptions(**{f.name: getattr(args, f.name) for f in fields(CompressOptions)})  # flags named alike
     result = compress_checkpoint(
         Path(args.checkpoint),
         args.method,

@@ -14,7 +14,9 @@ import time
 import traceback
 from typing import Any
 
-SECTIONS: tuple[str, ...] = ("encode", "predict", "train", "evaluate", "explain", "reliability", "dashboard")
+SECTIONS: tuple[str, ...] = (
+    "encode", "predict", "train", "evaluate", "explain", "reliability", "dashboard", "compress", "augment", "imbalance",
+)  # fmt: skip
 """Every section, in the order ``all`` runs them (cheap and foundational first)."""
 
 

@@ -35,7 +35,9 @@ INT8_SUFFIXES = ("weight", "weight_scale", "weight_zero_point", "bias")
 
 
 def _frozen_prefixes(model: nn.Module) -> tuple[str, ...]:
-    return tuple(f"encoders.{m}." for m in model.modalities if not model.encoders[m].trainable)
+    """Where a model's frozen pretrained encoders sit (none in a module that is not a model)."""
+    modalities = getattr(model, "modalities", [])
+    return tuple(f"encoders.{m}." for m in modalities if not model.encoders[m].trainable)
 
 
 def quantizable_linears(model: nn.Module) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any
 
 SECTIONS: tuple[str, ...] = (
     "encode", "predict", "train", "evaluate", "explain", "reliability", "dashboard", "load", "explore",
+    "compress", "augment", "imbalance",
 )  # fmt: skip
 """Every section, in the order ``all`` runs them (cheap and foundational first)."""
 

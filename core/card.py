@@ -60,6 +60,23 @@ class WeightsInfo(JsonMixin):
 
 
 @dataclass
+class CompressionInfo(JsonMixin):
+    """How a compressed checkpoint was made from its parent (see :mod:`core.compress`).
+
+    ``storage`` says how the weights file holds the tensors (``float32``, ``float16``, or
+    ``int8``: quantised linear weights with per-channel scales). The same record is sealed in
+    the weights file's safetensors metadata, so editing it in the card alone is refused.
+    """
+
+    method: str
+    parameters: dict[str, Any]
+    storage: str
+    parent_name: str
+    parent_sha256: str
+    parent_path: str = ""
+
+
+@dataclass
 class CheckpointCard(JsonMixin):
     """Everything ``card.json`` records.
 
@@ -69,6 +86,7 @@ class CheckpointCard(JsonMixin):
     ``f1_macro``, ``log_loss``, ``n``); ``task_metrics`` maps a task to the same per split.
     ``thresholds`` are the per-label decision thresholds of multi-label tasks (tuned on
     validation), ``task_weights`` the weights of each task's loss at the end of training.
+    ``compression`` is set on a checkpoint made by compressing another one (its parent).
     """
 
     name: str
@@ -90,6 +108,7 @@ class CheckpointCard(JsonMixin):
     task_metrics: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
     task_weights: dict[str, float] = field(default_factory=dict)
+    compression: CompressionInfo | None = None
     format: str = CARD_FORMAT
     format_version: int = CARD_VERSION
 
@@ -184,6 +203,7 @@ def _validate(card: Any, where: str) -> None:
     for section in ("task_metrics", "thresholds", "task_weights"):
         if section in card and not isinstance(card[section], dict):
             fail(f"'{section}' must be an object.")
+    _validate_compression(card.get("compression"), fail)
     weights = card.get("weights")
     if not (isinstance(weights, dict) and weights.get("file") == WEIGHTS_FILE and isinstance(weights.get("sha256"), str)):
         fail(f"'weights' must name {WEIGHTS_FILE} and its sha256.")
@@ -196,3 +216,15 @@ def _validate(card: Any, where: str) -> None:
     history = card.get("training", {}).get("history", [])
     if not (isinstance(history, list) and all(isinstance(epoch, dict) for epoch in history)):
         fail("'training.history' must be a list of objects.")
+
+
+def _validate_compression(compression: Any, fail) -> None:
+    if compression is None:
+        return
+    text = ("method", "storage", "parent_name", "parent_sha256")
+    if not (
+        isinstance(compression, dict)
+        and all(isinstance(compression.get(key), str) for key in text)
+        and isinstance(compression.get("parameters"), dict)
+    ):
+        fail("'compression' must be an object with a method, its parameters, a storage and the parent's name and sha256.")

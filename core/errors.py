@@ -113,6 +113,11 @@ class TrainingError(FusionError):
     """A training run that cannot be done as asked (no rows to train on, an unknown model name)."""
 
 
+class CompressionError(FusionError):
+    """A compression that cannot be done as asked (an unknown method, a bad parameter, a parent
+    that cannot be compressed that way)."""
+
+
 class EvaluationError(FusionError):
     """An evaluation that cannot be done as asked."""
 

@@ -19,6 +19,7 @@ from core.atomic import write_text_atomic
 from core.evaluate import EvaluationReport
 from core.figures import analysis as analysis_figures
 from core.figures import evaluation as figures
+from core.figures.tradeoffs import cost_accuracy_figure
 
 CSS = """
 body { font-family: Inter, "Segoe UI", Helvetica, Arial, sans-serif; color: #1F2937; margin: 0; background: #F9FAFB; }
@@ -148,7 +149,8 @@ def render_html_report(report: EvaluationReport, title: str = "Fusion strategy c
     if any(r.cost for r in results):
         method = next(r.cost.peak_memory_method for r in results if r.cost)
         parts.append(
-            _section("Cost", f'<div class="card">{_table(figures.cost_table(report))}</div>', f"Peak memory: {method}.")
+            _section("Cost and accuracy", _cards([cost_accuracy_figure(report)]) + f'<div class="card">{_table(figures.cost_table(report))}</div>',
+                     f"Peak memory: {method}. Stars: the Pareto front; dotted lines join compressed checkpoints to their parents.")  # fmt: skip
         )
     body = "\n".join(parts)
     return (

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core.figures.dataset import card_metric_figure, class_balance_figure, modality_coverage_figure
+from core.train.imbalance import IMBALANCE_WARNING, imbalance_ratio
 from dashboard.errors import friendly_errors
 from dashboard.renderers import PLOTLY_CONFIG, render_record_card
 from dashboard.state import selection
@@ -43,6 +44,18 @@ with friendly_errors("summarising the dataset"):
         )
         counts = {split: dataset.class_counts(split, task) for split in ("train", "val", "test") if sizes[split]}
         st.plotly_chart(class_balance_figure(counts), config=PLOTLY_CONFIG)
+        ratio = imbalance_ratio(dataset.class_counts("train", task))
+        if ratio >= IMBALANCE_WARNING:
+            st.warning(
+                f"Imbalanced classes: the largest has {ratio:.1f}× the training rows of the smallest."
+                if ratio != float("inf")
+                else "Imbalanced classes: some class has no training row at all.",
+                icon=":material/balance:",
+            )
+            st.caption(
+                "Accuracy can hide a neglected class: read balanced accuracy and per-class recall on Compare, and "
+                "try class weights or the balanced sampler on the Train page."
+            )
     with right:
         st.plotly_chart(modality_coverage_figure(dataset.modality_coverage()), config=PLOTLY_CONFIG)
         st.caption("A record may lack some modalities; fusion strategies are trained to cope with that.")

@@ -24,6 +24,7 @@ from core.train import parse_model_names
 from core.train.runs import RunSpec, RunState, cancel_run, create_run, list_runs
 from dashboard import loaders
 from dashboard.access import current_user, owner_filter, sign_in_enabled
+from dashboard.compression import render_compress_form
 from dashboard.errors import friendly_errors
 from dashboard.jobs import queued_ahead, submit_training, waiting_message
 from dashboard.markup import escape_markdown
@@ -147,6 +148,19 @@ else:
                 )
                 choice = f"hf:{name.strip()}" if name.strip() else ""
             encoders[modality] = choice
+        balance_cols = st.columns([2, 1, 1], vertical_alignment="bottom")
+        augment = balance_cols[0].multiselect(
+            "Augment", list(MODALITIES), default=[], key="train_augment", placeholder="no augmentation",
+            help="Train the built-in encoders on inputs transformed afresh each epoch (image: crop, rotation, colour "
+            "jitter, noise; audio: shift, gain, noise, SpecAugment; text: word dropout and swaps). Off by default.",
+        )  # fmt: skip
+        class_weights = balance_cols[1].selectbox(
+            "Class weights", ["none", "auto"], key="train_class_weights",
+            help="auto: each class weighs in the loss by its inverse frequency, for imbalanced datasets.",
+        )  # fmt: skip
+        balanced = balance_cols[2].toggle(
+            "Balanced sampler", key="train_balanced_sampler", help="Draw each epoch's rows so every class is seen equally often."
+        )
         epoch_cols = st.columns(4, vertical_alignment="bottom")
         epochs = epoch_cols[0].number_input(
             "Fusion epochs", 1, 500, 60, key="train_epochs", help="Maximum epochs of each fusion head (early stopping may end sooner)."
@@ -175,6 +189,9 @@ else:
                     encoder_epochs=int(encoder_epochs),
                     tasks=tasks if len(tasks) < len(task_names) else (),
                     task_weighting=weighting,
+                    augment=tuple(augment),
+                    class_weights=class_weights,
+                    balanced_sampler=balanced,
                 ),
                 owner=current_user(),
             )
@@ -228,6 +245,11 @@ def runs_panel() -> None:
             loaders.forget_checkpoint_list()
             st.rerun(scope="app")
 
+
+if not config.read_only:
+    st.subheader("Compress a checkpoint")
+    with friendly_errors("preparing the compression form"):
+        render_compress_form(chosen)
 
 st.subheader("Runs")
 runs_panel()

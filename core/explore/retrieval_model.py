@@ -205,7 +205,7 @@ def save_retrieval(model: RetrievalModel, path: str | Path, *, name: str, source
             created_at=now_iso(),
         )
 
-    return write_weights_and_card(path, state, RETRIEVAL_WEIGHTS, RETRIEVAL_FORMAT, card)
+    return write_weights_and_card(path, state, RETRIEVAL_WEIGHTS, {"format": RETRIEVAL_FORMAT}, card)
 
 
 def read_retrieval_card(path: str | Path) -> RetrievalCard:

@@ -22,8 +22,10 @@ from core.device import autocast, move_to
 from core.encoders.base import Encoder
 from core.inference import BatchSize, run_in_batches
 from core.model import MultimodalClassifier
+from core.train.augment import set_epoch
 from core.train.config import TrainConfig
 from core.train.events import ProgressCallback
+from core.train.imbalance import balanced_order
 from core.train.loss import MultiTaskLoss, Targets
 from core.train.resume import FitState, load_fit_state, save_fit_state
 
@@ -209,7 +211,11 @@ def fit(
             break
         model.train()
         sampler.set_epoch(epoch)
-        mine = torch.tensor(list(iter(sampler)), dtype=torch.long)
+        set_epoch(train.inputs, epoch)  # augmented inputs draw this epoch's transforms
+        if config.balanced_sampler:
+            mine = balanced_order(train.targets[model.tasks[0].name], config.seed, epoch, ctx.world)[ctx.rank :: ctx.world]
+        else:
+            mine = torch.tensor(list(iter(sampler)), dtype=torch.long)
         # Dropout masks are drawn per sample and epoch, so every rank (and a resumed run)
         # drops the same modalities as a single uninterrupted process would.
         mask_gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)

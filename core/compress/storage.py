@@ -72,6 +72,11 @@ def _plain_transformer_path(module: nn.Module, args: tuple) -> None:
     return None
 
 
+def is_quantized(model: nn.Module) -> bool:
+    """Whether ``model`` holds dynamically quantised layers (an int8 checkpoint): no gradients flow through them."""
+    return bool(_quantized_linears(model))
+
+
 def quantize_int8(model: nn.Module) -> nn.Module:
     """Swap the stored parts' linear layers for dynamically quantised ones (per-channel
     symmetric ``qint8`` weights, activations quantised on the fly), in place; CPU only."""

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from core.device import memory_bounded_batch
+from core.compress.storage import is_quantized
 from core.errors import MethodNotApplicableError, NotDifferentiableError
 from core.explain.engine import PerturbationEngine
 from core.explain.gradient_inputs import INPUT_BUILDERS, ModalityInput
@@ -80,6 +81,11 @@ class GradientProblem:
         self.model = engine.model
         self.device = engine.device
         self.present = engine.present.to(self.device)
+        if is_quantized(self.model):
+            raise MethodNotApplicableError(
+                "Gradient methods need float weights, and this checkpoint is int8-quantised (its layers have no "
+                "gradients). Explain its float parent with them, or use SHAP and LIME here."
+            )
         # Outside inference mode: tensors made under it could not enter an autograd graph.
         with grad_mode():
             self._build(modalities)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.server import file_input
 from core.data import load_dataset
-from tests.dashboard.locators import file_input
 from tests.dashboard.test_browser import ARTIFACTS, assert_no_exception, browser_page, server, settle  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser

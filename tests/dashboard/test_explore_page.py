@@ -43,7 +43,7 @@ def matching(at: AppTest) -> int:
 
 
 def card_labels(at: AppTest) -> list[str]:
-    return [m.group(1) for m in (re.match(r"^\*\*(.+?)\*\* · `", md.value) for md in at.markdown) if m]
+    return [m.group(1) for m in (re.match(r"^\*\*(.+?)\*\* · .+ · (?:train|val|test)$", md.value) for md in at.markdown) if m]
 
 
 def test_browser_filters_change_the_rows_and_pages_on_the_server(explore_env):
@@ -79,7 +79,7 @@ def test_a_browser_card_opens_its_sample_on_predict(explore_env):
     assert not at.exception
     assert at.title[0].value == "Predict"
     assert at.selectbox(key="predict_record").value == record_id
-    assert len(at.dataframe) == 1  # every chosen checkpoint predicted it
+    assert len(at.dataframe[0].value) == len(at.multiselect(key="sidebar_chosen").value)  # every chosen checkpoint predicted it
 
 
 def test_the_projector_draws_the_chosen_space(explore_env):
@@ -102,11 +102,13 @@ def test_neighbours_of_a_picked_sample_in_every_space(explore_env):
 def test_retrieval_heads_train_on_the_page_and_search_with_the_current_sample(explore_env):
     dataset = load_dataset(explore_env["FUSION_DEMO_DATA"])
     record = next(r for r in dataset.split("test") if r.image is not None)
-    at = open_explore("Retrieval", sample=sample_from_record(dataset, record.id))
+    sample = sample_from_record(dataset, record.id)
+    at = open_explore("Retrieval", sample=sample)
     assert any("No retrieval model" in i.value for i in at.info)
     at.button(key="retrieval_train").click().run()
     assert not at.exception, [e.value for e in at.exception]
     table = at.dataframe[0].value
     assert {"image → audio", "audio → image", "text → image"} <= set(table["direction"])
-    assert at.selectbox(key="retrieval_from").value == "image"
+    search_with = at.selectbox(key="retrieval_from")
+    assert search_with.options == sample.decoded.present() and search_with.value == search_with.options[0]
     assert sum(c.value.startswith("#") and "similarity" in c.value for c in at.caption) == 10

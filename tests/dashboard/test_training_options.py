@@ -5,7 +5,8 @@ from __future__ import annotations
 from tests.dashboard.test_pages import assert_clean, open_page
 
 
-def test_overview_warns_when_the_largest_class_is_five_times_the_smallest(dashboard_env, tmp_path):
+def test_overview_warns_when_the_largest_class_is_five_times_the_smallest(dashboard_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("FUSION_DATA_ROOTS", str(tmp_path))
     data = tmp_path / "skewed"
     data.mkdir()
     rows = [f"cat,{split},a cat {i}" for i in range(20) for split in ("train", "val", "test")]
@@ -13,7 +14,7 @@ def test_overview_warns_when_the_largest_class_is_five_times_the_smallest(dashbo
     (data / "manifest.csv").write_text("label,split,text\n" + "\n".join(rows) + "\n")
     at = open_page("overview")
     assert not any("Imbalanced classes" in w.value for w in at.warning)  # the demo is balanced
-    at.text_input(key="sidebar_dataset").input(str(data))
+    at.selectbox(key="sidebar_dataset").set_value(str(data.resolve()))
     at.run()
     assert_clean(at)
     assert any("the largest has 6.7× the training rows of the smallest" in w.value for w in at.warning)

@@ -3,6 +3,7 @@ checkpoints that name their parent, and a card whose provenance was edited is re
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from core.cli import main
 from core.compress import CompressOptions, compress_checkpoint, default_name, parse_method
 from core.compress.storage import footprint
 from core.embeddings import classify_embedded, embed_records
-from core.errors import CheckpointError, CompressionError
+from core.errors import AccessError, CheckpointError, CompressionError
 
 QUICK = CompressOptions(epochs=3, seed=0)
 
@@ -168,17 +169,31 @@ def test_compare_places_the_compressed_checkpoint_beside_its_parent(compressed, 
     assert points["early-int8"].on_front["disk_mb"] and points["early-int8"].on_front["memory_mb"]
 
 
-def test_a_background_compression_run_is_listed_beside_training_runs(small_checkpoints, tmp_path):
+def test_a_background_compression_run_is_listed_beside_training_runs(small_checkpoints, tmp_path, monkeypatch):
     from core.compress.runs import CompressSpec
     from core.train.runs import list_runs, start_run
     from tests.core.train.test_runs import wait_until_ended
 
+    # The parent's folder and the output's are this server's checkpoint roots.
+    monkeypatch.setenv("FUSION_CHECKPOINT_ROOTS", f"{small_checkpoints['late'].parent}:{tmp_path / 'ckpt'}")
     out = tmp_path / "ckpt" / "late-int8"
     spec = CompressSpec(checkpoint=str(small_checkpoints["late"]), method="int8", out=str(out))
     assert spec.command(tmp_path / "e.jsonl")[3:5] == ["compress", "--checkpoint"]
     run = start_run(spec, tmp_path / "runs")
     ended = wait_until_ended(run.path, timeout=300)
     assert ended.status == "finished", ended.log_tail
-    assert ended.spec == spec and ended.saved_requested == ["late-int8"] and ended.progress == 1.0
+    assert ended.spec == replace(spec, checkpoint=str(small_checkpoints["late"].resolve()), out=str(out.resolve()))
+    assert ended.saved_requested == ["late-int8"] and ended.progress == 1.0
     assert [r.spec.kind for r in list_runs(tmp_path / "runs")] == ["compress"]
     assert read_card(out).compression.parent_name == "late"
+
+
+def test_a_compression_outside_the_roots_is_refused(small_checkpoints, tmp_path, monkeypatch):
+    from core.compress.runs import CompressSpec
+    from core.train.runs import start_run
+
+    monkeypatch.setenv("FUSION_CHECKPOINT_ROOTS", str(small_checkpoints["late"].parent))
+    spec = CompressSpec(checkpoint=str(small_checkpoints["late"]), method="int8", out=str(tmp_path / "elsewhere"))
+    with pytest.raises(AccessError, match="not available on this server"):
+        start_run(spec, tmp_path / "runs")
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "elsewhere").exists()

@@ -33,8 +33,10 @@ def test_each_modality_and_the_fused_output_are_spaces(small_demo, small_checkpo
 
 
 def test_late_fusion_says_its_fused_space_is_logits(small_demo, small_checkpoints, cache):
-    spaces = split_spaces(load_checkpoint(small_checkpoints["late"]), small_demo, "val", cache=cache)
-    assert spaces.space(FUSED).vectors.shape[1] == len(small_demo.classes)
+    loaded = load_checkpoint(small_checkpoints["late"])
+    spaces = split_spaces(loaded, small_demo, "val", cache=cache)
+    # every task's logits side by side: the demo's label (10 classes) and pitch (2)
+    assert spaces.space(FUSED).vectors.shape[1] == sum(len(t.classes) for t in small_demo.tasks) == loaded.model.outputs
     assert "class logits" in spaces.space(FUSED).note
 
 

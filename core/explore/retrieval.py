@@ -25,7 +25,7 @@ from torch import nn
 
 from core.card import DatasetInfo
 from core.checkpoints import LoadedCheckpoint
-from core.data import Dataset
+from core.data import Dataset, Record
 from core.encoders.cache import EmbeddingCache
 from core.errors import CheckpointError, ExploreError
 from core.explore.index import VectorIndex, cached_index, unit_rows
@@ -64,6 +64,12 @@ class RetrievalConfig(JsonMixin):
     patience: int = 30
     temperature: float = 0.5
     seed: int = 0
+
+
+def shown_class(record: Record, modality: str) -> str:
+    """The class ``record``'s ``modality`` shows on its own: its ``<modality>_label`` column where
+    the manifest has one (the demo's ground truth), else the row's label."""
+    return record.extras.get(f"{modality}_label") or record.label
 
 
 def _paired(spaces: SplitSpaces, a: str, b: str) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
@@ -178,10 +184,10 @@ def train_retrieval(
         raise ExploreError(f"{dataset.root.name} has no training split to fit retrieval heads on.")
     training = {}
     for a, b in pairs:
-        xa, xb, _, _ = _paired(splits["train"], a, b)
+        xa, xb = _matching_pairs(splits["train"], a, b)
         if len(xa) < 2:
-            raise ExploreError(f"Only {len(xa)} training row(s) have both {a} and {b}; retrieval needs pairs.")
-        val = _paired(splits["val"], a, b)[:2] if "val" in splits else (xa[:0], xb[:0])
+            raise ExploreError(f"Only {len(xa)} training row(s) have both {a} and {b} showing one class; retrieval needs pairs.")
+        val = _matching_pairs(splits["val"], a, b) if "val" in splits else (xa[:0], xb[:0])
         training[pair_key(a, b)] = _train_pair(model, a, b, (xa, xb), val, config, progress)
     model.eval().requires_grad_(False)
     report = evaluate_retrieval(model, source, dataset, "test", cache=cache, name=name or Path(out).name)
@@ -197,6 +203,16 @@ def train_retrieval(
         training={"pairs": training, "seconds": time.perf_counter() - started},
         report=report.to_json(),
     )
+
+
+def _matching_pairs(spaces: SplitSpaces, a: str, b: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training pairs of ``a`` and ``b``: rows having both whose two modalities show the same
+    class (:func:`shown_class`); a demo synergy row, whose picture and voice show two different
+    digits, is not an example of matching content."""
+    xa, xb, ids, _ = _paired(spaces, a, b)
+    by_id = {r.id: r for r in spaces.records}
+    keep = torch.tensor([shown_class(by_id[i], a) == shown_class(by_id[i], b) for i in ids], dtype=torch.bool)
+    return xa[keep], xb[keep]
 
 
 def _project_rows(model: RetrievalModel, pair: str, modality: str, vectors: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -218,13 +234,16 @@ def evaluate_retrieval(
     report = RetrievalReport(name, dataset.fingerprint, split)
     for a, b in model.pairs:
         pair = pair_key(a, b)
-        xa, xb, _, labels = _paired(spaces, a, b)
+        xa, xb, ids, labels = _paired(spaces, a, b)
         if len(labels) < 2:
             report.notes.append(f"{pair}: fewer than two {split} rows have both {a} and {b}; not scored.")
             continue
+        by_id = {r.id: r for r in spaces.records}
+        shown_a = [shown_class(by_id[i], a) for i in ids]
+        shown_b = [shown_class(by_id[i], b) for i in ids]
         za, zb = _project_rows(model, pair, a, xa), _project_rows(model, pair, b, xb)
-        report.directions.append(direction_metrics(za, zb, labels, query=a, target=b))
-        report.directions.append(direction_metrics(zb, za, labels, query=b, target=a))
+        report.directions.append(direction_metrics(za, zb, shown_a, query=a, target=b, gallery_labels=shown_b))
+        report.directions.append(direction_metrics(zb, za, shown_b, query=b, target=a, gallery_labels=shown_a))
     return report
 
 

@@ -8,7 +8,10 @@ that have both):
   whose own item ranks in the top K; chance ``K/N``) and the median rank of that item (chance
   ``(N+1)/2``).
 - **class level**, what a class-paired dataset can show (in the demo an image and an audio of
-  one row share only their digit): a hit is any gallery item with the query's label.
+  one row share only their digit): a hit is any gallery item of the query's class. Where the
+  manifest records the class each modality shows on its own (``<modality>_label``, as the
+  demo does: on its synergy rows the picture and the voice show two different digits), that
+  is each side's class; otherwise the row's label.
   Precision@K (chance: the share of the gallery with the query's label) and mean average
   precision over the whole ranking (chance: the exact expectation of AP under a random
   ranking, ``(H_N + (R-1)/(N-1) (N - H_N)) / N`` for ``R`` relevant items among ``N``).
@@ -87,15 +90,18 @@ def direction_metrics(
     query: str,
     target: str,
     k: int = PRECISION_K,
+    gallery_labels: list[str] | np.ndarray | None = None,
 ) -> DirectionMetrics:
     """Score the rankings of ``gallery_vectors`` (unit rows) for each of ``query_vectors`` (unit rows).
 
-    Row ``i`` of both is one dataset row: gallery item ``i`` is query ``i``'s own match, and
-    ``labels[i]`` is that row's class.
+    Row ``i`` of both is one dataset row: gallery item ``i`` is query ``i``'s own match,
+    ``labels[i]`` the class query ``i`` shows and ``gallery_labels[i]`` (default: ``labels``)
+    the class gallery item ``i`` shows.
     """
     labels = np.asarray(labels)
+    gallery_labels = labels if gallery_labels is None else np.asarray(gallery_labels)
     n = len(labels)
-    if n == 0 or len(query_vectors) != n or len(gallery_vectors) != n:
+    if n == 0 or len(query_vectors) != n or len(gallery_vectors) != n or len(gallery_labels) != n:
         raise ValueError("queries, gallery and labels must be the same non-empty rows")
     ranks = np.zeros(n)
     precision = np.zeros(n)
@@ -107,7 +113,7 @@ def direction_metrics(
         own = similarity[np.arange(stop - start), np.arange(start, stop)]
         ranks[start:stop] = 1 + (similarity > own[:, None]).sum(axis=1)
         order = np.argsort(-similarity, axis=1, kind="stable")
-        relevant = labels[order] == labels[start:stop, None]  # [q, N] in ranked order
+        relevant = gallery_labels[order] == labels[start:stop, None]  # [q, N] in ranked order
         precision[start:stop] = relevant[:, :k].mean(axis=1)
         hits = np.cumsum(relevant, axis=1)
         precision_at = hits / np.arange(1, n + 1)
@@ -115,8 +121,8 @@ def direction_metrics(
         average_precision[start:stop] = np.where(
             totals > 0, (precision_at * relevant).sum(axis=1) / np.maximum(totals, 1), 0.0
         )
-    counts = {label: int(c) for label, c in zip(*np.unique(labels, return_counts=True), strict=True)}
-    relevant_counts = np.array([counts[label] for label in labels])
+    counts = {label: int(c) for label, c in zip(*np.unique(gallery_labels, return_counts=True), strict=True)}
+    relevant_counts = np.array([counts.get(label, 0) for label in labels])
     return DirectionMetrics(
         query=query,
         target=target,

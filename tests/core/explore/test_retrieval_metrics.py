@@ -59,3 +59,24 @@ def test_expected_random_average_precision_formula_matches_simulation():
         hits = np.cumsum(relevant)
         simulated.append(np.sum(hits[relevant] / (np.flatnonzero(relevant) + 1)) / r)
     assert _random_ap(np.array([r]), n)[0] == pytest.approx(np.mean(simulated), abs=0.005)
+
+
+def test_each_side_is_judged_by_the_class_it_shows():
+    # Row 1's picture shows an "a" but its voice a "b" (a demo synergy row): its image query is
+    # right to find row 0's voice ("a"), and row 0's image query is right to find row 0's own voice.
+    similarity = np.array([[0.9, 0.1, 0.2], [0.8, 0.3, 0.1], [0.1, 0.2, 0.9]])
+    metrics = direction_metrics(
+        np.eye(3), similarity.T, ["a", "a", "c"], query="image", target="audio", k=1, gallery_labels=["a", "b", "c"]
+    )
+    assert metrics.precision == 1.0  # every first hit shows the query's class
+    assert metrics.recall["1"] == pytest.approx(2 / 3)  # instance level still wants a row's own voice
+    # chance: the share of the gallery showing each query's class (a: 1 of 3, c: 1 of 3)
+    assert metrics.precision_chance == pytest.approx(1 / 3)
+
+
+def test_shown_class_reads_the_modality_label_column_else_the_row_label():
+    from core.data import Record
+    from core.explore.retrieval import shown_class
+
+    record = Record(row=1, id="r1", label="7", split="test", extras={"image_label": "3"})
+    assert shown_class(record, "image") == "3" and shown_class(record, "audio") == "7"

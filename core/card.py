@@ -161,6 +161,17 @@ def check_card_header(card: Any, prefix: str, card_format: str, version: int) ->
     return fail
 
 
+def check_weights_and_sections(card: dict, fail: Callable[[str], NoReturn], weights_file: str, sections: tuple[str, ...]) -> None:
+    """The checks every card type ends with: ``weights`` names ``weights_file`` and its sha256,
+    and each of ``sections`` that is present is a JSON object."""
+    weights = card.get("weights")
+    if not (isinstance(weights, dict) and weights.get("file") == weights_file and isinstance(weights.get("sha256"), str)):
+        fail(f"'weights' must name {weights_file} and its sha256.")
+    for section in sections:
+        if section in card and not isinstance(card[section], dict):
+            fail(f"'{section}' must be an object.")
+
+
 def _validate(card: Any, where: str) -> None:
     fail = check_card_header(card, f"Checkpoint {where}", CARD_FORMAT, CARD_VERSION)
     if card.get("fusion") not in FUSIONS:
@@ -200,16 +211,13 @@ def _validate(card: Any, where: str) -> None:
     outputs = sum(len(t["classes"]) for t in tasks) if tasks else len(classes)
     if config.get("num_classes") != outputs:
         fail(f"'fusion_config.num_classes' is {config.get('num_classes')}, but the card's tasks have {outputs} outputs.")
-    for section in ("task_metrics", "thresholds", "task_weights"):
-        if section in card and not isinstance(card[section], dict):
-            fail(f"'{section}' must be an object.")
     _validate_compression(card.get("compression"), fail)
-    weights = card.get("weights")
-    if not (isinstance(weights, dict) and weights.get("file") == WEIGHTS_FILE and isinstance(weights.get("sha256"), str)):
-        fail(f"'weights' must name {WEIGHTS_FILE} and its sha256.")
-    for section in ("dataset", "training", "metrics", "parameters", "preprocessing", "versions"):
-        if section in card and not isinstance(card[section], dict):
-            fail(f"'{section}' must be an object.")
+    check_weights_and_sections(
+        card,
+        fail,
+        WEIGHTS_FILE,
+        ("task_metrics", "thresholds", "task_weights", "dataset", "training", "metrics", "parameters", "preprocessing", "versions"),
+    )
     metrics = card.get("metrics", {})
     if not all(isinstance(values, dict) for values in metrics.values()):
         fail("'metrics' must map each split to an object of metric values.")

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.device import memory_bounded_batch
 from core.compress.storage import is_quantized
+from core.device import memory_bounded_batch
 from core.errors import MethodNotApplicableError, NotDifferentiableError
 from core.explain.engine import PerturbationEngine
 from core.explain.gradient_inputs import INPUT_BUILDERS, ModalityInput

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.card import DatasetInfo, WeightsInfo, build_card, check_card_header
+from core.card import DatasetInfo, WeightsInfo, build_card, check_card_header, check_weights_and_sections
 from core.checkpoints import (
     load_matching_state,
     now_iso,
@@ -156,12 +156,7 @@ def _validate(card: Any, where: str) -> None:
         and all(isinstance(p, list) and len(p) == 2 and p == sorted(set(p)) and set(p) <= set(in_dims) for p in pairs)
     ):
         fail("'pairs' must list pairs of two different modalities of 'in_dims', each sorted.")
-    weights = card.get("weights")
-    if not (isinstance(weights, dict) and weights.get("file") == RETRIEVAL_WEIGHTS and isinstance(weights.get("sha256"), str)):
-        fail(f"'weights' must name {RETRIEVAL_WEIGHTS} and its sha256.")
-    for section in ("source", "dataset", "config", "training", "report", "versions"):
-        if section in card and not isinstance(card[section], dict):
-            fail(f"'{section}' must be an object.")
+    check_weights_and_sections(card, fail, RETRIEVAL_WEIGHTS, ("source", "dataset", "config", "training", "report", "versions"))
 
 
 def build_retrieval_model(card: RetrievalCard) -> RetrievalModel:

@@ -28,7 +28,22 @@ with friendly_errors("summarising the dataset"):
     cols[2].metric("Modalities", " · ".join(dataset.modalities()), help="Modalities present in at least one record.")
     cols[3].metric("Train · val · test", " · ".join(str(sizes[s]) for s in ("train", "val", "test")), help="Records per split.")
     if dataset.skipped is not None:
-        st.warning(f"{len(dataset.skipped.bad_rows)} invalid row(s) were left out.", icon=":material/warning:")
+        skipped = dataset.skipped
+        st.warning(
+            f"{len(skipped.bad_rows):,} of {len(skipped.bad_rows) + len(dataset.records):,} rows were left out: "
+            f"they have {len(skipped.issues):,} problem(s), listed below. Every page uses the other rows; fix the "
+            "manifest to bring them back.",
+            icon=":material/warning:",
+        )
+        with st.expander(f"Rows left out ({len(skipped.bad_rows):,})"):
+            st.dataframe(
+                pd.DataFrame(
+                    [{"row": i.row or "manifest", "column": i.column, "problem": i.reason} for i in skipped.issues[:5000]]
+                ),
+                hide_index=True,
+            )
+            if len(skipped.issues) > 5000:
+                st.caption(f"The first 5,000 of {len(skipped.issues):,} problems; `python -m core validate` lists all.")
 
     if len(dataset.tasks) > 1:
         st.caption(

@@ -85,9 +85,20 @@ else:
             )  # fmt: skip
         data_root = Path(data)
         n_rows, issues = validation_issues(str(data_root), manifest_mtime(data_root))
-        if issues:
+        bad_rows = {i["row"] for i in issues if i["row"] != "manifest"}
+        # Rows with problems are left out of training (`train --skip-invalid`); a problem with the
+        # manifest itself, or no valid row, blocks it.
+        blocked = any(i["row"] == "manifest" for i in issues) or len(bad_rows) >= n_rows
+        if blocked:
             st.error(f"The dataset has {len(issues)} problem(s) in {n_rows} rows; fix them before training.", icon=":material/rule:")
-            st.dataframe(pd.DataFrame(issues), hide_index=True)
+        elif issues:
+            st.warning(
+                f"{len(bad_rows):,} of {n_rows:,} rows have {len(issues):,} problem(s), listed below: training leaves "
+                f"them out and uses the other {n_rows - len(bad_rows):,} rows.",
+                icon=":material/rule:",
+            )
+        if issues:
+            st.dataframe(pd.DataFrame(issues[:5000]), hide_index=True)
         else:
             st.success(
                 f"{escape_markdown(data_root.name)}: {n_rows} rows, no problems found.", icon=":material/check_circle:"
@@ -102,7 +113,7 @@ else:
             help="Fusion strategies share the same encoders, so they differ by fusion alone; "
             "<modality>-only baselines show what one modality achieves alone.",
         )
-        loaded = loaders.dataset_or_error(data_root) if not issues else None
+        loaded = loaders.dataset_or_error(data_root) if not blocked else None
         task_names = [t.name for t in loaded.tasks] if isinstance(loaded, Dataset) else []
         tasks, weighting = tuple(task_names), "fixed"
         if len(task_names) > 1:
@@ -169,7 +180,7 @@ else:
             "Encoder epochs", 1, 500, 30, key="train_encoder_epochs", help="Maximum epochs of each built-in encoder."
         )
         missing_hf = [m for m, c in encoders.items() if c == ""]
-        can_start = bool(models) and not issues and not missing_hf and (bool(tasks) or not task_names)
+        can_start = bool(models) and not blocked and not missing_hf and (bool(tasks) or not task_names)
         if epoch_cols[3].button(
             "Start training",
             type="primary",
@@ -192,6 +203,7 @@ else:
                     augment=tuple(augment),
                     class_weights=class_weights,
                     balanced_sampler=balanced,
+                    skip_invalid=bool(issues),
                 ),
                 owner=current_user(),
             )

@@ -61,6 +61,7 @@ class RunSpec:
         task_weighting: ``fixed`` or ``uncertainty`` (see :mod:`core.train.loss`).
         augment: modalities whose built-in encoder trains on augmented inputs (every transform).
         class_weights: ``none`` or ``auto``; balanced_sampler: class-balanced epochs.
+        skip_invalid: train on the valid rows of a dataset whose other rows have problems.
     """
 
     data: str
@@ -74,6 +75,7 @@ class RunSpec:
     augment: tuple[str, ...] = ()
     class_weights: str = "none"
     balanced_sampler: bool = False
+    skip_invalid: bool = False
     kind: ClassVar[str] = "train"
 
     @classmethod
@@ -108,6 +110,8 @@ class RunSpec:
             cmd += ["--class-weights", self.class_weights]
         if self.balanced_sampler:
             cmd += ["--balanced-sampler"]
+        if self.skip_invalid:
+            cmd += ["--skip-invalid"]
         return cmd
 
 

@@ -14,7 +14,10 @@ import time
 import traceback
 from typing import Any
 
-SECTIONS: tuple[str, ...] = ("encode", "predict", "train", "evaluate", "explain", "reliability", "dashboard", "load", "scale")
+SECTIONS: tuple[str, ...] = (
+    "encode", "predict", "train", "evaluate", "explain", "reliability", "dashboard", "load", "explore",
+    "compress", "augment", "imbalance", "scale",
+)  # fmt: skip
 """Every section, in the order ``all`` runs them (cheap and foundational first)."""
 
 

@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-jobs", type=int, default=None, help="load: the server's FUSION_MAX_JOBS")
     parser.add_argument("--sizes", default=None, help="scale: comma list of dataset sizes (default 10000,30000,100000)")
     parser.add_argument("--no-browser", action="store_true", help="scale: skip the dashboard page loads")
+    parser.add_argument("--rows", type=int, default=None, help="explore: rows of the synthetic dataset (default 30000)")
     args = parser.parse_args(argv)
     given = {
         "data": args.data,
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.rounds,
         "seconds": args.seconds,
         "max_jobs": args.max_jobs,
+        "rows": args.rows,
     }
     options = {k: v for k, v in given.items() if v}
     if args.sizes:

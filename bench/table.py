@@ -8,6 +8,7 @@ failed and skipped sections say so instead of showing numbers.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -341,6 +342,17 @@ LAYOUTS: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
+def _layout(name: str) -> Callable[[dict[str, Any]], str] | None:
+    """The layout of a section: one above, or the ``table(section)`` its own module defines."""
+    if name in LAYOUTS:
+        return LAYOUTS[name]
+    try:
+        module = importlib.import_module(f"bench.{name}")
+    except ImportError:
+        return None
+    return getattr(module, "table", None)
+
+
 def markdown_table(report: dict[str, Any]) -> str:
     """Markdown for every section of a ``python -m bench`` report, environment first."""
     env = report.get("environment", {})
@@ -355,8 +367,8 @@ def markdown_table(report: dict[str, Any]) -> str:
             parts.append(f"{heading}\n\nFailed: {section.get('error', 'unknown error')}")
         elif isinstance(section.get("skipped"), str):
             parts.append(f"{heading}\n\nSkipped: {section['skipped']}")
-        elif name in LAYOUTS:
-            parts.append(f"{heading}\n\n{LAYOUTS[name](section)}")
+        elif _layout(name) is not None:
+            parts.append(f"{heading}\n\n{_layout(name)(section)}")
         else:
             rows = _scalars({k: v for k, v in section.items() if k not in ("ok", "seconds")})
             parts.append(f"{heading}\n\n{_rows(['Figure', 'Value'], rows)}")

@@ -8,14 +8,17 @@ weight is touched, and raises :class:`~core.errors.CheckpointError` naming the p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 from core.errors import CheckpointError
 from core.fusion import FUSIONS
 from core.sample import MODALITIES
 from core.serialization import JsonMixin
 from core.tasks import MULTI, PRIMARY, SINGLE, Task
+
+T = TypeVar("T")
 
 CARD_FORMAT = "fusion-checkpoint"
 CARD_VERSION = 1
@@ -57,6 +60,23 @@ class WeightsInfo(JsonMixin):
 
 
 @dataclass
+class CompressionInfo(JsonMixin):
+    """How a compressed checkpoint was made from its parent (see :mod:`core.compress`).
+
+    ``storage`` says how the weights file holds the tensors (``float32``, ``float16``, or
+    ``int8``: quantised linear weights with per-channel scales). The same record is sealed in
+    the weights file's safetensors metadata, so editing it in the card alone is refused.
+    """
+
+    method: str
+    parameters: dict[str, Any]
+    storage: str
+    parent_name: str
+    parent_sha256: str
+    parent_path: str = ""
+
+
+@dataclass
 class CheckpointCard(JsonMixin):
     """Everything ``card.json`` records.
 
@@ -66,6 +86,7 @@ class CheckpointCard(JsonMixin):
     ``f1_macro``, ``log_loss``, ``n``); ``task_metrics`` maps a task to the same per split.
     ``thresholds`` are the per-label decision thresholds of multi-label tasks (tuned on
     validation), ``task_weights`` the weights of each task's loss at the end of training.
+    ``compression`` is set on a checkpoint made by compressing another one (its parent).
     """
 
     name: str
@@ -87,6 +108,7 @@ class CheckpointCard(JsonMixin):
     task_metrics: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
     task_weights: dict[str, float] = field(default_factory=dict)
+    compression: CompressionInfo | None = None
     format: str = CARD_FORMAT
     format_version: int = CARD_VERSION
 
@@ -110,24 +132,48 @@ class CheckpointCard(JsonMixin):
             CheckpointError: ``Checkpoint <where>: <what is wrong>``.
         """
         _validate(data, where)
-        try:
-            return cls.from_json(data)
-        except (TypeError, ValueError, KeyError, AttributeError) as err:
-            raise CheckpointError(f"Checkpoint {where}: the card is malformed ({err}).") from None
+        return build_card(cls, data, f"Checkpoint {where}")
 
 
-def _validate(card: Any, where: str) -> None:
-    def fail(message: str) -> None:
-        raise CheckpointError(f"Checkpoint {where}: {message}")
+def build_card(cls: type[T], data: dict[str, Any], prefix: str) -> T:
+    """``cls.from_json(data)`` for a card that passed its checks; what still fails is a malformed card."""
+    try:
+        return cls.from_json(data)
+    except (TypeError, ValueError, KeyError, AttributeError) as err:
+        raise CheckpointError(f"{prefix}: the card is malformed ({err}).") from None
+
+
+def check_card_header(card: Any, prefix: str, card_format: str, version: int) -> Callable[[str], NoReturn]:
+    """The checks every card type starts with (a JSON object of this format and version, with a name);
+    returns the ``fail(message)`` that raises :class:`CheckpointError` as ``<prefix>: <message>``."""
+
+    def fail(message: str) -> NoReturn:
+        raise CheckpointError(f"{prefix}: {message}")
 
     if not isinstance(card, dict):
         fail("the card is not a JSON object.")
-    if card.get("format") != CARD_FORMAT:
-        fail(f"the card's format is {card.get('format')!r}, expected {CARD_FORMAT!r}.")
-    if card.get("format_version") != CARD_VERSION:
-        fail(f"card format version {card.get('format_version')!r} is not supported (expected {CARD_VERSION}).")
+    if card.get("format") != card_format:
+        fail(f"the card's format is {card.get('format')!r}, expected {card_format!r}.")
+    if card.get("format_version") != version:
+        fail(f"card format version {card.get('format_version')!r} is not supported (expected {version}).")
     if not isinstance(card.get("name"), str):
         fail("'name' must be a string.")
+    return fail
+
+
+def check_weights_and_sections(card: dict, fail: Callable[[str], NoReturn], weights_file: str, sections: tuple[str, ...]) -> None:
+    """The checks every card type ends with: ``weights`` names ``weights_file`` and its sha256,
+    and each of ``sections`` that is present is a JSON object."""
+    weights = card.get("weights")
+    if not (isinstance(weights, dict) and weights.get("file") == weights_file and isinstance(weights.get("sha256"), str)):
+        fail(f"'weights' must name {weights_file} and its sha256.")
+    for section in sections:
+        if section in card and not isinstance(card[section], dict):
+            fail(f"'{section}' must be an object.")
+
+
+def _validate(card: Any, where: str) -> None:
+    fail = check_card_header(card, f"Checkpoint {where}", CARD_FORMAT, CARD_VERSION)
     if card.get("fusion") not in FUSIONS:
         fail(f"unknown fusion strategy {card.get('fusion')!r}.")
     classes = card.get("classes")
@@ -165,18 +211,28 @@ def _validate(card: Any, where: str) -> None:
     outputs = sum(len(t["classes"]) for t in tasks) if tasks else len(classes)
     if config.get("num_classes") != outputs:
         fail(f"'fusion_config.num_classes' is {config.get('num_classes')}, but the card's tasks have {outputs} outputs.")
-    for section in ("task_metrics", "thresholds", "task_weights"):
-        if section in card and not isinstance(card[section], dict):
-            fail(f"'{section}' must be an object.")
-    weights = card.get("weights")
-    if not (isinstance(weights, dict) and weights.get("file") == WEIGHTS_FILE and isinstance(weights.get("sha256"), str)):
-        fail(f"'weights' must name {WEIGHTS_FILE} and its sha256.")
-    for section in ("dataset", "training", "metrics", "parameters", "preprocessing", "versions"):
-        if section in card and not isinstance(card[section], dict):
-            fail(f"'{section}' must be an object.")
+    _validate_compression(card.get("compression"), fail)
+    check_weights_and_sections(
+        card,
+        fail,
+        WEIGHTS_FILE,
+        ("task_metrics", "thresholds", "task_weights", "dataset", "training", "metrics", "parameters", "preprocessing", "versions"),
+    )
     metrics = card.get("metrics", {})
     if not all(isinstance(values, dict) for values in metrics.values()):
         fail("'metrics' must map each split to an object of metric values.")
     history = card.get("training", {}).get("history", [])
     if not (isinstance(history, list) and all(isinstance(epoch, dict) for epoch in history)):
         fail("'training.history' must be a list of objects.")
+
+
+def _validate_compression(compression: Any, fail) -> None:
+    if compression is None:
+        return
+    text = ("method", "storage", "parent_name", "parent_sha256")
+    if not (
+        isinstance(compression, dict)
+        and all(isinstance(compression.get(key), str) for key in text)
+        and isinstance(compression.get("parameters"), dict)
+    ):
+        fail("'compression' must be an object with a method, its parameters, a storage and the parent's name and sha256.")

@@ -13,6 +13,7 @@ import datetime as _dt
 import json
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,16 @@ from typing import Any
 import torch
 
 from core.atomic import staged_folder
-from core.card import CARD_FILE, CARD_FORMAT, WEIGHTS_FILE, CheckpointCard, DatasetInfo, TrainingInfo, WeightsInfo
+from core.card import (
+    CARD_FILE,
+    CARD_FORMAT,
+    WEIGHTS_FILE,
+    CheckpointCard,
+    CompressionInfo,
+    DatasetInfo,
+    TrainingInfo,
+    WeightsInfo,
+)
 from core.encoders import build_encoder
 from core.errors import CheckpointError, EncoderLoadError
 from core.fusion import build_fusion
@@ -91,12 +101,64 @@ def save_checkpoint(
     task_metrics: dict[str, dict[str, dict[str, float]]] | None = None,
     thresholds: dict[str, dict[str, float]] | None = None,
     task_weights: dict[str, float] | None = None,
+    compression: CompressionInfo | None = None,
 ) -> Path:
     """Write ``model`` and its card to folder ``path`` atomically; returns ``path``.
 
     The run's facts (name, dataset, training, metrics) come from the caller; the
     architecture fields (fusion, encoders, classes, weights hash) are filled in here from
-    the model itself, so they can never disagree with the weights.
+    the model itself, so they can never disagree with the weights. A compressed model's
+    ``compression`` record says how its tensors are stored and is sealed in the weights
+    file's metadata too (see :mod:`core.compress.storage`).
+
+    Raises:
+        AccessError: the server is read-only (``FUSION_READ_ONLY``).
+    """
+    state = checkpoint_state(model) if compression is None else _compressed_state(model, compression.storage)
+
+    def card(sha256: str) -> CheckpointCard:
+        return CheckpointCard(
+            name=name,
+            kind=kind,
+            fusion=model.fusion.name,
+            fusion_config=model.fusion.config(),
+            modalities=list(model.modalities),
+            encoders={m: model.encoders[m].spec() for m in model.modalities},
+            classes=list(model.classes),
+            weights=WeightsInfo(sha256=sha256, tensors={k: list(v.shape) for k, v in state.items()}),
+            dataset=dataset or DatasetInfo(),
+            training=training or TrainingInfo(),
+            metrics=metrics or {},
+            parameters={"total": _parameter_count(model, compression), "stored": int(sum(v.numel() for v in state.values()))},
+            preprocessing=preprocessing or {},
+            # A card of one single-label task called "label" (every single-task dataset) stays as it always was.
+            tasks=[] if model.tasks == [Task(PRIMARY, SINGLE, tuple(model.classes))] else list(model.tasks),
+            task_metrics=task_metrics or {},
+            thresholds=thresholds or {},
+            task_weights=task_weights or {},
+            compression=compression,
+            versions=versions(),
+            created_at=now_iso(),
+        )
+
+    return write_weights_and_card(path, state, WEIGHTS_FILE, _sealed_metadata(compression), card)
+
+
+def now_iso() -> str:
+    """The current UTC time as cards record it."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def write_weights_and_card(
+    path: str | Path,
+    state: dict[str, torch.Tensor],
+    weights_file: str,
+    metadata: dict[str, str],
+    card: Callable[[str], JsonMixin],
+) -> Path:
+    """Write ``state`` as safetensors (with ``metadata``, e.g. the card format) and
+    ``card(weights_sha256)`` as ``card.json`` into folder ``path``, atomically (a staged
+    folder swapped in whole), both synced to disk; returns ``path``.
 
     Raises:
         AccessError: the server is read-only (``FUSION_READ_ONLY``).
@@ -106,35 +168,10 @@ def save_checkpoint(
     require_writable()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = checkpoint_state(model)
     with staged_folder(path) as tmp:
-        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": CARD_FORMAT})
-        card = CheckpointCard(
-            name=name,
-            kind=kind,
-            fusion=model.fusion.name,
-            fusion_config=model.fusion.config(),
-            modalities=list(model.modalities),
-            encoders={m: model.encoders[m].spec() for m in model.modalities},
-            classes=list(model.classes),
-            weights=WeightsInfo(
-                sha256=sha256_file(tmp / WEIGHTS_FILE), tensors={k: list(v.shape) for k, v in state.items()}
-            ),
-            dataset=dataset or DatasetInfo(),
-            training=training or TrainingInfo(),
-            metrics=metrics or {},
-            parameters={"total": model.parameter_count(), "stored": int(sum(v.numel() for v in state.values()))},
-            preprocessing=preprocessing or {},
-            # A card of one single-label task called "label" (every single-task dataset) stays as it always was.
-            tasks=[] if model.tasks == [Task(PRIMARY, SINGLE, tuple(model.classes))] else list(model.tasks),
-            task_metrics=task_metrics or {},
-            thresholds=thresholds or {},
-            task_weights=task_weights or {},
-            versions=versions(),
-            created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        )
-        (tmp / CARD_FILE).write_text(json.dumps(card.to_json(), indent=2))
-        for f in (tmp / WEIGHTS_FILE, tmp / CARD_FILE):
+        save_file(state, str(tmp / weights_file), metadata=metadata)
+        (tmp / CARD_FILE).write_text(json.dumps(card(sha256_file(tmp / weights_file)).to_json(), indent=2))
+        for f in (tmp / weights_file, tmp / CARD_FILE):
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
     return path
@@ -143,6 +180,12 @@ def save_checkpoint(
 def read_card(path: str | Path) -> CheckpointCard:
     """Read and validate ``card.json`` of checkpoint folder ``path`` without touching weights."""
     path = Path(path)
+    return CheckpointCard.parse(read_card_json(path), path.name)
+
+
+def read_card_json(path: Path) -> Any:
+    """The parsed ``card.json`` of a checkpoint folder (not yet validated), refusing pickles,
+    missing or oversized cards and invalid JSON with a :class:`CheckpointError`."""
     if not path.is_dir():
         raise CheckpointError(f"{path} is not a checkpoint folder (expected a folder with {CARD_FILE} and {WEIGHTS_FILE}).")
     card_path = path / CARD_FILE
@@ -157,15 +200,14 @@ def read_card(path: str | Path) -> CheckpointCard:
     if card_path.stat().st_size > MAX_CARD_BYTES:
         raise CheckpointError(f"{CARD_FILE} in {path.name} is larger than {MAX_CARD_BYTES // 1024 // 1024} MiB.")
     try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
+        return json.loads(card_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{CARD_FILE} in {path.name} is not valid JSON ({err}).") from None
     except RecursionError:
         raise CheckpointError(f"{CARD_FILE} in {path.name} is nested too deeply to be a checkpoint card.") from None
-    return CheckpointCard.parse(card, path.name)
 
 
-def _check_declared_size(card: CheckpointCard, weights_size: int, where: str) -> None:
+def _check_declared_size(card: CheckpointCard, weights_size: int, where: str, storage: str = "float32") -> None:
     """Refuse a card whose stored parts (fusion head, built-in encoders) need more bytes than the
     weights file holds, before anything is allocated: a few edited numbers in a card must not make
     the loader allocate terabytes. The parts are built on the ``meta`` device, which allocates nothing;
@@ -178,7 +220,7 @@ def _check_declared_size(card: CheckpointCard, weights_size: int, where: str) ->
         raise CheckpointError(f"Checkpoint {where}: {err}") from None
     except (TypeError, ValueError, KeyError, RuntimeError) as err:
         raise CheckpointError(f"Checkpoint {where}: the card describes an invalid model ({err}).") from None
-    needed = sum(t.numel() * t.element_size() for part in parts for t in part.state_dict().values())
+    needed = _min_stored_bytes(parts, storage)
     if needed > weights_size:
         raise CheckpointError(
             f"Checkpoint {where}: the card describes {needed:,} bytes of trained weights but {WEIGHTS_FILE} "
@@ -191,37 +233,58 @@ def load_checkpoint(path: str | Path, device: torch.device | str | None = None) 
 
     Raises:
         CheckpointError: pickles, missing files, a card that does not validate, a
-            weights file whose hash differs from the card's, or tensors whose names or
-            shapes do not match the architecture the card describes.
+            weights file whose hash differs from the card's, a compression record (parent,
+            method, parameters) other than the one sealed in the weights file, or tensors
+            whose names or shapes do not match the architecture the card describes.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     path = Path(path)
     card = read_card(path)
-    weights_path = path / WEIGHTS_FILE
-    if not weights_path.is_file():
-        raise CheckpointError(f"Checkpoint {path.name} has no {WEIGHTS_FILE}.")
-    actual = sha256_file(weights_path)
-    if actual != card.sha256:
-        raise CheckpointError(
-            f"Checkpoint {path.name}: {WEIGHTS_FILE} was modified after it was saved "
-            f"(sha256 {actual[:12]}..., card says {card.sha256[:12]}...)."
-        )
-    _check_declared_size(card, weights_path.stat().st_size, path.name)
+    weights_path = verified_weights(path, WEIGHTS_FILE, card.sha256)
+    storage = _check_sealed_compression(card, weights_path, path.name)
+    _check_declared_size(card, weights_path.stat().st_size, path.name, storage)
     try:
-        model = build_model_from_card(card)
+        model = _stored_architecture(build_model_from_card(card), storage)
     except EncoderLoadError as err:
         raise CheckpointError(f"Checkpoint {path.name}: {err}") from None
     except (TypeError, ValueError, KeyError, RuntimeError) as err:
         raise CheckpointError(f"Checkpoint {path.name}: the card describes an invalid model ({err}).") from None
+    state = load_matching_state(weights_path, _compressed_state(model, storage), f"Checkpoint {path.name}", card.fusion)
+    _restore_state(model, state, storage)
+    model.eval()
+    model.requires_grad_(False)
+    if device is not None and storage != "int8":  # dynamically quantised kernels exist for the CPU only
+        model.to(device)
+    return LoadedCheckpoint(model=model, card=card, path=path)
+
+
+def verified_weights(path: Path, weights_file: str, sha256: str) -> Path:
+    """The weights file of checkpoint folder ``path``, once its SHA-256 matches the card's."""
+    weights_path = path / weights_file
+    if not weights_path.is_file():
+        raise CheckpointError(f"Checkpoint {path.name} has no {weights_file}.")
+    actual = sha256_file(weights_path)
+    if actual != sha256:
+        raise CheckpointError(
+            f"Checkpoint {path.name}: {weights_file} was modified after it was saved "
+            f"(sha256 {actual[:12]}..., card says {sha256[:12]}...)."
+        )
+    return weights_path
+
+
+def load_matching_state(
+    weights_path: Path, expected: dict[str, torch.Tensor], where: str, architecture: str
+) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, once their names, shapes and dtypes match ``expected``
+    (the state of the architecture the card describes); ``where`` starts each error message."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     try:
         state = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError, RuntimeError, TypeError, OverflowError, MemoryError) as err:
         # The parser's error type for a malformed header varies across safetensors/torch builds
         # (seen: a different one on the CUDA machine); any of them means "not valid weights".
-        raise CheckpointError(f"Checkpoint {path.name}: {WEIGHTS_FILE} is not a valid safetensors file ({err}).") from None
-    expected = checkpoint_state(model)
+        raise CheckpointError(f"{where}: {weights_path.name} is not a valid safetensors file ({err}).") from None
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -231,27 +294,20 @@ def load_checkpoint(path: str | Path, device: torch.device | str | None = None) 
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
         raise CheckpointError(
-            f"Checkpoint {path.name}: weights do not match the {card.fusion} architecture in the card: "
-            + "; ".join(parts) + "."
+            f"{where}: weights do not match the {architecture} architecture in the card: " + "; ".join(parts) + "."
         )
     for key, tensor in expected.items():
         if tuple(state[key].shape) != tuple(tensor.shape):
             raise CheckpointError(
-                f"Checkpoint {path.name}: tensor {key} has shape {tuple(state[key].shape)} but the card's "
+                f"{where}: tensor {key} has shape {tuple(state[key].shape)} but the card's "
                 f"architecture needs {tuple(tensor.shape)}."
             )
         # load_state_dict would silently cast, e.g. int8 noise into float weights.
         if state[key].dtype != tensor.dtype:
             raise CheckpointError(
-                f"Checkpoint {path.name}: tensor {key} is {state[key].dtype} but the card's architecture "
-                f"needs {tensor.dtype}."
+                f"{where}: tensor {key} is {state[key].dtype} but the card's architecture needs {tensor.dtype}."
             )
-    model.load_state_dict(state, strict=False)
-    model.eval()
-    model.requires_grad_(False)
-    if device is not None:
-        model.to(device)
-    return LoadedCheckpoint(model=model, card=card, path=path)
+    return state
 
 
 @dataclass
@@ -270,6 +326,8 @@ class CheckpointInfo(JsonMixin):
     val_accuracy: float | None
     created_at: str
     error: str | None = None
+    parent: str | None = None
+    compression: str | None = None
 
 
 def encoder_label(spec: dict[str, Any]) -> str:
@@ -305,6 +363,99 @@ def list_checkpoints(root: str | Path | None = None) -> list[CheckpointInfo]:
                 test_accuracy=card.metric("test", "accuracy"),
                 val_accuracy=card.metric("val", "accuracy"),
                 created_at=card.created_at,
+                parent=card.compression.parent_name if card.compression else None,
+                compression=card.compression.method if card.compression else None,
             )
         )
     return infos
+
+
+# --------------------------------------------------------------------------- compressed checkpoints
+# How compressed weights are stored lives in core.compress.storage (core.compress builds on this
+# module, so it is imported when a compressed checkpoint is met); plain float32 weights never need it.
+
+
+def _compressed_state(model: MultimodalClassifier, storage: str) -> dict[str, torch.Tensor]:
+    if storage == "float32":
+        return checkpoint_state(model)
+    from core.compress.storage import stored_state
+
+    return stored_state(model, storage)
+
+
+def _stored_architecture(model: MultimodalClassifier, storage: str) -> MultimodalClassifier:
+    from core.compress.storage import stored_architecture
+
+    return model if storage == "float32" else stored_architecture(model, storage)
+
+
+def _restore_state(model: MultimodalClassifier, state: dict[str, torch.Tensor], storage: str) -> None:
+    if storage == "float32":
+        model.load_state_dict(state, strict=False)
+        return
+    from core.compress.storage import restore_state
+
+    restore_state(model, state, storage)
+
+
+def _min_stored_bytes(parts: list[torch.nn.Module], storage: str) -> int:
+    if storage == "float32":
+        return sum(t.numel() * t.element_size() for part in parts for t in part.state_dict().values())
+    from core.compress.storage import min_stored_bytes
+
+    return min_stored_bytes(parts, storage)
+
+
+def _parameter_count(model: MultimodalClassifier, compression: CompressionInfo | None) -> int:
+    if compression is None:
+        return model.parameter_count()
+    from core.compress.storage import footprint
+
+    return footprint(model)[0]
+
+
+def _sealed_metadata(compression: CompressionInfo | None) -> dict[str, str]:
+    """The weights file's metadata: the card format and, for a compressed model, its compression
+    record, so that the record is covered by the weights' hash."""
+    metadata = {"format": CARD_FORMAT}
+    if compression is not None:
+        metadata["compression"] = json.dumps(compression.to_json(), sort_keys=True)
+    return metadata
+
+
+def _check_sealed_compression(card: CheckpointCard, weights_path: Path, where: str) -> str:
+    """The storage of the weights, once the card's compression record (or its absence) is found
+    to be the one sealed in the (hash-checked) weights file.
+
+    Raises:
+        CheckpointError: the records differ (a card edited after saving: its parent, method or
+            parameters), or the storage is unknown.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(weights_path), framework="pt") as handle:
+            sealed_text = (handle.metadata() or {}).get("compression")
+        sealed = json.loads(sealed_text) if sealed_text is not None else None
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError, OverflowError, MemoryError) as err:
+        raise CheckpointError(f"Checkpoint {where}: {WEIGHTS_FILE} is not a valid safetensors file ({err}).") from None
+    claimed = card.compression.to_json() if card.compression is not None else None
+    if sealed != claimed:
+
+        def describe(record: Any) -> str:
+            if not isinstance(record, dict):
+                return "no compression"
+            return f"{record.get('method')!r} of parent {str(record.get('parent_sha256'))[:12]}..."
+
+        raise CheckpointError(
+            f"Checkpoint {where}: the card says {describe(claimed)} but {WEIGHTS_FILE} was saved with "
+            f"{describe(sealed)}; the card's compression record was changed after saving."
+        )
+    if claimed is None:
+        return "float32"
+    from core.compress.storage import STORAGES
+
+    storage = claimed["storage"]
+    if storage not in STORAGES:
+        raise CheckpointError(f"Checkpoint {where}: unknown weight storage {storage!r} (known: {', '.join(STORAGES)}).")
+    return storage

@@ -113,6 +113,11 @@ class TrainingError(FusionError):
     """A training run that cannot be done as asked (no rows to train on, an unknown model name)."""
 
 
+class CompressionError(FusionError):
+    """A compression that cannot be done as asked (an unknown method, a bad parameter, a parent
+    that cannot be compressed that way)."""
+
+
 class EvaluationError(FusionError):
     """An evaluation that cannot be done as asked."""
 
@@ -129,6 +134,8 @@ class NotDifferentiableError(ExplanationError):
 class MethodNotApplicableError(ExplanationError):
     """An explanation method that does not apply to this model or sample (Grad-CAM without a
     convolutional image encoder, gradients with nothing differentiable); the result says why."""
+class ExploreError(FusionError):
+    """An exploration that cannot be done as asked (an unknown space, too few rows to project or search)."""
 
 
 class UsageError(FusionError):

@@ -153,18 +153,52 @@ def classify_proba(
     ``task`` defaults to the primary one. ``embeddings`` may live on the CPU (an embedding
     store) or the device (an explanation).
     """
-    device = model.device
-    n_rows = int(present.shape[0])
+
     chosen = task if isinstance(task, Task) else model.task(task)
+
+    def head(chunk: dict[str, torch.Tensor], rows_present: torch.Tensor) -> torch.Tensor:
+        return task_output(model, model.classify(chunk, rows_present).float(), chosen, logits)
+
+    return _on_embeddings(model, head, embeddings, present, len(chosen.classes), batch)
+
+
+def fuse(
+    model: MultimodalClassifier,
+    embeddings: dict[str, torch.Tensor],
+    present: torch.Tensor,
+    *,
+    batch: BatchSize | None = None,
+) -> np.ndarray:
+    """The fusion module's output before the head: ``float32 [N, fusion.out_dim]`` on the CPU.
+
+    The fused representation of each row (class logits for strategies whose fusion
+    outputs logits, see ``model.fusion.outputs_logits``).
+    """
+
+    def fused(chunk: dict[str, torch.Tensor], rows_present: torch.Tensor) -> torch.Tensor:
+        return model.fusion(chunk, rows_present.to(model.device)).float()
+
+    return _on_embeddings(model, fused, embeddings, present, model.fusion.out_dim, batch)
+
+
+def _on_embeddings(
+    model: MultimodalClassifier,
+    function: Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor],
+    embeddings: dict[str, torch.Tensor],
+    present: torch.Tensor,
+    width: int,
+    batch: BatchSize | None,
+) -> np.ndarray:
+    """``function(embeddings chunk, present chunk)`` over the rows in batches, on the model's device."""
+    device = model.device
 
     def step(start: int, stop: int) -> np.ndarray:
         chunk = {m: embeddings[m][start:stop].to(device, non_blocking=True) for m in model.modalities}
         with torch.inference_mode(), autocast(device):
-            out = model.classify(chunk, present[start:stop]).float()
-        return task_output(model, out, chosen, logits).cpu().numpy()
+            return function(chunk, present[start:stop]).cpu().numpy()
 
-    chunks = run_in_batches(step, n_rows, batch or BatchSize(CLASSIFY_BATCH), device)
-    return np.concatenate(chunks) if chunks else np.zeros((0, len(chosen.classes)), dtype=np.float32)
+    chunks = run_in_batches(step, int(present.shape[0]), batch or BatchSize(CLASSIFY_BATCH), device)
+    return np.concatenate(chunks) if chunks else np.zeros((0, width), dtype=np.float32)
 
 
 def predict_proba(

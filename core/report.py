@@ -19,6 +19,7 @@ from core.atomic import write_text_atomic
 from core.evaluate import EvaluationReport
 from core.figures import analysis as analysis_figures
 from core.figures import evaluation as figures
+from core.figures.tradeoffs import cost_accuracy_figure
 
 CSS = """
 body { font-family: Inter, "Segoe UI", Helvetica, Arial, sans-serif; color: #1F2937; margin: 0; background: #F9FAFB; }
@@ -55,7 +56,8 @@ def _section(title: str, body: str, note: str = "") -> str:
 
 
 def _table_section(title: str, frame: pd.DataFrame, note: str = "", index: bool = True) -> str:
-    return _section(title, f'<div class="card">{_table(frame, index=index)}</div>', note)
+    """A section holding ``frame`` as a table; nothing (an empty string) when the frame is empty."""
+    return "" if frame.empty else _section(title, f'<div class="card">{_table(frame, index=index)}</div>', note)
 
 
 def _cards(figs: list[go.Figure], small: bool = False) -> str:
@@ -94,23 +96,21 @@ def render_html_report(report: EvaluationReport, title: str = "Fusion strategy c
         )
     )
     parts.append(
-        _section(
+        _table_section(
             "Metrics with 95% bootstrap intervals",
-            f'<div class="card">{_table(figures.metrics_table(report))}</div>',
+            figures.metrics_table(report),
             "Macro averages are over the classes present in the split. Log-loss, Brier and ECE: lower is better.",
         )
     )
-    sharing = analysis_figures.sharing_table(report)
-    if not sharing.empty:
-        parts.append(
-            _table_section(
-                "Does sharing help or hurt?",
-                sharing,
-                f"Each strategy trained on every task against the same strategy trained on {report.task} alone; "
-                "paired bootstrap interval of the accuracy difference and McNemar's exact test.",
-                index=False,
-            )
+    parts.append(
+        _table_section(
+            "Does sharing help or hurt?",
+            analysis_figures.sharing_table(report),
+            f"Each strategy trained on every task against the same strategy trained on {report.task} alone; "
+            "paired bootstrap interval of the accuracy difference and McNemar's exact test.",
+            index=False,
         )
+    )
     if report.pairwise:
         parts.append(
             _section(
@@ -148,7 +148,8 @@ def render_html_report(report: EvaluationReport, title: str = "Fusion strategy c
     if any(r.cost for r in results):
         method = next(r.cost.peak_memory_method for r in results if r.cost)
         parts.append(
-            _section("Cost", f'<div class="card">{_table(figures.cost_table(report))}</div>', f"Peak memory: {method}.")
+            _section("Cost and accuracy", _cards([cost_accuracy_figure(report)]) + f'<div class="card">{_table(figures.cost_table(report))}</div>',
+                     f"Peak memory: {method}. Stars: the Pareto front; dotted lines join compressed checkpoints to their parents.")  # fmt: skip
         )
     body = "\n".join(parts)
     return (
@@ -199,15 +200,13 @@ def _analysis_sections(report: EvaluationReport) -> list[str]:
             "pairwise interaction indices of the true class's probability.",
         )
     )
-    truth = analysis_figures.ground_truth_table(report)
-    if not truth.empty:
-        parts.append(
-            _table_section(
-                "Explanations checked against ground truth",
-                truth,
-                "How often modality Shapley credits what the manifest records about each row.",
-            )
+    parts.append(
+        _table_section(
+            "Explanations checked against ground truth",
+            analysis_figures.ground_truth_table(report),
+            "How often modality Shapley credits what the manifest records about each row.",
         )
+    )
     return parts
 
 

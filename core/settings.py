@@ -11,6 +11,7 @@ variable                       meaning (default)
 ``FUSION_CHECKPOINTS``         the default checkpoint folder (``checkpoints/``)
 ``FUSION_CACHE_DIR``           embedding, evaluation and projection caches (``.cache/``)
 ``FUSION_RUNS``                training run folders (``runs/``)
+``FUSION_RETRIEVAL``           cross-modal retrieval models (``retrieval/``)
 ``FUSION_DATA_ROOTS``          extra folders, ``:``-separated, whose datasets the dashboard
                                may open (the demo folder is always one)
 ``FUSION_CHECKPOINT_ROOTS``    extra folders, ``:``-separated, where checkpoints may be read
@@ -88,6 +89,7 @@ class Settings:
     checkpoints: Path = PROJECT_ROOT / "checkpoints"
     cache_dir: Path = PROJECT_ROOT / ".cache"
     runs_dir: Path = PROJECT_ROOT / "runs"
+    retrieval_dir: Path = PROJECT_ROOT / "retrieval"
     extra_data_roots: tuple[Path, ...] = ()
     extra_checkpoint_roots: tuple[Path, ...] = ()
     read_only: bool = False
@@ -113,6 +115,15 @@ class Settings:
     @property
     def evaluation_cache_dir(self) -> Path:
         return self.cache_dir / "evaluations"
+
+    @property
+    def index_cache_dir(self) -> Path:
+        """Nearest-neighbour indices, beside the embeddings they search."""
+        return self.cache_dir / "indices"
+
+    @property
+    def projection_cache_dir(self) -> Path:
+        return self.cache_dir / "projections"
 
     @property
     def data_roots(self) -> tuple[Path, ...]:
@@ -144,6 +155,7 @@ class Settings:
             checkpoints=_path(env, "FUSION_CHECKPOINTS", default.checkpoints),
             cache_dir=_path(env, "FUSION_CACHE_DIR", default.cache_dir),
             runs_dir=_path(env, "FUSION_RUNS", default.runs_dir),
+            retrieval_dir=_path(env, "FUSION_RETRIEVAL", default.retrieval_dir),
             extra_data_roots=_paths(env, "FUSION_DATA_ROOTS"),
             extra_checkpoint_roots=_paths(env, "FUSION_CHECKPOINT_ROOTS"),
             read_only=_flag(env, "FUSION_READ_ONLY"),

@@ -12,19 +12,11 @@ from core.data import Dataset
 from core.evaluate import EvaluationReport, SampleResult
 from core.evaluate.slices import slice_rows
 from core.figures import analysis as figures
+from dashboard.links import open_in_explain
 from dashboard.markup import escape_markdown
-from dashboard.navigation import page
 from dashboard.renderers import PLOTLY_CONFIG
-from dashboard.state import EXPLAIN_CHECKPOINT, sample_from_record, set_current_sample
 
 LISTED_SAMPLES = 12
-
-
-def open_in_explain(dataset: Dataset, record_id: str, checkpoint_path: str) -> None:
-    """Make a dataset record the current sample and go to the Explain page."""
-    set_current_sample(sample_from_record(dataset, record_id))
-    st.session_state[EXPLAIN_CHECKPOINT] = checkpoint_path
-    st.switch_page(page("explain"))
 
 
 def sample_line(sample: SampleResult) -> str:

@@ -14,6 +14,10 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
+from core.data import Dataset
+from dashboard.navigation import page
+from dashboard.state import EXPLAIN_CHECKPOINT, sample_from_record, set_current_sample
+
 APPLIED = "link_applied"
 FOLDERS_APPLIED = "folder_link_applied"
 FOLDER_PARAMETERS = ("dataset", "checkpoints")
@@ -53,3 +57,21 @@ def new_folder_links() -> dict[str, str]:
             applied[name] = value
             fresh[name] = value
     return fresh
+
+
+def open_in_explain(dataset: Dataset, record_id: str, checkpoint_path: str | None = None) -> None:
+    """Make a dataset record the current sample and go to the Explain page (optionally on one checkpoint)."""
+    set_current_sample(sample_from_record(dataset, record_id))
+    if checkpoint_path is not None:
+        st.session_state[EXPLAIN_CHECKPOINT] = checkpoint_path
+    st.switch_page(page("explain"))
+
+
+def open_in_predict(dataset: Dataset, record_id: str) -> None:
+    """Make a dataset record the current sample and show it on Predict, as its "Dataset sample" choice."""
+    sample = sample_from_record(dataset, record_id)
+    set_current_sample(sample)
+    record = next(r for r in dataset.records if r.id == record_id)
+    # Predict's own widgets (dashboard.inputs.pick_record_id keys) are set to this record before it runs.
+    st.session_state.update({"predict_source": "Dataset sample", "predict_split": record.split, "predict_record": record.id})
+    st.switch_page(page("predict"))

@@ -62,15 +62,19 @@ def _manifest_mtime(root: Path) -> float:
 
 @st.cache_resource(show_spinner="Loading and validating the dataset…", max_entries=4)
 def _dataset(root: str, manifest_mtime: float, limits: Limits) -> Dataset | DatasetError:
-    # The error is cached too: re-validating a large broken dataset on every click is slow.
+    # Rows with problems are left out and listed (``Dataset.skipped``, shown on the Overview),
+    # as ``train --skip-invalid`` does: a user can look at the rest of their data. A problem with
+    # the manifest itself, or no valid row at all, still refuses the dataset. The error is cached
+    # too: re-validating a large broken dataset on every click is slow.
     try:
-        return load_dataset(root, limits=limits)
+        return load_dataset(root, limits=limits, skip_invalid=True)
     except DatasetError as err:
         return err
 
 
 def dataset_or_error(root: str | Path) -> Dataset | DatasetError:
-    """The loaded dataset, or the :class:`DatasetError` listing every problem (cached until the
+    """The loaded dataset (its invalid rows left out, see ``Dataset.skipped``), or the
+    :class:`DatasetError` listing every problem when none of it is usable (cached until the
     manifest or the decoding limits change)."""
     root = Path(root).expanduser().resolve()
     return _dataset(str(root), _manifest_mtime(root), settings().limits)

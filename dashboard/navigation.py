@@ -13,6 +13,7 @@ PAGES: dict[str, tuple[str, str, str]] = {
     "overview": ("overview.py", "Overview", ":material/dashboard:"),
     "predict": ("predict.py", "Predict", ":material/online_prediction:"),
     "compare": ("compare.py", "Compare", ":material/compare_arrows:"),
+    "explore": ("explore.py", "Explore", ":material/scatter_plot:"),
     "explain": ("explain.py", "Explain", ":material/psychology_alt:"),
     "train": ("train.py", "Train", ":material/model_training:"),
 }

@@ -10,6 +10,7 @@ import html
 from abc import ABC, abstractmethod
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from core.data import Record, record_to_sample
 from core.explain import Explanation
@@ -133,11 +134,17 @@ VIEWS: list[ModalityView] = [ImageView(), TextView(), AudioView()]
 """Renderers in the order pages show modalities."""
 
 
-def render_record_card(record: Record, limits: Limits) -> None:
-    """A dataset record as a gallery card: image, label, text and an audio player."""
+def render_record_card(record: Record, limits: Limits, note: str = "") -> DeltaGenerator:
+    """A dataset record as a gallery card: image, label, text and an audio player.
+
+    ``note`` (markdown) goes under the heading; the card is returned so callers can add buttons to it.
+    """
     sample = record_to_sample(record, limits)
-    with st.container(border=True):
+    card = st.container(border=True)
+    with card:
         st.markdown(f"**{escape_markdown(record.label)}** · {escape_markdown(record.id)} · {record.split}")
+        if note:
+            st.caption(note)
         if sample.image is not None:
             st.image(sample.image, width=120)
         if sample.text is not None:
@@ -147,3 +154,4 @@ def render_record_card(record: Record, limits: Limits) -> None:
         missing = [m for m in ("image", "text", "audio") if getattr(sample, m) is None]
         if missing:
             st.caption(f"missing: {', '.join(missing)}")
+    return card

@@ -30,9 +30,17 @@ CHECKPOINTS_KEY = "sidebar_checkpoints"
 
 
 def _default_choice(infos: list[CheckpointInfo]) -> list[str]:
-    """Every fusion strategy: comparing them is what the demo is for (baselines stay one click away)."""
-    fusions = [str(i.path) for i in infos if i.kind == "fusion"]
+    """Every fusion strategy: comparing them is what the demo is for (baselines and compressed
+    checkpoints stay one click away)."""
+    fusions = [str(i.path) for i in infos if i.kind == "fusion" and i.compression is None]
     return fusions or [str(i.path) for i in infos[:3]]
+
+
+def _label(info: CheckpointInfo) -> str:
+    """``early``, ``image-only · early``, ``early-int8 · int8 of early``."""
+    if info.compression is not None:
+        return f"{info.name} · {info.compression} of {info.parent}"
+    return info.name if info.name == info.fusion else f"{info.name} · {info.fusion}"
 
 
 def _load_dataset(root: Path) -> tuple:
@@ -116,7 +124,7 @@ def render_sidebar() -> Selection:
         chosen_paths = st.multiselect(
             "Checkpoints",
             options=list(by_path),
-            format_func=lambda p: by_path[p].name if by_path[p].name == by_path[p].fusion else f"{by_path[p].name} · {by_path[p].fusion}",
+            format_func=lambda p: _label(by_path[p]),
             key="sidebar_chosen",
             placeholder="Pick checkpoints to compare",
             help="One checkpoint to inspect, or several to compare side by side on Predict, Compare and Explain.",

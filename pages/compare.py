@@ -11,6 +11,7 @@ import streamlit as st
 from core.evaluate import EvaluationOptions, EvaluationReport, SplitInputs, disagreements, incompatibility
 from core.figures import analysis as analysis_figures
 from core.figures import evaluation as figures
+from core.figures.tradeoffs import cost_accuracy_figure
 from core.report import render_html_report
 from dashboard import loaders
 from dashboard.access import current_user
@@ -121,7 +122,7 @@ with friendly_errors("evaluating the checkpoints"):
     render_verdict(report)
 
 tabs = st.tabs(
-    ["Metrics", "Slices", "Modality use", "ROC & PR curves", "Confusion & calibration", "Robustness", "Cost", "Samples"]
+    ["Metrics", "Slices", "Modality use", "ROC & PR curves", "Confusion & calibration", "Robustness", "Cost & accuracy", "Samples"]
 )
 
 with tabs[0], friendly_errors("drawing the metrics"):
@@ -135,6 +136,11 @@ with tabs[0], friendly_errors("drawing the metrics"):
         help="The metric of the bar chart below.",
     )
     st.plotly_chart(figures.metric_bars(report, metric), config=PLOTLY_CONFIG)
+    recall = figures.per_class_recall_table(report)
+    if not recall.empty:
+        with st.expander("Recall of each class (does a checkpoint neglect a rare class?)"):
+            st.dataframe(recall.round(3))
+            st.caption("Share of each true class's rows predicted as that class; balanced accuracy is their mean.")
     if report.pairwise:
         with st.expander("Are the differences significant? (paired tests)"):
             st.dataframe(figures.pairwise_table(report), hide_index=True)
@@ -194,8 +200,13 @@ with tabs[6], friendly_errors("showing the cost"):
     if cost.empty:
         st.info("Cost was not measured for these results.")
     else:
+        st.plotly_chart(cost_accuracy_figure(report), config=PLOTLY_CONFIG)
         st.dataframe(cost)
-        st.caption(f"Measured on {report.device}. Latency: median of single-sample calls; throughput: large batches.")
+        st.caption(
+            f"Measured on {report.device}. Latency: median of single-sample calls; throughput: large batches. "
+            "Size on disk: the weights file; parameter memory: weights and buffers at their precision. "
+            "Compress a checkpoint on the Train page."
+        )
 
 with tabs[7], friendly_errors("listing the samples"):
     left, right = st.columns(2)

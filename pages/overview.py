@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core.figures.dataset import card_metric_figure, class_balance_figure, modality_coverage_figure
+from core.train.imbalance import IMBALANCE_WARNING, imbalance_ratio
 from dashboard.errors import friendly_errors
 from dashboard.renderers import PLOTLY_CONFIG, render_record_card
 from dashboard.state import selection
@@ -27,7 +28,22 @@ with friendly_errors("summarising the dataset"):
     cols[2].metric("Modalities", " · ".join(dataset.modalities()), help="Modalities present in at least one record.")
     cols[3].metric("Train · val · test", " · ".join(str(sizes[s]) for s in ("train", "val", "test")), help="Records per split.")
     if dataset.skipped is not None:
-        st.warning(f"{len(dataset.skipped.bad_rows)} invalid row(s) were left out.", icon=":material/warning:")
+        skipped = dataset.skipped
+        st.warning(
+            f"{len(skipped.bad_rows):,} of {len(skipped.bad_rows) + len(dataset.records):,} rows were left out: "
+            f"they have {len(skipped.issues):,} problem(s), listed below. Every page uses the other rows; fix the "
+            "manifest to bring them back.",
+            icon=":material/warning:",
+        )
+        with st.expander(f"Rows left out ({len(skipped.bad_rows):,})"):
+            st.dataframe(
+                pd.DataFrame(
+                    [{"row": i.row or "manifest", "column": i.column, "problem": i.reason} for i in skipped.issues[:5000]]
+                ),
+                hide_index=True,
+            )
+            if len(skipped.issues) > 5000:
+                st.caption(f"The first 5,000 of {len(skipped.issues):,} problems; `python -m core validate` lists all.")
 
     if len(dataset.tasks) > 1:
         st.caption(
@@ -43,6 +59,18 @@ with friendly_errors("summarising the dataset"):
         )
         counts = {split: dataset.class_counts(split, task) for split in ("train", "val", "test") if sizes[split]}
         st.plotly_chart(class_balance_figure(counts), config=PLOTLY_CONFIG)
+        ratio = imbalance_ratio(dataset.class_counts("train", task))
+        if ratio >= IMBALANCE_WARNING:
+            st.warning(
+                f"Imbalanced classes: the largest has {ratio:.1f}× the training rows of the smallest."
+                if ratio != float("inf")
+                else "Imbalanced classes: some class has no training row at all.",
+                icon=":material/balance:",
+            )
+            st.caption(
+                "Accuracy can hide a neglected class: read balanced accuracy and per-class recall on Compare, and "
+                "try class weights or the balanced sampler on the Train page."
+            )
     with right:
         st.plotly_chart(modality_coverage_figure(dataset.modality_coverage()), config=PLOTLY_CONFIG)
         st.caption("A record may lack some modalities; fusion strategies are trained to cope with that.")

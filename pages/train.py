@@ -24,6 +24,7 @@ from core.train import parse_model_names
 from core.train.runs import RunSpec, RunState, cancel_run, create_run, list_runs
 from dashboard import loaders
 from dashboard.access import current_user, owner_filter, sign_in_enabled
+from dashboard.compression import render_compress_form
 from dashboard.errors import friendly_errors
 from dashboard.jobs import queued_ahead, submit_training, waiting_message
 from dashboard.markup import escape_markdown
@@ -84,9 +85,20 @@ else:
             )  # fmt: skip
         data_root = Path(data)
         n_rows, issues = validation_issues(str(data_root), manifest_mtime(data_root))
-        if issues:
+        bad_rows = {i["row"] for i in issues if i["row"] != "manifest"}
+        # Rows with problems are left out of training (`train --skip-invalid`); a problem with the
+        # manifest itself, or no valid row, blocks it.
+        blocked = any(i["row"] == "manifest" for i in issues) or len(bad_rows) >= n_rows
+        if blocked:
             st.error(f"The dataset has {len(issues)} problem(s) in {n_rows} rows; fix them before training.", icon=":material/rule:")
-            st.dataframe(pd.DataFrame(issues), hide_index=True)
+        elif issues:
+            st.warning(
+                f"{len(bad_rows):,} of {n_rows:,} rows have {len(issues):,} problem(s), listed below: training leaves "
+                f"them out and uses the other {n_rows - len(bad_rows):,} rows.",
+                icon=":material/rule:",
+            )
+        if issues:
+            st.dataframe(pd.DataFrame(issues[:5000]), hide_index=True)
         else:
             st.success(
                 f"{escape_markdown(data_root.name)}: {n_rows} rows, no problems found.", icon=":material/check_circle:"
@@ -101,7 +113,7 @@ else:
             help="Fusion strategies share the same encoders, so they differ by fusion alone; "
             "<modality>-only baselines show what one modality achieves alone.",
         )
-        loaded = loaders.dataset_or_error(data_root) if not issues else None
+        loaded = loaders.dataset_or_error(data_root) if not blocked else None
         task_names = [t.name for t in loaded.tasks] if isinstance(loaded, Dataset) else []
         tasks, weighting = tuple(task_names), "fixed"
         if len(task_names) > 1:
@@ -147,6 +159,19 @@ else:
                 )
                 choice = f"hf:{name.strip()}" if name.strip() else ""
             encoders[modality] = choice
+        balance_cols = st.columns([2, 1, 1], vertical_alignment="bottom")
+        augment = balance_cols[0].multiselect(
+            "Augment", list(MODALITIES), default=[], key="train_augment", placeholder="no augmentation",
+            help="Train the built-in encoders on inputs transformed afresh each epoch (image: crop, rotation, colour "
+            "jitter, noise; audio: shift, gain, noise, SpecAugment; text: word dropout and swaps). Off by default.",
+        )  # fmt: skip
+        class_weights = balance_cols[1].selectbox(
+            "Class weights", ["none", "auto"], key="train_class_weights",
+            help="auto: each class weighs in the loss by its inverse frequency, for imbalanced datasets.",
+        )  # fmt: skip
+        balanced = balance_cols[2].toggle(
+            "Balanced sampler", key="train_balanced_sampler", help="Draw each epoch's rows so every class is seen equally often."
+        )
         epoch_cols = st.columns(4, vertical_alignment="bottom")
         epochs = epoch_cols[0].number_input(
             "Fusion epochs", 1, 500, 60, key="train_epochs", help="Maximum epochs of each fusion head (early stopping may end sooner)."
@@ -155,7 +180,7 @@ else:
             "Encoder epochs", 1, 500, 30, key="train_encoder_epochs", help="Maximum epochs of each built-in encoder."
         )
         missing_hf = [m for m, c in encoders.items() if c == ""]
-        can_start = bool(models) and not issues and not missing_hf and (bool(tasks) or not task_names)
+        can_start = bool(models) and not blocked and not missing_hf and (bool(tasks) or not task_names)
         if epoch_cols[3].button(
             "Start training",
             type="primary",
@@ -175,6 +200,10 @@ else:
                     encoder_epochs=int(encoder_epochs),
                     tasks=tasks if len(tasks) < len(task_names) else (),
                     task_weighting=weighting,
+                    augment=tuple(augment),
+                    class_weights=class_weights,
+                    balanced_sampler=balanced,
+                    skip_invalid=bool(issues),
                 ),
                 owner=current_user(),
             )
@@ -228,6 +257,11 @@ def runs_panel() -> None:
             loaders.forget_checkpoint_list()
             st.rerun(scope="app")
 
+
+if not config.read_only:
+    st.subheader("Compress a checkpoint")
+    with friendly_errors("preparing the compression form"):
+        render_compress_form(chosen)
 
 st.subheader("Runs")
 runs_panel()

@@ -12,11 +12,11 @@ import argparse
 import sys
 import traceback
 
-from core.cli import data, evaluate, explain, models, train
+from core.cli import compress, data, evaluate, explain, explore, models, train
 from core.errors import FusionError, user_message
 from core.settings import settings
 
-GROUPS = (data, train, models, evaluate, explain)
+GROUPS = (data, train, compress, models, evaluate, explain, explore)
 """Modules adding commands, in the order ``--help`` lists them."""
 
 

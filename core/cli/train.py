@@ -38,6 +38,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patience", type=int, default=8, help="early-stopping patience in epochs")
     p.add_argument("--modality-dropout", type=float, default=0.3, help="probability of hiding each modality per training sample")
     p.add_argument("--dropout", type=float, default=0.1, help="dropout inside the fusion modules")
+    p.add_argument(
+        "--augment",
+        default=None,
+        help="augment the built-in encoders' training inputs, fresh each epoch: all | image,audio,text | "
+        "image=crop+rotate+jitter+noise,audio=shift+gain+noise+specaugment,text=dropout+swap (default: none)",
+    )
+    p.add_argument(
+        "--class-weights",
+        default="none",
+        choices=["none", "auto"],
+        help="auto: weigh each class in the loss by its inverse frequency in the training split",
+    )
+    p.add_argument("--balanced-sampler", action="store_true", help="draw each epoch's rows so that every class is seen equally often")
     p.add_argument("--resume", action="store_true", help="keep complete checkpoints and continue interrupted ones from their last epoch")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
@@ -90,6 +103,7 @@ def _train(args: argparse.Namespace, is_main: bool) -> int:
     from core.data import load_dataset
     from core.encoders.cache import EmbeddingCache
     from core.train import TrainConfig, Trainer, parse_model_names
+    from core.train.augment import parse_augmentations
     from core.train.events import event_writer
 
     dataset = load_dataset(args.data, seed=args.seed, skip_invalid=args.skip_invalid)
@@ -113,6 +127,9 @@ def _train(args: argparse.Namespace, is_main: bool) -> int:
         tasks=tasks,
         task_weighting=args.task_weighting,
         task_weights=task_weights(args.task_weights),
+        augment=parse_augmentations(args.augment),
+        class_weights=args.class_weights,
+        balanced_sampler=args.balanced_sampler,
     )
     trainer = Trainer(
         dataset,

@@ -83,8 +83,27 @@ def state_fingerprint(module: nn.Module, spec: dict[str, Any]) -> str:
     training step changes a weight, so stale cached embeddings are never reused.
     """
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
-    for name, tensor in sorted(module.state_dict().items()):
+    for name, value in sorted(module.state_dict().items()):
         digest.update(name.encode())
-        # Raw bytes through a uint8 view so any dtype (bf16 included) hashes the same way.
-        digest.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        _hash_state_value(digest, value)
     return digest.hexdigest()[:16]
+
+
+_PER_CHANNEL = (torch.per_channel_affine, torch.per_channel_symmetric)
+
+
+def _hash_state_value(digest: Any, value: Any) -> None:
+    """Feed one state-dict entry to ``digest``: a tensor's raw bytes, a quantised tensor's integers
+    and scales, the items of the tuple a quantised layer stores, or the text of anything else."""
+    if isinstance(value, (tuple, list)):
+        for item in value:
+            _hash_state_value(digest, item)
+    elif isinstance(value, torch.Tensor) and value.is_quantized:
+        _hash_state_value(digest, value.int_repr())
+        _hash_state_value(digest, value.q_per_channel_scales() if value.qscheme() in _PER_CHANNEL else torch.tensor(value.q_scale()))
+    elif isinstance(value, torch.Tensor):
+        # Raw bytes through a uint8 view so any dtype (bf16 included) hashes the same way.
+        digest.update(value.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    else:
+        digest.update(repr(value).encode())
+

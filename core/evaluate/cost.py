@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import resource
 import sys
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.compress.storage import footprint
 from core.device import describe_device
 from core.embeddings import EmbeddedRecords, classify_embedded
 from core.evaluate.results import Cost, EvaluationOptions
@@ -61,9 +61,15 @@ def _measure_peak_memory(run: Callable[[], None], device: torch.device) -> tuple
 
 
 def measure_cost(
-    model, samples: list[DecodedSample], data: EmbeddedRecords, options: EvaluationOptions, single_calls: int = 8
+    model,
+    samples: list[DecodedSample],
+    data: EmbeddedRecords,
+    options: EvaluationOptions,
+    single_calls: int = 8,
+    weights_file: Path | None = None,
 ) -> Cost:
-    """Parameter counts, batch-1 latency and large-batch throughput (end to end and fusion only), peak memory."""
+    """Parameter counts and memory, size on disk of ``weights_file``, batch-1 latency and large-batch
+    throughput (end to end and fusion only), peak memory."""
     device = model.device
     batch = samples[: options.large_batch]
     emb_batch = data.subset(list(range(min(options.large_batch, len(data)))))
@@ -83,10 +89,11 @@ def measure_cost(
     classify_embedded(model, fusion_rows[0])
     fusion_single = [seconds(lambda r=r: classify_embedded(model, r)) for r in fusion_rows]
     fusion_large = min(seconds(lambda: classify_embedded(model, emb_batch)) for _ in range(3))
-    fusion_params = sum(p.numel() for p in itertools.chain(model.fusion.parameters(), model.head.parameters()))
+    fusion_params = sum(footprint(part)[0] for part in (model.fusion, model.head))
+    parameters, parameter_bytes = footprint(model)
     return Cost(
         device=describe_device(device),
-        parameters=model.parameter_count(),
+        parameters=parameters,
         fusion_parameters=int(fusion_params),
         large_batch=len(batch),
         latency_ms_end_to_end=float(np.median(e2e_single) * 1000),
@@ -95,4 +102,6 @@ def measure_cost(
         throughput_fusion=len(emb_batch) / fusion_large,
         peak_memory_mb=peak,
         peak_memory_method=method,
+        disk_bytes=weights_file.stat().st_size if weights_file is not None and weights_file.is_file() else None,
+        parameter_bytes=parameter_bytes,
     )

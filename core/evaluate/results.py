@@ -203,6 +203,8 @@ class Cost(JsonMixin):
     at ``large_batch``. ``end_to_end`` starts from decoded samples (preprocessing +
     encoders + fusion + head); ``fusion`` starts from embeddings. ``peak_memory_mb`` is
     measured during the end-to-end large-batch pass; ``peak_memory_method`` says how.
+    ``disk_bytes`` is the size of the weights file; ``parameter_bytes`` what the model's
+    weights and buffers take in memory at their precision (int8 weights at one byte each).
     """
 
     device: str
@@ -215,6 +217,8 @@ class Cost(JsonMixin):
     throughput_fusion: float
     peak_memory_mb: float | None
     peak_memory_method: str
+    disk_bytes: int | None = None
+    parameter_bytes: int | None = None
 
 
 @dataclass
@@ -339,7 +343,8 @@ class CheckpointEvaluation(JsonMixin):
     ``task`` and ``task_kind`` name the task scored (``classes`` are its classes or labels);
     a multi-label task has the metrics of :mod:`core.evaluate.multilabel` at ``thresholds``,
     no confusion matrix and no analysis. ``multi_task`` says whether the checkpoint predicts
-    other tasks too.
+    other tasks too. A compressed checkpoint has its ``compression`` method and its parent's
+    weights hash (``parent_sha256``) and name.
     """
 
     name: str
@@ -373,6 +378,9 @@ class CheckpointEvaluation(JsonMixin):
     multi_task: bool = False
     started_by: str = LOCAL_USER
     """Who asked for this evaluation first (a signed-in e-mail, or ``local``); cached with it."""
+    compression: str | None = None
+    parent: str | None = None
+    parent_sha256: str | None = None
 
 
 @dataclass

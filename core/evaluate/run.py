@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.card import WEIGHTS_FILE
 from core.checkpoints import LoadedCheckpoint, load_checkpoint, versions
 from core.data import Dataset, load_dataset
 from core.device import describe_device, pick_device
@@ -175,7 +176,11 @@ def evaluate_checkpoint(
         missing_modality=missing_modality_table(model, data, scorer) if robust else [],
         corruptions=corruption_sweeps(model, data, inputs, rows, scorer) if robust else [],
         reliance=modality_reliance(model, data, scorer) if robust else [],
-        cost=measure_cost(model, inputs.samples(rows[: options.large_batch]), data, options) if options.cost else None,
+        cost=measure_cost(
+            model, inputs.samples(rows[: options.large_batch]), data, options, weights_file=loaded.path / WEIGHTS_FILE
+        )
+        if options.cost
+        else None,
         options=options,
         notes=metrics.notes + notes,
         seconds=time.perf_counter() - started,
@@ -185,6 +190,9 @@ def evaluate_checkpoint(
         thresholds=scorer.thresholds,
         multi_task=len(model.tasks) > 1,
         started_by=started_by,
+        compression=loaded.card.compression.method if loaded.card.compression else None,
+        parent=loaded.card.compression.parent_name if loaded.card.compression else None,
+        parent_sha256=loaded.card.compression.parent_sha256 if loaded.card.compression else None,
     )
 
 

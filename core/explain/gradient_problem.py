@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.compress.storage import is_quantized
 from core.device import memory_bounded_batch
 from core.errors import MethodNotApplicableError, NotDifferentiableError
 from core.explain.engine import PerturbationEngine
@@ -80,6 +81,11 @@ class GradientProblem:
         self.model = engine.model
         self.device = engine.device
         self.present = engine.present.to(self.device)
+        if is_quantized(self.model):
+            raise MethodNotApplicableError(
+                "Gradient methods need float weights, and this checkpoint is int8-quantised (its layers have no "
+                "gradients). Explain its float parent with them, or use SHAP and LIME here."
+            )
         # Outside inference mode: tensors made under it could not enter an autograd graph.
         with grad_mode():
             self._build(modalities)

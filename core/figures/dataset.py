@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 
 from core.checkpoints import CheckpointInfo
-from core.figures.theme import MODALITY_COLORS, PALETTE, styled
+from core.figures.theme import PALETTE, modality_bars, styled
 
 SPLIT_COLORS = {"train": PALETTE[0], "val": PALETTE[1], "test": PALETTE[2]}
 
@@ -35,18 +35,7 @@ def class_balance_figure(counts_by_split: dict[str, dict[str, int]]) -> go.Figur
 
 def modality_coverage_figure(coverage: dict[str, float]) -> go.Figure:
     """Horizontal bars: share of records that have each modality (``Dataset.modality_coverage()``)."""
-    names = list(coverage)
-    fig = go.Figure(
-        go.Bar(
-            x=[coverage[m] for m in names],
-            y=names,
-            orientation="h",
-            marker_color=[MODALITY_COLORS.get(m, PALETTE[0]) for m in names],
-            text=[f"{coverage[m]:.0%}" for m in names],
-            textposition="auto",
-            hovertemplate="%{y}: %{x:.1%}<extra></extra>",
-        )
-    )
+    fig = go.Figure(modality_bars(coverage, "{:.0%}", ".1%"))
     fig.update_layout(xaxis={"range": [0, 1], "tickformat": ".0%", "title": "records with the modality"})
     return styled(fig, "Modality coverage", height=240)
 

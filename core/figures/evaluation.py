@@ -138,6 +138,9 @@ def cost_table(results: Results) -> pd.DataFrame:
         if c is None:
             continue
         rows[r.name] = {
+            "Compressed from": f"{r.parent} ({r.compression})" if r.compression else "",
+            "Size on disk (MB)": None if c.disk_bytes is None else round(c.disk_bytes / 1e6, 3),
+            "Parameter memory (MB)": None if c.parameter_bytes is None else round(c.parameter_bytes / 1e6, 3),
             "Parameters": f"{c.parameters:,}",
             "Fusion+head params": f"{c.fusion_parameters:,}",
             "Latency, batch 1 (ms)": round(c.latency_ms_end_to_end, 2),
@@ -146,6 +149,19 @@ def cost_table(results: Results) -> pd.DataFrame:
             "Fusion throughput (/s)": round(c.throughput_fusion),
             "Peak memory (MiB)": None if c.peak_memory_mb is None else round(c.peak_memory_mb, 1),
         }
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "Checkpoint"
+    return frame
+
+
+def per_class_recall_table(results: Results) -> pd.DataFrame:
+    """Recall of each class (the diagonal of the row-normalised confusion matrix): rows
+    checkpoints, columns classes; empty for a multi-label task (it has no confusion matrix)."""
+    rows = {}
+    for r in _checkpoints(results):
+        shares = r.curves.confusion_normalized
+        if shares:
+            rows[r.name] = {c: shares[i][i] for i, c in enumerate(r.classes)}
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "Checkpoint"
     return frame
@@ -370,6 +386,7 @@ __all__ = [
     "missing_modality_heatmap",
     "missing_modality_table",
     "pairwise_table",
+    "per_class_recall_table",
     "pr_figure",
     "reliability_figure",
     "reliance_figure",

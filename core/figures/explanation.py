@@ -12,32 +12,24 @@ import plotly.graph_objects as go
 
 from core.explain.registry import method_label
 from core.explain.result import Explanation
-from core.figures.theme import HEATMAP_SCALE, MODALITY_COLORS, PALETTE, styled
+from core.figures.theme import (
+    HEATMAP_SCALE,
+    MODALITY_COLORS,
+    PALETTE,
+    diverging_heatmap,
+    modality_bars,
+    styled,
+    symmetric_range,
+)
 
 POSITIVE = "#DC2626"
 NEGATIVE = "#2563EB"
 
 
-def _symmetric_range(values: np.ndarray) -> float:
-    limit = float(np.nanmax(np.abs(values))) if np.size(values) else 0.0
-    return limit if limit > 0 else 1.0
-
-
 def modality_bar(explanation: Explanation) -> go.Figure:
     """Horizontal bars of each modality's total attribution (modality Shapley values or sums)."""
     names = list(explanation.modality_totals)
-    values = [explanation.modality_totals[m] for m in names]
-    fig = go.Figure(
-        go.Bar(
-            x=values,
-            y=names,
-            orientation="h",
-            marker_color=[MODALITY_COLORS.get(m, PALETTE[0]) for m in names],
-            text=[f"{v:+.3f}" for v in values],
-            textposition="auto",
-            hovertemplate="%{y}: %{x:+.4f}<extra></extra>",
-        )
-    )
+    fig = go.Figure(modality_bars(explanation.modality_totals, "{:+.3f}", "+.4f"))
     label = "Shapley value" if explanation.method == "modality" else f"{method_label(explanation.method)} total"
     fig.update_layout(xaxis_title=f"{label} of P({explanation.target_name})", yaxis={"autorange": "reversed"})
     return styled(fig, f"Which modality drove '{explanation.target_name}'", height=120 + 45 * len(names))
@@ -49,15 +41,11 @@ def interaction_heatmap(explanation: Explanation) -> go.Figure:
         raise ValueError("This explanation has no interaction indices (only method='modality' does).")
     names = explanation.interaction_modalities
     matrix = np.asarray(explanation.interactions)
-    limit = _symmetric_range(matrix)
     fig = go.Figure(
-        go.Heatmap(
-            z=matrix,
-            x=names,
-            y=names,
-            colorscale=HEATMAP_SCALE,
-            zmin=-limit,
-            zmax=limit,
+        diverging_heatmap(
+            matrix,
+            names,
+            names,
             text=[[f"{v:+.3f}" for v in row] for row in matrix],
             texttemplate="%{text}",
             hovertemplate="%{y} x %{x}: %{z:+.4f}<extra></extra>",
@@ -77,7 +65,7 @@ def image_overlay(explanation: Explanation, image: np.ndarray, opacity: float = 
     if explanation.image is None:
         raise ValueError("This explanation has no image attributions.")
     attribution = np.asarray(explanation.image)
-    limit = _symmetric_range(attribution)
+    limit = symmetric_range(attribution)
     fig = go.Figure(go.Image(z=np.asarray(image, dtype=np.uint8), hoverinfo="skip"))
     fig.add_trace(
         go.Heatmap(
@@ -100,7 +88,7 @@ def token_html(explanation: Explanation) -> str:
     """The text with each token's background coloured by its score, for ``st.markdown(unsafe_allow_html=True)``."""
     if explanation.tokens is None:
         raise ValueError("This explanation has no token attributions.")
-    limit = _symmetric_range(np.array([s for _, s in explanation.tokens]))
+    limit = symmetric_range(np.array([s for _, s in explanation.tokens]))
     spans = []
     for token, score in explanation.tokens:
         strength = min(1.0, abs(score) / limit)
@@ -119,7 +107,6 @@ def audio_overlay(explanation: Explanation, opacity: float = 0.6) -> go.Figure:
     times = np.asarray(explanation.audio_times)
     freqs = np.asarray(explanation.audio_freqs)
     attribution = np.asarray(explanation.audio)
-    limit = _symmetric_range(attribution)
     fig = go.Figure()
     if explanation.audio_spectrogram is not None:
         fig.add_trace(
@@ -134,13 +121,10 @@ def audio_overlay(explanation: Explanation, opacity: float = 0.6) -> go.Figure:
             )
         )
     fig.add_trace(
-        go.Heatmap(
-            z=attribution,
-            x=times,
-            y=freqs,
-            colorscale=HEATMAP_SCALE,
-            zmin=-limit,
-            zmax=limit,
+        diverging_heatmap(
+            attribution,
+            times,
+            freqs,
             opacity=opacity,
             colorbar={"title": "attribution"},
             hovertemplate="%{x:.2f} s, %{y:.0f} Hz: %{z:+.4f}<extra></extra>",
@@ -209,7 +193,7 @@ def agreement_figure(shap_result: Explanation, lime_result: Explanation) -> go.F
 # ---------------------------------------------------------------- static PNG (CLI)
 def _diverging_rgb(values: np.ndarray) -> np.ndarray:
     """``[...]`` scores -> ``uint8 [..., 3]``: white at 0, red positive, blue negative."""
-    strength = np.clip(values / _symmetric_range(values), -1.0, 1.0)[..., None]
+    strength = np.clip(values / symmetric_range(values), -1.0, 1.0)[..., None]
     white = np.array([255.0, 255.0, 255.0])
     red, blue = np.array([220.0, 38.0, 38.0]), np.array([37.0, 99.0, 235.0])
     rgb = np.where(strength >= 0, white + strength * (red - white), white - strength * (blue - white))
@@ -227,7 +211,7 @@ def _panel(explanation: Explanation, image: np.ndarray | None, width: int = 720)
     draw.text(
         (8, 4), f"{method_label(explanation.method)}: class '{explanation.target_name}' (p={probability:.3f})", fill="black"
     )
-    limit = _symmetric_range(np.array(list(explanation.modality_totals.values())))
+    limit = symmetric_range(np.array(list(explanation.modality_totals.values())))
     for row, (modality, value) in enumerate(explanation.modality_totals.items()):
         y = 24 + 18 * row
         draw.text((8, y), f"{modality:<6} {value:+.4f}", fill="black")

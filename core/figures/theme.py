@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
@@ -39,3 +40,30 @@ def styled(fig: go.Figure, title: str | None = None, height: int | None = None) 
     if height is not None:
         fig.update_layout(height=height)
     return fig
+
+
+def modality_bars(values: dict[str, float], text: str, hover: str) -> go.Bar:
+    """Horizontal bars, one per modality in its colour; ``text`` formats each bar's label
+    (e.g. ``"{:+.3f}"``), ``hover`` is the plotly hover format of the value (e.g. ``"+.4f"``)."""
+    names = list(values)
+    return go.Bar(
+        x=[values[m] for m in names],
+        y=names,
+        orientation="h",
+        marker_color=[MODALITY_COLORS.get(m, PALETTE[0]) for m in names],
+        text=[text.format(values[m]) for m in names],
+        textposition="auto",
+        hovertemplate=f"%{{y}}: %{{x:{hover}}}<extra></extra>",
+    )
+
+
+def symmetric_range(values: np.ndarray) -> float:
+    """The largest absolute value (1 when there is none): the bound of a scale centred on zero."""
+    limit = float(np.nanmax(np.abs(values))) if np.size(values) else 0.0
+    return limit if limit > 0 else 1.0
+
+
+def diverging_heatmap(z, x, y, **extra) -> go.Heatmap:
+    """A heatmap of signed values on the diverging scale, centred on zero (red: for, blue: against)."""
+    limit = symmetric_range(np.asarray(z, dtype=float))
+    return go.Heatmap(z=z, x=x, y=y, colorscale=HEATMAP_SCALE, zmin=-limit, zmax=limit, **extra)

@@ -22,6 +22,10 @@ class TrainConfig:
     ``tasks`` chooses the dataset's tasks a model learns (``None``: all of them);
     ``task_weighting`` is ``fixed`` (``task_weights``, default 1 each) or ``uncertainty``
     (learned, Kendall et al. 2018); see :mod:`core.train.loss`.
+    ``augment`` maps a modality to the transforms applied to its built-in encoder's training
+    inputs (:mod:`core.train.augment`; none by default). ``class_weights`` is ``none`` or
+    ``auto`` (inverse class frequency in the loss) and ``balanced_sampler`` draws each epoch's
+    rows class-balanced (:mod:`core.train.imbalance`).
     """
 
     encoders: dict[str, str] = field(default_factory=dict)
@@ -40,6 +44,9 @@ class TrainConfig:
     tasks: tuple[str, ...] | None = None
     task_weighting: str = "fixed"
     task_weights: dict[str, float] = field(default_factory=dict)
+    augment: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    class_weights: str = "none"
+    balanced_sampler: bool = False
 
 
 @dataclass

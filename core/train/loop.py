@@ -27,8 +27,10 @@ from core.inference import BatchSize, run_in_batches
 from core.model import MultimodalClassifier
 from core.parallel import prepared_chunks, workers_for
 from core.settings import Limits
+from core.train.augment import set_epoch
 from core.train.config import TrainConfig
 from core.train.events import ProgressCallback
+from core.train.imbalance import balanced_order
 from core.train.loss import MultiTaskLoss, Targets
 from core.train.resume import FitState, load_fit_state, save_fit_state
 
@@ -100,18 +102,30 @@ def _same_shape(chunk: list[Any], like: torch.Tensor | None = None) -> bool:
     )
 
 
+def _subset(column: PreparedColumn | Sequence[Any], rows: torch.Tensor) -> PreparedColumn | list[Any]:
+    """Rows of one modality's inputs: a prepared column, or a per-row sequence (augmented inputs)."""
+    return column.subset(rows) if isinstance(column, PreparedColumn) else [column[i] for i in rows.tolist()]
+
+
+def _collated(column: PreparedColumn | Sequence[Any], rows: list[int], encoder: Encoder) -> Any:
+    """The encoder's batch input of ``rows``: sliced from a prepared column, or collated from a
+    per-row sequence (augmented inputs, drawn afresh each epoch)."""
+    return column.batch(rows, encoder) if isinstance(column, PreparedColumn) else encoder.collate([column[i] for i in rows])
+
+
 @dataclass
 class TrainingSet:
     """Rows of one split: prepared inputs for encoders being trained, embeddings for frozen ones.
 
     Attributes:
-        inputs: per modality being trained, its :class:`PreparedColumn`.
+        inputs: per modality being trained, its :class:`PreparedColumn` (or, for augmented
+            training inputs, a per-row sequence that draws new transforms each epoch).
         embeddings: per frozen modality, ``Tensor[N, d]`` (zero rows where absent).
         present: ``BoolTensor[N, M]`` in the model's modality order.
         targets: task name -> (targets, known rows), see :mod:`core.train.loss`.
     """
 
-    inputs: dict[str, PreparedColumn]
+    inputs: dict[str, PreparedColumn | Sequence[Any]]
     embeddings: dict[str, torch.Tensor]
     present: torch.Tensor
     targets: Targets
@@ -122,7 +136,7 @@ class TrainingSet:
     def rows(self, idx: torch.Tensor) -> TrainingSet:
         """The rows ``idx`` of this set."""
         return TrainingSet(
-            {m: column.subset(idx) for m, column in self.inputs.items()},
+            {m: _subset(column, idx) for m, column in self.inputs.items()},
             {m: e[idx] for m, e in self.embeddings.items()},
             self.present[idx],
             {name: (y[idx], known[idx]) for name, (y, known) in self.targets.items()},
@@ -147,7 +161,7 @@ def _batch_embeddings(
         rows = present[:, j].nonzero().flatten()
         full = torch.zeros(len(idx), enc.out_dim, device=device)
         if len(rows):
-            batch = data.inputs[m].batch(idx[rows].tolist(), enc)
+            batch = _collated(data.inputs[m], idx[rows].tolist(), enc)
             full[rows.to(device)] = enc(move_to(batch, device)).to(full.dtype)
         out[m] = full
     return out
@@ -281,7 +295,11 @@ def fit(
             break
         model.train()
         sampler.set_epoch(epoch)
-        mine = torch.tensor(list(iter(sampler)), dtype=torch.long)
+        set_epoch(train.inputs, epoch)  # augmented inputs draw this epoch's transforms
+        if config.balanced_sampler:
+            mine = balanced_order(train.targets[model.tasks[0].name], config.seed, epoch, ctx.world)[ctx.rank :: ctx.world]
+        else:
+            mine = torch.tensor(list(iter(sampler)), dtype=torch.long)
         # Dropout masks are drawn per sample and epoch, so every rank (and a resumed run)
         # drops the same modalities as a single uninterrupted process would.
         mask_gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)

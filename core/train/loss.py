@@ -30,9 +30,17 @@ class MultiTaskLoss(nn.Module):
         tasks: the model's tasks, in output order.
         weighting: ``fixed`` (``weights``, default 1 each) or ``uncertainty`` (learned).
         weights: task name -> fixed weight.
+        class_weights: task name -> a weight per class of a single-label task, or each label's
+            ``pos_weight`` for a multi-label one (see :mod:`core.train.imbalance`).
     """
 
-    def __init__(self, tasks: Sequence[Task], weighting: str = "fixed", weights: dict[str, float] | None = None):
+    def __init__(
+        self,
+        tasks: Sequence[Task],
+        weighting: str = "fixed",
+        weights: dict[str, float] | None = None,
+        class_weights: dict[str, torch.Tensor] | None = None,
+    ):
         super().__init__()
         if weighting not in WEIGHTINGS:
             raise TrainingError(f"Unknown task weighting {weighting!r}; choose {' or '.join(WEIGHTINGS)}.")
@@ -44,6 +52,7 @@ class MultiTaskLoss(nn.Module):
         self.weighting = weighting
         self.fixed = {t.name: float((weights or {}).get(t.name, 1.0)) for t in self.tasks}
         self.log_variance = nn.Parameter(torch.zeros(len(self.tasks)), requires_grad=weighting == "uncertainty")
+        self.class_weights = {k: v.float() for k, v in (class_weights or {}).items()}
 
     def task_losses(self, outputs: torch.Tensor, targets: Targets) -> dict[str, torch.Tensor]:
         """Each task's mean loss over its labelled rows (tasks without any such row are left out)."""
@@ -54,10 +63,12 @@ class MultiTaskLoss(nn.Module):
                 continue
             block = outputs[known][:, self.slices[task.name]].float()
             y = y[known]
+            weight = self.class_weights.get(task.name)
+            weight = weight.to(block.device) if weight is not None else None
             if task.multi_label:
-                losses[task.name] = nn.functional.binary_cross_entropy_with_logits(block, y.float())
+                losses[task.name] = nn.functional.binary_cross_entropy_with_logits(block, y.float(), pos_weight=weight)
             else:
-                losses[task.name] = nn.functional.cross_entropy(block, y)
+                losses[task.name] = nn.functional.cross_entropy(block, y, weight=weight)
         return losses
 
     def forward(self, outputs: torch.Tensor, targets: Targets) -> torch.Tensor:

@@ -30,9 +30,9 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from core.atomic import pid_alive, write_text_atomic
 from core.errors import AccessError, TrainingError
@@ -59,6 +59,9 @@ class RunSpec:
         encoder_epochs: max epochs of each built-in encoder.
         tasks: the dataset's tasks to learn (empty: all of them).
         task_weighting: ``fixed`` or ``uncertainty`` (see :mod:`core.train.loss`).
+        augment: modalities whose built-in encoder trains on augmented inputs (every transform).
+        class_weights: ``none`` or ``auto``; balanced_sampler: class-balanced epochs.
+        skip_invalid: train on the valid rows of a dataset whose other rows have problems.
     """
 
     data: str
@@ -69,6 +72,16 @@ class RunSpec:
     encoder_epochs: int = 30
     tasks: tuple[str, ...] = ()
     task_weighting: str = "fixed"
+    augment: tuple[str, ...] = ()
+    class_weights: str = "none"
+    balanced_sampler: bool = False
+    skip_invalid: bool = False
+    kind: ClassVar[str] = "train"
+
+    @classmethod
+    def from_json(cls, spec: dict[str, Any]) -> RunSpec:
+        lists = ("models", "tasks", "augment")
+        return cls(**{**spec, **{key: tuple(spec.get(key, ())) for key in lists}})
 
     def command(self, events: Path) -> list[str]:
         """The ``python -m core train`` command line of this spec."""
@@ -91,6 +104,14 @@ class RunSpec:
             cmd += ["--tasks", ",".join(self.tasks)]
         if self.task_weighting != "fixed":
             cmd += ["--task-weighting", self.task_weighting]
+        if self.augment:
+            cmd += ["--augment", ",".join(self.augment)]
+        if self.class_weights != "none":
+            cmd += ["--class-weights", self.class_weights]
+        if self.balanced_sampler:
+            cmd += ["--balanced-sampler"]
+        if self.skip_invalid:
+            cmd += ["--skip-invalid"]
         return cmd
 
 
@@ -159,28 +180,28 @@ def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
 
 
 def _checked_spec(spec: RunSpec) -> RunSpec:
-    """``spec`` with its folders resolved, if this server may do it.
+    """``spec`` with its folders resolved, if this server may do it (a training or a compression).
 
     Raises:
-        AccessError: read-only mode, or a dataset, output folder or ``hf:`` encoder directory
-            outside the roots (:data:`core.roots.NOT_OFFERED`).
+        AccessError: read-only mode, or a dataset, checkpoint, output folder or ``hf:`` encoder
+            directory outside the roots (:data:`core.roots.NOT_OFFERED`).
     """
     require_writable()
     config = settings()
+    if spec.kind == "compress":
+        return replace(
+            spec,
+            checkpoint=str(checkpoint_folder(spec.checkpoint, config)),
+            out=str(checkpoint_folder(spec.out, config)),
+            data=str(dataset_folder(spec.data, config)) if spec.data else "",
+        )
     for choice in spec.encoders.values():
         name = choice.removeprefix("hf:") if choice.startswith("hf:") else None
         # A hub id (``org/name``) is looked up in the local cache; anything path-like is a
         # directory on this server and must be inside a root like every other path.
         if name is not None and (Path(name).expanduser().is_absolute() or name.startswith((".", "~")) or "\\" in name):
             resolve_inside(name, (*config.data_roots, *config.checkpoint_roots))
-    return RunSpec(
-        **{
-            **asdict(spec),
-            "models": tuple(spec.models),
-            "data": str(dataset_folder(spec.data, config)),
-            "out": str(checkpoint_folder(spec.out, config)),
-        }
-    )
+    return replace(spec, data=str(dataset_folder(spec.data, config)), out=str(checkpoint_folder(spec.out, config)))
 
 
 def create_run(spec: RunSpec, runs_dir: str | Path | None = None, owner: str = LOCAL_USER) -> RunState:
@@ -202,7 +223,8 @@ def create_run(spec: RunSpec, runs_dir: str | Path | None = None, owner: str = L
         {
             "id": run_id,
             "owner": owner,
-            "spec": {**asdict(spec), "models": list(spec.models), "tasks": list(spec.tasks)},
+            "kind": spec.kind,
+            "spec": json.loads(json.dumps(asdict(spec))),
             "command": spec.command(folder / EVENTS_FILE),
             "pid": None,
             "status": "queued",
@@ -321,7 +343,7 @@ def read_run(folder: str | Path) -> RunState:
     return RunState(
         id=info["id"],
         path=folder,
-        spec=RunSpec(**{**spec, "models": tuple(spec["models"]), "tasks": tuple(spec.get("tasks", ()))}),
+        spec=spec_class(info.get("kind", "train")).from_json(spec),
         pid=info.get("pid"),
         status=info["status"],
         started_at=info.get("started_at") or info.get("queued_at") or "",
@@ -333,6 +355,15 @@ def read_run(folder: str | Path) -> RunState:
         log_tail=_tail(folder / LOG_FILE),
         owner=info.get("owner", LOCAL_USER),
     )
+
+
+def spec_class(kind: str) -> type:
+    """The spec class of a run's ``kind``: ``train`` (:class:`RunSpec`) or ``compress``."""
+    if kind == "compress":
+        from core.compress.runs import CompressSpec
+
+        return CompressSpec
+    return RunSpec
 
 
 def list_runs(runs_dir: str | Path | None = None, owner: str | None = None) -> list[RunState]:

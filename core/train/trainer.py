@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from core import distributed
 from core.card import DatasetInfo, TrainingInfo
 from core.checkpoints import load_checkpoint, read_card, save_checkpoint
-from core.data import Dataset, Record
+from core.data import Dataset, Record, load_modality
 from core.device import describe_device, pick_device
 from core.embeddings import EmbeddedRecords, embed_records
 from core.encoders import encoder_from_choice
@@ -40,8 +40,10 @@ from core.io import SAMPLE_RATE
 from core.model import MultimodalClassifier
 from core.roots import require_writable
 from core.tasks import Task
+from core.train.augment import AugmentedInputs
 from core.train.config import BASELINE_SUFFIX, TrainConfig, TrainResult, split_model_name
 from core.train.events import ProgressCallback
+from core.train.imbalance import check_class_options, inverse_frequency_weights
 from core.train.loop import TrainingSet, fit, prepared_inputs
 from core.train.loss import MultiTaskLoss, Targets
 from core.train.resume import clear_fit_state
@@ -97,6 +99,7 @@ class Trainer:
         self.modalities = dataset.modalities()
         self.tasks = [dataset.task(name) for name in self.config.tasks] if self.config.tasks else list(dataset.tasks)
         MultiTaskLoss(self.tasks, self.config.task_weighting, self.config.task_weights)  # refuses bad options now
+        check_class_options(self.config.class_weights, self.config.balanced_sampler, self.tasks[0])
         self.splits = {s: dataset.split(s) for s in SPLITS}
         if not self.splits["train"]:
             raise TrainingError("The dataset has no training rows.")
@@ -250,10 +253,16 @@ class Trainer:
         self._emit(event="stage", stage=f"training the {modality} encoder")
         model = self._unimodal_model(modality, encoder)
         sets = {}
+        transforms = self.config.augment.get(modality, ())
         for split in ("train", "val"):
             records = self.splits[split]
+            inputs = (
+                AugmentedInputs([load_modality(r, modality, self.dataset.limits) for r in records], encoder, transforms, self.config.seed)
+                if split == "train" and transforms
+                else prepared_inputs(records, encoder, modality, self.dataset.limits, self._data_workers)
+            )
             sets[split] = TrainingSet(
-                inputs={modality: prepared_inputs(records, encoder, modality, self.dataset.limits, self._data_workers)},
+                inputs={modality: inputs},
                 embeddings={},
                 present=_present_matrix(records, [modality]),
                 targets=self._targets(split, self.tasks),
@@ -317,7 +326,12 @@ class Trainer:
         """:func:`core.train.loop.fit` with this run's device, progress, callback and resumable state."""
         names = {t.name for t in model.tasks}
         weights = {k: v for k, v in self.config.task_weights.items() if k in names}
-        self._loss = MultiTaskLoss(model.tasks, self.config.task_weighting, weights)
+        class_weights = (
+            inverse_frequency_weights(model.tasks, self._targets("train", model.tasks))
+            if self.config.class_weights == "auto"
+            else None
+        )
+        self._loss = MultiTaskLoss(model.tasks, self.config.task_weighting, weights, class_weights)
         return fit(
             model,
             params,

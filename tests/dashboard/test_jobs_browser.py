@@ -55,7 +55,7 @@ def settle(page) -> None:
 def explain_first_record(page, server: LiveServer) -> None:
     page.goto(f"{server.url}/explain")
     page.get_by_role("button", name="Explain this one").click()
-    page.get_by_role("heading", name="Inside each modality: SHAP and LIME").wait_for()
+    page.get_by_role("heading", name="Inside each modality").wait_for()
 
 
 def jobs_line(page, server: LiveServer) -> str:
@@ -82,7 +82,7 @@ def test_a_job_waits_for_its_turn_and_is_cancelled_when_its_browser_closes(serve
         holder.wait_for_timeout(300)
     holder.get_by_role("combobox", name="SHAP algorithm").click()
     holder.get_by_role("option", name="Permutation").click()
-    holder.get_by_text("Computing SHAP and LIME").first.wait_for()
+    holder.get_by_text("Computing SHAP, LIME").first.wait_for()
 
     box = waiter.get_by_label("Audio segments", exact=True)
     box.fill("12")  # an explanation nobody computed: it needs the one slot, which is taken

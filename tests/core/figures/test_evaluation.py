@@ -45,6 +45,11 @@ def test_tables_have_a_row_per_checkpoint(report):
     assert floats["Accuracy"].dtype == float
     assert len(figs.pairwise_table(report)) == 1
     assert list(figs.cost_table(report).index) == ["gated", "lowrank"]
+    assert figs.cost_table(report).loc["gated", "Size on disk (MB)"] > 0
+    recall = figs.per_class_recall_table(report)
+    first = report.checkpoints[0]
+    assert list(recall.columns) == first.classes
+    assert recall.loc["gated"].tolist() == [first.curves.confusion_normalized[i][i] for i in range(len(first.classes))]
     missing = figs.missing_modality_table(report)
     assert missing.shape == (7, 2) and missing.index[0] == "audio + image + text"
     assert missing.iloc[0, 0] == pytest.approx(report.checkpoints[0].metrics.values["accuracy"])

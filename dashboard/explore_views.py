@@ -1,0 +1,282 @@
+"""Widgets and renderers of the Explore page: browser filters, sample pages, neighbours, retrieval hits.
+
+Filters become a :class:`core.explore.BrowseQuery`; core filters, sorts and pages the table,
+and only the page's rows are drawn (their media read here, nothing else).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+
+import pandas as pd
+import streamlit as st
+
+from core.data import Dataset, Record
+from core.explore import BrowsePage, BrowseQuery, NeighborReport, RetrievalResult, SplitTable, browse
+from core.explore.browse import DISAGREE, confidence_column, correct_column, prediction_column
+from core.io import encode_wav, read_file
+from dashboard.links import open_in_explain, open_in_predict
+from dashboard.markup import escape_markdown
+from dashboard.renderers import render_record_card
+from dashboard.state import CurrentSample, sample_from_record, set_current_sample
+
+PAGE_SIZES = (12, 24, 48, 96)
+EXPLORE_TAB = "explore_tab"
+TABS = ("Browse", "Projector", "Neighbours", "Retrieval")
+SELECTED_IDS = "explore_selected_ids"
+"""Record ids selected on the projector's map (a lasso or box), shown in the browser."""
+GRID_COLUMNS = 3
+
+
+def _widget_key(key: str, column: str) -> str:
+    return f"{key}_{''.join(ch if ch.isalnum() else '_' for ch in column)}"
+
+
+def _column_filter(table: SplitTable, column: str, key: str, query: BrowseQuery, container) -> None:
+    """One widget filtering ``column``, chosen by what the column holds."""
+    info = table.columns[column]
+    widget = _widget_key(key, column)
+    if info.kind == "category":
+        picked = container.multiselect(column, info.values, key=widget, placeholder="any")
+        if picked:
+            # Values are compared as shown (strings); the frame's own values are what isin needs.
+            values = table.frame[column]
+            query.equals[column] = list(values[values.astype(str).isin(picked)].unique())
+    elif info.kind == "bool":
+        choice = container.segmented_control(column, ["yes", "no"], key=widget)
+        if choice:
+            query.equals[column] = [choice == "yes"]
+    elif info.kind == "number" and info.low is not None and info.high is not None and info.high > info.low:
+        low, high = container.slider(column, info.low, info.high, (info.low, info.high), key=widget)
+        if (low, high) != (info.low, info.high):
+            query.ranges[column] = [low, high]
+    elif info.kind in ("text", "category"):
+        needle = container.text_input(column, key=widget, placeholder="contains…")
+        if needle.strip():
+            query.contains[column] = needle.strip()
+
+
+def browse_controls(table: SplitTable, key: str) -> BrowseQuery:
+    """The browser's filter, sort and paging widgets; returns the query they describe."""
+    query = BrowseQuery()
+    top = st.columns([2, 2, 2, 2])
+    labels = top[0].multiselect("Label", table.columns["label"].values, key=f"{key}_label", placeholder="any")
+    if labels:
+        query.equals["label"] = labels
+    patterns = top[1].multiselect(
+        "Modalities", table.columns["modalities"].values, key=f"{key}_modalities", placeholder="any",
+        help="Which modalities a sample has (its presence pattern).",
+    )  # fmt: skip
+    if patterns:
+        query.equals["modalities"] = patterns
+    text = top[2].text_input("Text contains", key=f"{key}_text", placeholder="e.g. odd")
+    if text.strip():
+        query.contains["text"] = text.strip()
+    if table.split == "all":
+        splits = top[3].multiselect("Split", table.columns["split"].values, key=f"{key}_split", placeholder="any")
+        if splits:
+            query.equals["split"] = splits
+    elif len(table.checkpoints) > 1:
+        choice = top[3].segmented_control("Checkpoints", ["disagree", "agree"], key=f"{key}_disagree")
+        if choice:
+            query.equals[DISAGREE] = [choice == "disagree"]
+    if table.checkpoints:
+        cols = st.columns([2, 2, 2, 2])
+        first = table.checkpoints[0]
+        predicted = cols[0].multiselect(
+            f"{first} predicts", table.columns[prediction_column(first)].values, key=f"{key}_pred", placeholder="any"
+        )
+        if predicted:
+            query.equals[prediction_column(first)] = predicted
+        verdict = cols[1].segmented_control(f"{first} is", ["right", "wrong"], key=f"{key}_correct")
+        if verdict:
+            query.equals[correct_column(first)] = [verdict == "right"]
+        low, high = cols[2].slider(f"{first} confidence", 0.0, 1.0, (0.0, 1.0), 0.01, key=f"{key}_conf")
+        if (low, high) != (0.0, 1.0):
+            query.ranges[confidence_column(first)] = [low, high]
+    others = [c for c in table.columns if c not in ("label", "modalities", "text", "id", "split")]
+    more = st.multiselect(
+        "More filters", others, key=f"{key}_more", placeholder="metadata columns, other checkpoints' predictions…",
+        help="Add a filter on any column: metadata from the manifest, or a checkpoint's prediction, confidence or correctness.",
+    )  # fmt: skip
+    if more:
+        extra = st.columns(min(4, len(more)))
+        for n, column in enumerate(more):
+            _column_filter(table, column, key, query, extra[n % len(extra)])
+    sort = st.columns([2, 1, 1, 1])
+    sortable = ["(manifest order)", *[c for c in table.frame.columns if c != "position"]]
+    by = sort[0].selectbox("Sort by", sortable, key=f"{key}_sort")
+    query.sort_by = "" if by == sortable[0] else by
+    query.descending = sort[1].toggle("Descending", key=f"{key}_desc")
+    query.page_size = sort[2].selectbox("Per page", PAGE_SIZES, index=1, key=f"{key}_size")
+    view = sort[3].segmented_control("View", ["Grid", "Table"], default="Grid", key=f"{key}_view")
+    st.session_state[f"{key}_view_now"] = view or "Grid"
+    return query
+
+
+def _set_page(number_key: str, value: int) -> None:
+    st.session_state[number_key] = value
+
+
+def page_navigation(page: BrowsePage, key: str) -> None:
+    """Previous / next buttons and the page number (the number widget holds the page)."""
+    cols = st.columns([1, 1, 1, 4], vertical_alignment="bottom")
+    number_key = f"{key}_page"
+    st.session_state[number_key] = page.page  # core clamps a page past the end (after a filter change)
+    cols[0].button(
+        "Previous", key=f"{key}_prev", disabled=page.page <= 1, icon=":material/chevron_left:",
+        on_click=_set_page, args=(number_key, page.page - 1),
+    )  # fmt: skip
+    cols[1].button(
+        "Next", key=f"{key}_next", disabled=page.page >= page.pages, icon=":material/chevron_right:",
+        on_click=_set_page, args=(number_key, page.page + 1),
+    )  # fmt: skip
+    cols[2].number_input("Page", 1, page.pages, key=number_key)
+    first = (page.page - 1) * page.page_size + 1 if page.total else 0
+    cols[3].caption(
+        f"Samples {first:,}–{first + len(page.rows) - 1:,} of **{page.total:,}** matching · page {page.page} of {page.pages}"
+    )
+
+
+def requested_page(key: str, query: BrowseQuery) -> int:
+    """The page to show: the page widget's value, or 1 when the filters or the sort changed."""
+    filters = json.dumps({**query.to_json(), "page": 0}, sort_keys=True, default=str)
+    if st.session_state.get(f"{key}_filters") != filters:
+        st.session_state[f"{key}_filters"] = filters
+        return 1
+    return int(st.session_state.get(f"{key}_page", 1))
+
+
+def _prediction_note(row: pd.Series, checkpoints: Sequence[str]) -> str:
+    """What the checkpoints predict: once when they agree, one by one when they do not."""
+    if not checkpoints:
+        return ""
+    predictions = {name: row[prediction_column(name)] for name in checkpoints}
+    confidences = [row[confidence_column(name)] for name in checkpoints]
+    if len(set(predictions.values())) == 1:
+        mark = ":green[✓]" if row[correct_column(checkpoints[0])] else ":red[✗]"
+        who = checkpoints[0] if len(checkpoints) == 1 else f"all {len(checkpoints)}"
+        spread = f"{min(confidences):.2f}" if len(checkpoints) == 1 else f"{min(confidences):.2f}–{max(confidences):.2f}"
+        return f"{escape_markdown(who)} → **{escape_markdown(predictions[checkpoints[0]])}** {mark} ({spread})"
+    return " · ".join(
+        f"{escape_markdown(name)} → **{escape_markdown(predicted)}** {':green[✓]' if row[correct_column(name)] else ':red[✗]'}"
+        for name, predicted in predictions.items()
+    )
+
+
+def sample_actions(dataset: Dataset, record: Record, key: str, explain_checkpoint: str | None) -> None:
+    """Buttons that open a record on Predict, Explain, or as the Neighbours query."""
+    cols = st.columns(3)
+    if cols[0].button("Predict", key=f"{key}_predict", help="Open this sample on the Predict page.", width="stretch"):
+        open_in_predict(dataset, record.id)
+    if cols[1].button("Explain", key=f"{key}_explain", help="Open this sample on the Explain page.", width="stretch"):
+        open_in_explain(dataset, record.id, explain_checkpoint)
+    cols[2].button(
+        "Similar", key=f"{key}_similar", help="Its nearest neighbours (Neighbours tab).", width="stretch",
+        on_click=_show_neighbors, args=(dataset, record.id),
+    )  # fmt: skip
+
+
+def _show_neighbors(dataset: Dataset, record_id: str) -> None:
+    set_current_sample(sample_from_record(dataset, record_id))
+    st.session_state[EXPLORE_TAB] = "Neighbours"
+
+
+def render_grid(page: BrowsePage, table: SplitTable, dataset: Dataset, key: str, explain_checkpoint: str | None) -> None:
+    """The page's samples as cards: media, label, predictions and actions."""
+    for start in range(0, len(page.rows), GRID_COLUMNS):
+        chunk = page.rows.iloc[start : start + GRID_COLUMNS]
+        for col, (_, values) in zip(st.columns(GRID_COLUMNS), chunk.iterrows(), strict=False):
+            record = table.records[int(values["position"])]
+            with col:
+                card = render_record_card(record, dataset.limits, _prediction_note(values, table.checkpoints))
+                with card:
+                    sample_actions(dataset, record, f"{key}_{record.id}", explain_checkpoint)
+
+
+def _thumbnail(record: Record, dataset: Dataset) -> str | None:
+    if record.image is None:
+        return None
+    data = read_file(record.image, dataset.limits)
+    kind = record.image.suffix.lower().lstrip(".").replace("jpg", "jpeg")
+    return f"data:image/{kind};base64,{base64.b64encode(data).decode()}"
+
+
+def render_table(page: BrowsePage, table: SplitTable, dataset: Dataset, key: str, explain_checkpoint: str | None) -> None:
+    """The page as a table with image thumbnails; a selected row gets the sample actions."""
+    frame = page.rows.drop(columns=["position"]).copy()
+    frame.insert(0, "image", [_thumbnail(table.records[int(p)], dataset) for p in page.rows["position"]])
+    config = {"image": st.column_config.ImageColumn("image", width="small")}
+    for name in table.checkpoints:
+        config[confidence_column(name)] = st.column_config.ProgressColumn(format="%.2f", min_value=0.0, max_value=1.0)
+    event = st.dataframe(
+        frame, hide_index=True, column_config=config, on_select="rerun", selection_mode="single-row", key=f"{key}_table", row_height=48
+    )
+    chosen = event.selection.rows if event is not None else []
+    if not chosen:
+        st.caption("Select a row to play its audio or open it on Predict or Explain.")
+        return
+    record = table.records[int(page.rows.iloc[chosen[0]]["position"])]
+    left, right = st.columns([1, 2])
+    with left:
+        render_record_card(record, dataset.limits)
+    with right:
+        sample_actions(dataset, record, f"{key}_row", explain_checkpoint)
+
+
+def render_browser(table: SplitTable, query: BrowseQuery, dataset: Dataset, key: str, explain_checkpoint: str | None) -> None:
+    """The page of ``table`` that ``query`` and the page widgets under ``key`` ask for, with its navigation."""
+    query.page = requested_page(key, query)
+    page = browse(table, query)
+    page_navigation(page, key)
+    render_page(page, table, dataset, key, explain_checkpoint)
+
+
+def render_page(page: BrowsePage, table: SplitTable, dataset: Dataset, key: str, explain_checkpoint: str | None) -> None:
+    if not page.total:
+        st.info("No sample matches these filters.", icon=":material/filter_alt_off:")
+        return
+    if st.session_state.get(f"{key}_view_now", "Grid") == "Table":
+        render_table(page, table, dataset, key, explain_checkpoint)
+    else:
+        render_grid(page, table, dataset, key, explain_checkpoint)
+
+
+def render_query(sample: CurrentSample, sentence: str) -> None:
+    """The current sample as a compact card (what is searched for), with ``sentence`` beside it."""
+    card, text = st.columns([1, 3])
+    text.markdown(sentence)
+    with card, st.container(border=True):
+        st.markdown(f"**Query** · {escape_markdown(sample.description)}")
+        if sample.image_bytes is not None:
+            st.image(sample.image_bytes, width=120)
+        elif sample.decoded.image is not None:
+            st.image(sample.decoded.image, width=120)
+        if sample.decoded.text is not None:
+            st.caption(escape_markdown(sample.decoded.text))
+        if sample.decoded.audio is not None:
+            st.audio(encode_wav(sample.decoded.audio), format="audio/wav")
+
+
+def render_neighbors(report: NeighborReport, dataset: Dataset, records: dict[str, Record], key: str) -> None:
+    """Each space's nearest records as a row of cards (distance in the note), then the nearest of another class."""
+    for space in report.spaces:
+        st.markdown(f"**{space.space}** · {space.note}")
+        cards = [*space.neighbors, *([space.other_class] if space.other_class else [])]
+        for n, (col, neighbor) in enumerate(zip(st.columns(len(cards) or 1), cards, strict=False)):
+            is_other = space.other_class is not None and n == len(cards) - 1
+            note = f"distance {neighbor.distance:.3f} · rank {neighbor.rank}"
+            if is_other:
+                note = f":orange[nearest of another class] · {note}"
+            with col:
+                render_record_card(records[neighbor.id], dataset.limits, note)
+
+
+def render_hits(result: RetrievalResult, dataset: Dataset, records: dict[str, Record]) -> None:
+    """Retrieved records as cards, best first, with their similarity."""
+    for start in range(0, len(result.hits), 5):
+        for col, hit in zip(st.columns(5), result.hits[start : start + 5], strict=False):
+            with col:
+                render_record_card(records[hit.id], dataset.limits, f"#{hit.rank} · similarity {hit.similarity:.3f}")

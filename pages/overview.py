@@ -7,9 +7,11 @@ import random
 import pandas as pd
 import streamlit as st
 
+from core.data.manifest import problems_summary
 from core.figures.dataset import card_metric_figure, class_balance_figure, modality_coverage_figure
 from core.train.imbalance import IMBALANCE_WARNING, imbalance_ratio
 from dashboard.errors import friendly_errors
+from dashboard.markup import escape_markdown
 from dashboard.renderers import PLOTLY_CONFIG, render_record_card
 from dashboard.state import selection
 
@@ -30,9 +32,8 @@ with friendly_errors("summarising the dataset"):
     if dataset.skipped is not None:
         skipped = dataset.skipped
         st.warning(
-            f"{len(skipped.bad_rows):,} of {len(skipped.bad_rows) + len(dataset.records):,} rows were left out: "
-            f"they have {len(skipped.issues):,} problem(s), listed below. Every page uses the other rows; fix the "
-            "manifest to bring them back.",
+            f"{escape_markdown(problems_summary(skipped))}. Those {len(skipped.bad_rows):,} rows are left out "
+            f"(listed below); every page uses the other {len(dataset.records):,}. Fix the manifest to bring them back.",
             icon=":material/warning:",
         )
         with st.expander(f"Rows left out ({len(skipped.bad_rows):,})"):

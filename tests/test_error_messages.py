@@ -44,8 +44,12 @@ def test_a_dataset_over_a_limit(small_demo_files, small_checkpoints, tmp_path, m
     monkeypatch.setenv("FUSION_MAX_TEXT_CHARS", "8")
     message = cli_error(capsys, ["evaluate", "--checkpoint", str(small_checkpoints["early"]), "--data", str(small_demo_files.data)])
     assert "over the 8 limit" in message
+    # The CLI refuses it; the dashboard opens the valid rows (issue: datasets with some bad rows
+    # are usable everywhere) and says the same sentence about the problems.
+    summary = message.split(": ", 1)[1].rsplit(". Fix", 1)[0]
     at = page(monkeypatch, env)
-    assert message in [e.value for e in at.error]
+    assert not at.error
+    assert any(w.value.startswith(summary) for w in at.warning), (summary, [w.value for w in at.warning])
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ fixes a manifest in one pass. File bytes are only ever read and decoded through
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
@@ -208,7 +209,8 @@ class _Resolver:
         except (FileNotFoundError, NotADirectoryError):
             stat = None
         except OSError as err:  # symlink loops, names too long for the file system
-            return *refused, f"the path cannot be resolved ({err.strerror or err}): {cell}"
+            why = "a symlink loop" if err.errno == errno.ELOOP else (err.strerror or str(err))
+            return *refused, f"the path cannot be resolved ({why}): {cell}"
         if not (path == self.root or path.startswith(self.root + "/")):
             return *refused, f"the path is a link that leads outside the dataset folder: {cell}"
         return path, stat, stat is None, None
@@ -347,6 +349,13 @@ def _fingerprint(manifest_bytes: bytes, records: list[Record]) -> str:
     return digest.hexdigest()
 
 
+def problems_summary(report: ValidationReport) -> str:
+    """One line about a dataset's problems, the same wherever it is shown (the CLI's refusal,
+    the dashboard's note on the rows it left out): how many, where, and the first one."""
+    where = "the manifest" if report.fatal else f"{len(report.bad_rows)} of {report.n_rows} rows"
+    return f"{len(report.issues)} problem(s) in {where} (first: {report.issues[0].format()})"
+
+
 def load_dataset(
     root: str | Path,
     *,
@@ -385,12 +394,9 @@ def load_dataset(
     report = scan.report
     manifest = _find_manifest(Path(root)) or Path(root) / MANIFEST_NAMES[0]
     if report.fatal or (not report.ok and not skip_invalid):
-        first = report.issues[0].format()
         hint = "" if report.fatal else ", or skip the invalid rows"
-        where = "the manifest" if report.fatal else f"{len(report.bad_rows)} of {report.n_rows} rows"
         raise DatasetError(
-            f"Cannot load the dataset in {manifest.parent}: {len(report.issues)} problem(s) in {where} "
-            f"(first: {first}). Fix {manifest.name}{hint}.",
+            f"Cannot load the dataset in {manifest.parent}: {problems_summary(report)}. Fix {manifest.name}{hint}.",
             report,
             details=report.format(max_lines=200),
         )

@@ -21,21 +21,30 @@ class _Boom:
         return (open, (str(self.marker), "w"))
 
 
+def _copy(small_checkpoints, tmp_path, name):
+    """A private copy of the small demo's ``early`` checkpoint, to damage."""
+    return shutil.copytree(small_checkpoints["early"], tmp_path / name)
+
+
+def _plant(ckpt, file_name, tmp_path):
+    """Write the pickle payload as ``ckpt/file_name``; returns the marker it would create."""
+    marker = tmp_path / "pwned"
+    (ckpt / file_name).write_bytes(pickle.dumps(_Boom(marker)))
+    return marker
+
+
 def test_pickle_checkpoint_is_refused_and_never_runs(tmp_path):
     ckpt = tmp_path / "evil"
     ckpt.mkdir()
-    marker = tmp_path / "pwned"
-    (ckpt / "model.pt").write_bytes(pickle.dumps(_Boom(marker)))
+    marker = _plant(ckpt, "model.pt", tmp_path)
     with pytest.raises(CheckpointError, match="pickle-based checkpoints are refused"):
         load_checkpoint(ckpt)
     assert not marker.exists()
 
 
 def test_pickle_disguised_as_safetensors_is_refused(small_checkpoints, tmp_path):
-    ckpt = tmp_path / "disguised"
-    shutil.copytree(small_checkpoints["early"], ckpt)
-    marker = tmp_path / "pwned"
-    (ckpt / "model.safetensors").write_bytes(pickle.dumps(_Boom(marker)))
+    ckpt = _copy(small_checkpoints, tmp_path, "disguised")
+    marker = _plant(ckpt, "model.safetensors", tmp_path)
     with pytest.raises(CheckpointError, match="modified after it was saved"):
         load_checkpoint(ckpt)
     # Even with a matching hash in the card, safetensors never unpickles.
@@ -50,8 +59,7 @@ def test_pickle_disguised_as_safetensors_is_refused(small_checkpoints, tmp_path)
 
 
 def test_modified_weights_detected(small_checkpoints, tmp_path):
-    ckpt = tmp_path / "tampered"
-    shutil.copytree(small_checkpoints["early"], ckpt)
+    ckpt = _copy(small_checkpoints, tmp_path, "tampered")
     data = bytearray((ckpt / "model.safetensors").read_bytes())
     data[-1] ^= 0xFF
     (ckpt / "model.safetensors").write_bytes(bytes(data))
@@ -72,8 +80,7 @@ def test_modified_weights_detected(small_checkpoints, tmp_path):
     ],
 )
 def test_card_that_does_not_match_weights_is_refused(small_checkpoints, tmp_path, edit, message):
-    ckpt = tmp_path / "mismatch"
-    shutil.copytree(small_checkpoints["early"], ckpt)
+    ckpt = _copy(small_checkpoints, tmp_path, "mismatch")
     card = json.loads((ckpt / "card.json").read_text())
     edit(card)
     (ckpt / "card.json").write_text(json.dumps(card))

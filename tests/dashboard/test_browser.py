@@ -57,15 +57,20 @@ def assert_no_exception(page) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
+def settled_shot(page, name: str, charts: int = 0) -> None:
+    """Once the page has settled with ``charts`` charts and no exception, save its screenshot."""
+    settle(page, charts=charts)
+    assert_no_exception(page)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
 def test_every_page_in_a_real_browser(server, browser_page, small_demo_env):
     page = browser_page
     data = Path(small_demo_env["FUSION_DEMO_DATA"])
 
     visit(page, server, "", "Overview")
     page.get_by_text("Sample gallery").wait_for()
-    settle(page, charts=3)
-    assert_no_exception(page)
-    page.screenshot(path=str(ARTIFACTS / "overview.png"), full_page=True)
+    settled_shot(page, "overview", charts=3)
 
     visit(page, server, "predict", "Predict")
     file_input(page, "Image").set_input_files(str(sorted(data.glob("images/*.png"))[0]))
@@ -84,19 +89,13 @@ def test_every_page_in_a_real_browser(server, browser_page, small_demo_env):
 
     visit(page, server, "compare", "Compare")
     page.get_by_role("tab", name="Metrics").wait_for()
-    settle(page, charts=2)
-    assert_no_exception(page)
-    page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
+    settled_shot(page, "compare", charts=2)
 
     visit(page, server, "explain", "Explain")
     page.get_by_role("button", name="Explain this one").click()
     page.get_by_role("heading", name="Can these attributions be trusted?").wait_for()
-    settle(page, charts=5)
-    assert_no_exception(page)
-    page.screenshot(path=str(ARTIFACTS / "explain.png"), full_page=True)
+    settled_shot(page, "explain", charts=5)
 
     visit(page, server, "train", "Train")
     page.get_by_role("heading", name="Runs").wait_for()
-    settle(page)
-    assert_no_exception(page)
-    page.screenshot(path=str(ARTIFACTS / "train.png"), full_page=True)
+    settled_shot(page, "train")

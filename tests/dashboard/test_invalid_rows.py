@@ -32,7 +32,9 @@ def pick(at, data):
 
 def test_the_overview_lists_the_rows_left_out_and_shows_the_rest(partly_broken):
     at = pick(open_page("overview"), partly_broken)
-    assert any("3 of 123 rows were left out" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert any(w.value.startswith("3 problem(s) in 3 of 123 rows (first: row 121, column image") for w in at.warning), [
+        w.value for w in at.warning
+    ]
     assert not at.error
     problems = next(d.value for d in at.dataframe if "problem" in d.value.columns)
     assert sorted(problems["row"]) == [121, 122, 123] and problems["column"].eq("image").all()

@@ -45,12 +45,12 @@ with friendly_errors("reading your inputs"):
     else:
         cols = st.columns(3)
         max_mb = upload_limit_mb()
-        image_file = cols[0].file_uploader(
-            "Image",
-            key="predict_image",
-            max_upload_size=max_mb,
-            help="PNG, JPEG, BMP, WebP or GIF. Checked for size and pixel count before decoding.",
-        )
+
+        def uploader(col, label: str, help: str):
+            """One file uploader of this page (key ``predict_<label>``), within the server's size limit."""
+            return col.file_uploader(label, key=f"predict_{label.lower()}", max_upload_size=max_mb, help=help)
+
+        image_file = uploader(cols[0], "Image", "PNG, JPEG, BMP, WebP or GIF. Checked for size and pixel count before decoding.")
         text = cols[1].text_area(
             "Text",
             key="predict_text",
@@ -58,11 +58,8 @@ with friendly_errors("reading your inputs"):
             placeholder="Type or paste text…",
             help="Plain text; whitespace is normalised. Leave empty to predict without text.",
         )
-        audio_file = cols[2].file_uploader(
-            "Audio",
-            key="predict_audio",
-            max_upload_size=max_mb,
-            help="WAV, FLAC, OGG or MP3; resampled to 16 kHz mono. Up to the duration limit (FUSION_MAX_AUDIO_SECONDS).",
+        audio_file = uploader(
+            cols[2], "Audio", "WAV, FLAC, OGG or MP3; resampled to 16 kHz mono. Up to the duration limit (FUSION_MAX_AUDIO_SECONDS)."
         )
         recording = cols[2].audio_input(
             "…or record with your microphone",

@@ -113,10 +113,19 @@ def test_real_cli_processes_exit_2_with_the_message(small_checkpoints, tmp_path)
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
-@pytest.mark.parametrize("case", [c for c in CLI_CASES if c not in SUBPROCESS_QUICK], ids=_id)
-def test_every_case_in_a_real_cli_process(case, small_checkpoints, tmp_path):
-    assert_process_answer(case, run_predict(case, small_checkpoints["early"], tmp_path / "inputs"))
+@pytest.mark.timeout(900)
+def test_every_case_in_a_real_cli_process(small_checkpoints, tmp_path):
+    # Two processes at a time (each pays for importing torch on one core); every case checked.
+    cases = [c for c in CLI_CASES if c not in SUBPROCESS_QUICK]
+    with ThreadPoolExecutor(2) as pool:
+        results = pool.map(lambda case: run_predict(case, small_checkpoints["early"], tmp_path / case.name), cases)
+        failures = []
+        for case, result in zip(cases, results, strict=True):
+            try:
+                assert_process_answer(case, result)
+            except AssertionError as err:
+                failures.append(f"{case.name}: {err}")
+    assert not failures, "\n".join(failures)
 
 
 # ----------------------------------------------------------------------------- memory

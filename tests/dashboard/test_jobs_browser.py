@@ -9,6 +9,7 @@ threads in ``test_jobs.py`` (the same watcher; only the clock is the test's).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from tests.dashboard.conftest import LiveServer, live_dashboard
 
 pytestmark = pytest.mark.browser
 
-LONG = {"LIME samples": "5000", "SHAP evals": "5000", "Image segments": "200", "Audio segments": "40"}
+LONG = {"LIME samples": "5000", "SHAP evals": "5000", "Image segments": "200", "Audio segments": "40", "IG steps": "512"}
 """Explanation settings that keep one job busy for half a minute or more on two CPU cores."""
 
 
@@ -89,7 +90,9 @@ def test_a_job_waits_for_its_turn_and_is_cancelled_when_its_browser_closes(serve
     box.press("Enter")
     waiter.get_by_text("Waiting: 0 jobs ahead of yours").wait_for()
     watcher_context, watcher = new_page(browser)
-    assert "1 running, 1 waiting" in jobs_line(watcher, server)
+    # The waiter was shown its place in line above. On a fast machine the holder's long job may
+    # already have ended when the watcher looks, and then the waiter's job is the one running.
+    assert re.search(r"1 running, [01] waiting", jobs_line(watcher, server))
 
     waiter_context.close()  # the tab with the waiting job goes away
     deadline = time.monotonic() + 90  # a bound, generous for a loaded CI machine

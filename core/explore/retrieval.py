@@ -72,8 +72,8 @@ def shown_class(record: Record, modality: str) -> str:
     return record.extras.get(f"{modality}_label") or record.label
 
 
-def _paired(spaces: SplitSpaces, a: str, b: str) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
-    """Embeddings of the rows that have both ``a`` and ``b``: ``(A [n, d_a], B [n, d_b], ids, labels)``."""
+def _paired(spaces: SplitSpaces, a: str, b: str) -> tuple[torch.Tensor, torch.Tensor, list[Record]]:
+    """Embeddings of the rows that have both ``a`` and ``b``: ``(A [n, d_a], B [n, d_b], records)``."""
     first, second = spaces.space(a), spaces.space(b)
     both = np.intersect1d(first.positions, second.positions)
     rows_a = np.searchsorted(first.positions, both)
@@ -81,8 +81,7 @@ def _paired(spaces: SplitSpaces, a: str, b: str) -> tuple[torch.Tensor, torch.Te
     return (
         torch.from_numpy(first.vectors[rows_a]),
         torch.from_numpy(second.vectors[rows_b]),
-        [spaces.records[i].id for i in both],
-        [spaces.records[i].label for i in both],
+        [spaces.records[i] for i in both],
     )
 
 
@@ -209,9 +208,8 @@ def _matching_pairs(spaces: SplitSpaces, a: str, b: str) -> tuple[torch.Tensor, 
     """The training pairs of ``a`` and ``b``: rows having both whose two modalities show the same
     class (:func:`shown_class`); a demo synergy row, whose picture and voice show two different
     digits, is not an example of matching content."""
-    xa, xb, ids, _ = _paired(spaces, a, b)
-    by_id = {r.id: r for r in spaces.records}
-    keep = torch.tensor([shown_class(by_id[i], a) == shown_class(by_id[i], b) for i in ids], dtype=torch.bool)
+    xa, xb, records = _paired(spaces, a, b)
+    keep = torch.tensor([shown_class(r, a) == shown_class(r, b) for r in records], dtype=torch.bool)
     return xa[keep], xb[keep]
 
 
@@ -234,13 +232,12 @@ def evaluate_retrieval(
     report = RetrievalReport(name, dataset.fingerprint, split)
     for a, b in model.pairs:
         pair = pair_key(a, b)
-        xa, xb, ids, labels = _paired(spaces, a, b)
-        if len(labels) < 2:
+        xa, xb, records = _paired(spaces, a, b)
+        if len(records) < 2:
             report.notes.append(f"{pair}: fewer than two {split} rows have both {a} and {b}; not scored.")
             continue
-        by_id = {r.id: r for r in spaces.records}
-        shown_a = [shown_class(by_id[i], a) for i in ids]
-        shown_b = [shown_class(by_id[i], b) for i in ids]
+        shown_a = [shown_class(r, a) for r in records]
+        shown_b = [shown_class(r, b) for r in records]
         za, zb = _project_rows(model, pair, a, xa), _project_rows(model, pair, b, xb)
         report.directions.append(direction_metrics(za, zb, shown_a, query=a, target=b, gallery_labels=shown_b))
         report.directions.append(direction_metrics(zb, za, shown_b, query=b, target=a, gallery_labels=shown_a))

@@ -4,9 +4,12 @@ follows and cancels both): ``python -m core compress ... --events <run>/events.j
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
+
+from core.roots import checkpoint_folder, dataset_folder
+from core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,20 @@ class CompressSpec:
     @classmethod
     def from_json(cls, spec: dict[str, Any]) -> CompressSpec:
         return cls(**spec)
+
+    def checked(self, config: Settings) -> CompressSpec:
+        """This spec with its folders resolved, if they are inside the roots: the parent and the
+        new checkpoint inside a checkpoint root, the dataset (when given) inside a data root.
+
+        Raises:
+            AccessError: with :data:`core.roots.NOT_OFFERED`.
+        """
+        return replace(
+            self,
+            checkpoint=str(checkpoint_folder(self.checkpoint, config)),
+            out=str(checkpoint_folder(self.out, config)),
+            data=str(dataset_folder(self.data, config)) if self.data else "",
+        )
 
     @property
     def models(self) -> tuple[str, ...]:

@@ -38,7 +38,7 @@ from core.atomic import pid_alive, write_text_atomic
 from core.errors import AccessError, TrainingError
 from core.job_queue import JobQueue, Ticket
 from core.roots import NOT_OFFERED, checkpoint_folder, dataset_folder, require_writable, resolve_inside
-from core.settings import LOCAL_USER, PROJECT_ROOT, settings
+from core.settings import LOCAL_USER, PROJECT_ROOT, Settings, settings
 from core.train.events import read_events
 
 RUN_FILE = "run.json"
@@ -82,6 +82,21 @@ class RunSpec:
     def from_json(cls, spec: dict[str, Any]) -> RunSpec:
         lists = ("models", "tasks", "augment")
         return cls(**{**spec, **{key: tuple(spec.get(key, ())) for key in lists}})
+
+    def checked(self, config: Settings) -> RunSpec:
+        """This spec with its folders resolved, if they are inside the roots (and so is an ``hf:``
+        encoder directory).
+
+        Raises:
+            AccessError: with :data:`core.roots.NOT_OFFERED`.
+        """
+        for choice in self.encoders.values():
+            name = choice.removeprefix("hf:") if choice.startswith("hf:") else None
+            # A hub id (``org/name``) is looked up in the local cache; anything path-like is a
+            # directory on this server and must be inside a root like every other path.
+            if name is not None and (Path(name).expanduser().is_absolute() or name.startswith((".", "~")) or "\\" in name):
+                resolve_inside(name, (*config.data_roots, *config.checkpoint_roots))
+        return replace(self, data=str(dataset_folder(self.data, config)), out=str(checkpoint_folder(self.out, config)))
 
     def command(self, events: Path) -> list[str]:
         """The ``python -m core train`` command line of this spec."""
@@ -180,28 +195,14 @@ def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
 
 
 def _checked_spec(spec: RunSpec) -> RunSpec:
-    """``spec`` with its folders resolved, if this server may do it (a training or a compression).
+    """``spec`` with its folders resolved, if this server may do it (a training or a compression,
+    each checking its own folders: :meth:`RunSpec.checked`, ``CompressSpec.checked``).
 
     Raises:
-        AccessError: read-only mode, or a dataset, checkpoint, output folder or ``hf:`` encoder
-            directory outside the roots (:data:`core.roots.NOT_OFFERED`).
+        AccessError: read-only mode, or a folder outside the roots (:data:`core.roots.NOT_OFFERED`).
     """
     require_writable()
-    config = settings()
-    if spec.kind == "compress":
-        return replace(
-            spec,
-            checkpoint=str(checkpoint_folder(spec.checkpoint, config)),
-            out=str(checkpoint_folder(spec.out, config)),
-            data=str(dataset_folder(spec.data, config)) if spec.data else "",
-        )
-    for choice in spec.encoders.values():
-        name = choice.removeprefix("hf:") if choice.startswith("hf:") else None
-        # A hub id (``org/name``) is looked up in the local cache; anything path-like is a
-        # directory on this server and must be inside a root like every other path.
-        if name is not None and (Path(name).expanduser().is_absolute() or name.startswith((".", "~")) or "\\" in name):
-            resolve_inside(name, (*config.data_roots, *config.checkpoint_roots))
-    return replace(spec, data=str(dataset_folder(spec.data, config)), out=str(checkpoint_folder(spec.out, config)))
+    return spec.checked(settings())
 
 
 def create_run(spec: RunSpec, runs_dir: str | Path | None = None, owner: str = LOCAL_USER) -> RunState:

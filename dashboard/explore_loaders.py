@@ -34,7 +34,7 @@ from core.explore.projection import warm_up as projection_warm_up
 from core.explore.retrieval import gallery_index
 from core.explore.retrieval_model import RetrievalCard
 from core.settings import settings
-from dashboard.loaders import dataset_or_error, load_model
+from dashboard.loaders import dataset_or_error, keep_for_the_process, load_model
 
 
 def _dataset(root: str) -> Dataset:
@@ -57,7 +57,9 @@ def warm_projector() -> threading.Thread:
 def _table(paths: tuple[str, ...], weights: tuple[str, ...], root: str, fingerprint: str, split: str) -> SplitTable:
     dataset = _dataset(root)
     cache = EmbeddingCache()
-    return split_table(dataset, split, [split_predictions(load_model(p), dataset, split, cache=cache) for p in paths])
+    return keep_for_the_process(
+        split_table(dataset, split, [split_predictions(load_model(p), dataset, split, cache=cache) for p in paths])
+    )
 
 
 def table(dataset: Dataset, split: str, checkpoints: list[CheckpointInfo]) -> SplitTable:

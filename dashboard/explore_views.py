@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from core.data import Dataset, Record
@@ -27,7 +27,11 @@ EXPLORE_TAB = "explore_tab"
 TABS = ("Browse", "Projector", "Neighbours", "Retrieval")
 SELECTED_IDS = "explore_selected_ids"
 """Record ids selected on the projector's map (a lasso or box), shown in the browser."""
-GRID_COLUMNS = 3
+CARD_WIDTH = 330
+"""Pixels per card of the browser's grid: the grid wraps them, as many per row as fit."""
+ACTIONS = ("Predict", "Explain", "Similar")
+PENDING_ACTION = "explore_pending_action"
+"""(action, record id) picked on a card: Predict and Explain open their page once the card is drawn."""
 
 
 def _widget_key(key: str, column: str) -> str:
@@ -149,7 +153,7 @@ def requested_page(key: str, query: BrowseQuery) -> int:
     return int(st.session_state.get(f"{key}_page", 1))
 
 
-def _prediction_note(row: pd.Series, checkpoints: Sequence[str]) -> str:
+def _prediction_note(row: Mapping[str, Any], checkpoints: Sequence[str]) -> str:
     """What the checkpoints predict: once when they agree, one by one when they do not."""
     if not checkpoints:
         return ""
@@ -167,33 +171,42 @@ def _prediction_note(row: pd.Series, checkpoints: Sequence[str]) -> str:
 
 
 def sample_actions(dataset: Dataset, record: Record, key: str, explain_checkpoint: str | None) -> None:
-    """Buttons that open a record on Predict, Explain, or as the Neighbours query."""
-    cols = st.columns(3)
-    if cols[0].button("Predict", key=f"{key}_predict", help="Open this sample on the Predict page.", width="stretch"):
-        open_in_predict(dataset, record.id)
-    if cols[1].button("Explain", key=f"{key}_explain", help="Open this sample on the Explain page.", width="stretch"):
-        open_in_explain(dataset, record.id, explain_checkpoint)
-    cols[2].button(
-        "Similar", key=f"{key}_similar", help="Its nearest neighbours (Neighbours tab).", width="stretch",
-        on_click=_show_neighbors, args=(dataset, record.id),
+    """Open a record on Predict, on Explain, or as the Neighbours query (one widget: a page of
+    cards stays light to redraw)."""
+    widget = f"{key}_open"
+    st.segmented_control(
+        "Open", ACTIONS, key=widget, label_visibility="collapsed", width="stretch",
+        on_change=_choose_action, args=(widget, dataset, record.id),
+        help="Predict or Explain: open this sample on that page. Similar: its nearest neighbours (Neighbours tab).",
     )  # fmt: skip
+    pending = st.session_state.get(PENDING_ACTION)
+    if pending and pending[1] == record.id:
+        del st.session_state[PENDING_ACTION]
+        if pending[0] == "Predict":
+            open_in_predict(dataset, record.id)
+        open_in_explain(dataset, record.id, explain_checkpoint)
 
 
-def _show_neighbors(dataset: Dataset, record_id: str) -> None:
-    set_current_sample(sample_from_record(dataset, record_id))
-    st.session_state[EXPLORE_TAB] = "Neighbours"
+def _choose_action(widget: str, dataset: Dataset, record_id: str) -> None:
+    """The card's choice, acted on: the control is cleared so that it works again next time."""
+    action = st.session_state.get(widget)
+    st.session_state[widget] = None
+    if action == "Similar":
+        set_current_sample(sample_from_record(dataset, record_id))
+        st.session_state[EXPLORE_TAB] = "Neighbours"
+    elif action in ACTIONS:  # pages cannot be switched from a callback: the card does it when drawn
+        st.session_state[PENDING_ACTION] = (action, record_id)
 
 
 def render_grid(page: BrowsePage, table: SplitTable, dataset: Dataset, key: str, explain_checkpoint: str | None) -> None:
-    """The page's samples as cards: media, label, predictions and actions."""
-    for start in range(0, len(page.rows), GRID_COLUMNS):
-        chunk = page.rows.iloc[start : start + GRID_COLUMNS]
-        for col, (_, values) in zip(st.columns(GRID_COLUMNS), chunk.iterrows(), strict=False):
-            record = table.records[int(values["position"])]
-            with col:
-                card = render_record_card(record, dataset.limits, _prediction_note(values, table.checkpoints))
-                with card:
-                    sample_actions(dataset, record, f"{key}_{record.id}", explain_checkpoint)
+    """The page's samples as cards (media, label, predictions and actions), wrapped in rows."""
+    grid = st.container(horizontal=True, gap="small")
+    for values in page.rows.to_dict("records"):
+        record = table.records[int(values["position"])]
+        with grid:
+            card = render_record_card(record, dataset.limits, _prediction_note(values, table.checkpoints), width=CARD_WIDTH)
+            with card:
+                sample_actions(dataset, record, f"{key}_{record.id}", explain_checkpoint)
 
 
 def _thumbnail(record: Record, dataset: Dataset) -> str | None:

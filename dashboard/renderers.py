@@ -134,24 +134,28 @@ VIEWS: list[ModalityView] = [ImageView(), TextView(), AudioView()]
 """Renderers in the order pages show modalities."""
 
 
-def render_record_card(record: Record, limits: Limits, note: str = "") -> DeltaGenerator:
+def render_record_card(record: Record, limits: Limits, note: str = "", width: int | str = "stretch") -> DeltaGenerator:
     """A dataset record as a gallery card: image, label, text and an audio player.
 
     ``note`` (markdown) goes under the heading; the card is returned so callers can add buttons to it.
+    ``width``: the card's width in pixels, or ``"stretch"`` to fill its column.
     """
     sample = record_to_sample(record, limits)
-    card = st.container(border=True)
+    # Few elements per card (a browser page of 24 cards is redrawn on every page change): the
+    # lines of text in one markdown block, then the media.
+    lines = [f"**{escape_markdown(record.label)}** · {escape_markdown(record.id)} · {record.split}"]
+    if note:
+        lines.append(note)
+    if sample.text is not None:
+        lines.append(f":gray[{escape_markdown(sample.text)}]")
+    missing = [m for m in ("image", "text", "audio") if getattr(sample, m) is None]
+    if missing:
+        lines.append(f":gray[missing: {', '.join(missing)}]")
+    card = st.container(border=True, width=width)
     with card:
-        st.markdown(f"**{escape_markdown(record.label)}** · {escape_markdown(record.id)} · {record.split}")
-        if note:
-            st.caption(note)
+        st.markdown("  \n".join(lines))
         if sample.image is not None:
             st.image(sample.image, width=120)
-        if sample.text is not None:
-            st.caption(escape_markdown(sample.text))
         if sample.audio is not None:
             st.audio(sample.audio, format="audio/wav" if record.audio.suffix.lower() == ".wav" else None)
-        missing = [m for m in ("image", "text", "audio") if getattr(sample, m) is None]
-        if missing:
-            st.caption(f"missing: {', '.join(missing)}")
     return card

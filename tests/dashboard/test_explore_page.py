@@ -43,7 +43,9 @@ def matching(at: AppTest) -> int:
 
 
 def card_labels(at: AppTest) -> list[str]:
-    return [m.group(1) for m in (re.match(r"^\*\*(.+?)\*\* · .+ · (?:train|val|test)$", md.value) for md in at.markdown) if m]
+    """The label of every record card on the page (a card's markdown starts with "**label** · id · split")."""
+    heading = r"^\*\*(.+?)\*\* · [^\n]+ · (?:train|val|test)(?:  \n|$)"
+    return [m.group(1) for m in (re.match(heading, md.value) for md in at.markdown) if m]
 
 
 def test_browser_filters_change_the_rows_and_pages_on_the_server(explore_env):
@@ -71,15 +73,33 @@ def test_browser_filters_change_the_rows_and_pages_on_the_server(explore_env):
     assert len(card_labels(at)) == 12 and not at.exception
 
 
+def card_control(at):
+    """The first browser card's "Open" control, and its record id."""
+    control = next(w for w in at.segmented_control if w.key and w.key.endswith("_open"))
+    return control, control.key.removeprefix("browse_").removesuffix("_open")
+
+
 def test_a_browser_card_opens_its_sample_on_predict(explore_env):
     at = open_explore()
-    first = next(b for b in at.button if b.key and b.key.endswith("_predict"))
-    record_id = first.key.removeprefix("browse_").removesuffix("_predict")
-    first.click().run()
+    control, record_id = card_control(at)
+    control.set_value("Predict").run()
     assert not at.exception
     assert at.title[0].value == "Predict"
     assert at.selectbox(key="predict_record").value == record_id
     assert len(at.dataframe[0].value) == len(at.multiselect(key="sidebar_chosen").value)  # every chosen checkpoint predicted it
+
+
+def test_a_browser_card_shows_its_neighbours_and_is_ready_again(explore_env):
+    at = open_explore()
+    control, record_id = card_control(at)
+    control.set_value("Similar").run()
+    assert not at.exception
+    assert at.session_state[EXPLORE_TAB] == "Neighbours"
+    assert record_id in at.session_state[CURRENT_SAMPLE].description
+    at.session_state[EXPLORE_TAB] = "Browse"
+    at.run()
+    control, _ = card_control(at)
+    assert control.value is None  # cleared: the same choice works again on the next click
 
 
 def test_the_projector_draws_the_chosen_space(explore_env):
@@ -94,7 +114,7 @@ def test_neighbours_of_a_picked_sample_in_every_space(explore_env):
     at = open_explore("Neighbours")
     at.button(key="explore_nn_use").click().run()
     assert not at.exception
-    notes = [c.value for c in at.caption]
+    notes = [m.value for m in at.markdown]  # a card's note is in its markdown block
     assert sum("nearest of another class" in n for n in notes) == len([m for m in at.markdown if " · The " in m.value])
     assert any("fused" in m.value and "before the classification head" in m.value for m in at.markdown)
 
@@ -111,4 +131,4 @@ def test_retrieval_heads_train_on_the_page_and_search_with_the_current_sample(ex
     assert {"image → audio", "audio → image", "text → image"} <= set(table["direction"])
     search_with = at.selectbox(key="retrieval_from")
     assert search_with.options == sample.decoded.present() and search_with.value == search_with.options[0]
-    assert sum(c.value.startswith("#") and "similarity" in c.value for c in at.caption) == 10
+    assert sum(re.search(r"  \n#\d+ · similarity", m.value) is not None for m in at.markdown) == 10  # the hits' card notes

@@ -22,6 +22,17 @@ from dashboard.markup import escape_markdown
 from dashboard.renderers import PLOTLY_CONFIG
 from dashboard.state import selection
 
+CANCELLED = "compare_cancelled"
+"""The comparison (its cache arguments) whose evaluation the user cancelled: not restarted until asked."""
+
+
+def cancel(comparison: tuple) -> None:
+    st.session_state[CANCELLED] = comparison
+
+
+def resume() -> None:
+    st.session_state.pop(CANCELLED, None)
+
 st.title("Compare")
 st.caption("Evaluate the checkpoints picked in the sidebar on one split, side by side.")
 chosen = selection()
@@ -78,6 +89,14 @@ with friendly_errors("evaluating the checkpoints"):
         task,
     )
     pending = loaders.pending_evaluations(paths, dataset, split, options, task)
+    if pending and st.session_state.get(CANCELLED) == args:
+        st.info(
+            f"Evaluation cancelled. Checkpoints finished before that are cached; still to evaluate: "
+            f"{', '.join(map(escape_markdown, pending.values()))}.",
+            icon=":material/cancel:",
+        )
+        st.button("Evaluate them", key="compare_resume", icon=":material/play_arrow:", on_click=resume)
+        st.stop()
     if pending:
         user = current_user()
         with st.status(f"Evaluating {len(pending)} checkpoint(s) on the {split} split…", expanded=True) as status:
@@ -86,6 +105,11 @@ with friendly_errors("evaluating the checkpoints"):
                 + ", ".join(map(escape_markdown, pending.values()))
                 + ". Results are cached, so this happens once per checkpoint."
             )
+            st.button(
+                "Cancel", key="compare_cancel", icon=":material/cancel:",
+                help="Stop before the next checkpoint starts (the one under way finishes and is cached).",
+                on_click=cancel, args=(args,),
+            )  # fmt: skip
             with waiting_turn("evaluate", user, ", ".join(pending.values())):
                 bar = st.progress(0.0)
                 started = time.perf_counter()

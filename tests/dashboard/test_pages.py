@@ -144,6 +144,27 @@ def test_compare_shows_the_verdict_slices_and_modality_use(dashboard_env):
     assert any("Checked against the dataset's ground truth" in m.value for m in at.markdown)
 
 
+def test_a_cancelled_comparison_waits_until_the_user_asks_again(dashboard_env, tmp_path, monkeypatch):
+    import shutil
+
+    from core.settings import settings
+
+    monkeypatch.setenv("FUSION_CACHE_DIR", str(tmp_path / "cache"))  # nothing evaluated yet
+    at = open_page("compare")
+    assert_clean(at)
+    cancel = at.button(key="compare_cancel")  # drawn while the checkpoints were evaluated
+    shutil.rmtree(settings().evaluation_cache_dir)  # as if the Cancel came before they finished
+    cancel.click().run()
+    assert_clean(at)
+    assert any("Evaluation cancelled" in i.value for i in at.info)
+    assert not any(d.value.index.name == "Checkpoint" for d in at.dataframe), "nothing is evaluated after a cancel"
+    at.run()  # another rerun (any widget) does not restart it either
+    assert any("Evaluation cancelled" in i.value for i in at.info)
+    at.button(key="compare_resume").click().run()
+    assert_clean(at)
+    assert list(metrics_table(at).index) == ["early", "late"]
+
+
 def test_compare_refuses_a_checkpoint_trained_on_other_classes(dashboard_env, tmp_path, monkeypatch):
     other = tmp_path.resolve() / "animals"
     other.mkdir()

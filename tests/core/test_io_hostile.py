@@ -23,8 +23,10 @@ from core.io import read_file
 from core.settings import PROJECT_ROOT, Limits
 
 CLI_CASES = [case for case in HOSTILE_INPUTS if case.cli]
-# Two real processes by default prove the process boundary (exit code, stderr, no traceback);
-# the slow sweep runs every case, since each process pays for importing torch.
+# Two real processes prove the process boundary (exit code, stderr, no traceback); the slow
+# sweep runs one case of every kind of answer (modality x error, limits from the environment or
+# not) in a real process: each pays for importing torch, and every case already goes through the
+# CLI's code path in-process.
 SUBPROCESS_QUICK = [CASES["image-bomb-20000px"], CASES["text-invalid-utf8"]]
 
 
@@ -112,12 +114,21 @@ def test_real_cli_processes_exit_2_with_the_message(small_checkpoints, tmp_path)
             assert_process_answer(case, result)
 
 
+def one_case_per_answer(cases: list[HostileInput]) -> list[HostileInput]:
+    """The first case of each (modality, expected error, limits from the environment) kind."""
+    kinds: dict[tuple, HostileInput] = {}
+    for case in cases:
+        kinds.setdefault((case.modality, case.expected, bool(case.env())), case)
+    return list(kinds.values())
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_every_case_in_a_real_cli_process(small_checkpoints, tmp_path):
-    # Two processes at a time (each pays for importing torch on one core); every case checked.
-    cases = [c for c in CLI_CASES if c not in SUBPROCESS_QUICK]
-    with ThreadPoolExecutor(2) as pool:
+def test_every_kind_of_answer_in_a_real_cli_process(small_checkpoints, tmp_path):
+    quick = {(c.modality, c.expected, bool(c.env())) for c in SUBPROCESS_QUICK}
+    cases = [c for c in one_case_per_answer(CLI_CASES) if (c.modality, c.expected, bool(c.env())) not in quick]
+    assert len(cases) >= 10, "every modality, error and successful decode is represented"
+    with ThreadPoolExecutor(2) as pool:  # two processes at a time: each imports torch on one core
         results = pool.map(lambda case: run_predict(case, small_checkpoints["early"], tmp_path / case.name), cases)
         failures = []
         for case, result in zip(cases, results, strict=True):

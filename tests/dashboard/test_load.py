@@ -21,7 +21,7 @@ def test_simultaneous_sessions_upload_predict_and_explain_without_errors(small_d
     result = run(
         {
             "sessions": SESSIONS,
-            "rounds": 2,
+            "rounds": 1,  # five sessions at once over two job slots: the queue is exercised in one round
             "seconds": 60,
             "max_jobs": 2,
             "data": str(small_demo_files.data),

@@ -31,7 +31,7 @@ CARD_WIDTH = 330
 """Pixels per card of the browser's grid: the grid wraps them, as many per row as fit."""
 ACTIONS = ("Predict", "Explain", "Similar")
 PENDING_ACTION = "explore_pending_action"
-"""(action, record id) picked on a card: Predict and Explain open their page once the card is drawn."""
+"""(action, record id) picked on a card: Predict and Explain open their page when the browser runs next."""
 
 
 def _widget_key(key: str, column: str) -> str:
@@ -170,7 +170,7 @@ def _prediction_note(row: Mapping[str, Any], checkpoints: Sequence[str]) -> str:
     )
 
 
-def sample_actions(dataset: Dataset, record: Record, key: str, explain_checkpoint: str | None) -> None:
+def sample_actions(dataset: Dataset, record: Record, key: str) -> None:
     """Open a record on Predict, on Explain, or as the Neighbours query (one widget: a page of
     cards stays light to redraw)."""
     widget = f"{key}_open"
@@ -179,12 +179,17 @@ def sample_actions(dataset: Dataset, record: Record, key: str, explain_checkpoin
         on_change=_choose_action, args=(widget, dataset, record.id),
         help="Predict or Explain: open this sample on that page. Similar: its nearest neighbours (Neighbours tab).",
     )  # fmt: skip
-    pending = st.session_state.get(PENDING_ACTION)
-    if pending and pending[1] == record.id:
-        del st.session_state[PENDING_ACTION]
-        if pending[0] == "Predict":
-            open_in_predict(dataset, record.id)
-        open_in_explain(dataset, record.id, explain_checkpoint)
+
+
+def open_pending_action(dataset: Dataset, explain_checkpoint: str | None) -> None:
+    """Open the page a card asked for (Predict or Explain), if one did, before anything is drawn."""
+    pending = st.session_state.pop(PENDING_ACTION, None)
+    if pending is None:
+        return
+    action, record_id = pending
+    if action == "Predict":
+        open_in_predict(dataset, record_id)
+    open_in_explain(dataset, record_id, explain_checkpoint)
 
 
 def _choose_action(widget: str, dataset: Dataset, record_id: str) -> None:
@@ -194,19 +199,18 @@ def _choose_action(widget: str, dataset: Dataset, record_id: str) -> None:
     if action == "Similar":
         set_current_sample(sample_from_record(dataset, record_id))
         st.session_state[EXPLORE_TAB] = "Neighbours"
-    elif action in ACTIONS:  # pages cannot be switched from a callback: the card does it when drawn
+    elif action in ACTIONS:  # pages cannot be switched from a callback: the browser does it next
         st.session_state[PENDING_ACTION] = (action, record_id)
 
 
-def render_grid(page: BrowsePage, table: SplitTable, dataset: Dataset, key: str, explain_checkpoint: str | None) -> None:
+def render_grid(page: BrowsePage, table: SplitTable, dataset: Dataset, key: str) -> None:
     """The page's samples as cards (media, label, predictions and actions), wrapped in rows."""
-    grid = st.container(horizontal=True, gap="small")
-    for values in page.rows.to_dict("records"):
-        record = table.records[int(values["position"])]
-        with grid:
+    with st.container(horizontal=True, gap="small"):
+        for values in page.rows.to_dict("records"):
+            record = table.records[int(values["position"])]
             card = render_record_card(record, dataset.limits, _prediction_note(values, table.checkpoints), width=CARD_WIDTH)
             with card:
-                sample_actions(dataset, record, f"{key}_{record.id}", explain_checkpoint)
+                sample_actions(dataset, record, f"{key}_{record.id}")
 
 
 def _thumbnail(record: Record, dataset: Dataset) -> str | None:
@@ -217,7 +221,7 @@ def _thumbnail(record: Record, dataset: Dataset) -> str | None:
     return f"data:image/{kind};base64,{base64.b64encode(data).decode()}"
 
 
-def render_table(page: BrowsePage, table: SplitTable, dataset: Dataset, key: str, explain_checkpoint: str | None) -> None:
+def render_table(page: BrowsePage, table: SplitTable, dataset: Dataset, key: str) -> None:
     """The page as a table with image thumbnails; a selected row gets the sample actions."""
     frame = page.rows.drop(columns=["position"]).copy()
     frame.insert(0, "image", [_thumbnail(table.records[int(p)], dataset) for p in page.rows["position"]])
@@ -236,25 +240,27 @@ def render_table(page: BrowsePage, table: SplitTable, dataset: Dataset, key: str
     with left:
         render_record_card(record, dataset.limits)
     with right:
-        sample_actions(dataset, record, f"{key}_row", explain_checkpoint)
+        sample_actions(dataset, record, f"{key}_row")
 
 
 def render_browser(table: SplitTable, query: BrowseQuery, dataset: Dataset, key: str, explain_checkpoint: str | None) -> None:
-    """The page of ``table`` that ``query`` and the page widgets under ``key`` ask for, with its navigation."""
+    """The page of ``table`` that ``query`` and the page widgets under ``key`` ask for, with its
+    navigation; or the page a card asked for (``explain_checkpoint``: the one Explain opens on)."""
+    open_pending_action(dataset, explain_checkpoint)
     query.page = requested_page(key, query)
     page = browse(table, query)
     page_navigation(page, key)
-    render_page(page, table, dataset, key, explain_checkpoint)
+    render_page(page, table, dataset, key)
 
 
-def render_page(page: BrowsePage, table: SplitTable, dataset: Dataset, key: str, explain_checkpoint: str | None) -> None:
+def render_page(page: BrowsePage, table: SplitTable, dataset: Dataset, key: str) -> None:
     if not page.total:
         st.info("No sample matches these filters.", icon=":material/filter_alt_off:")
         return
     if st.session_state.get(f"{key}_view_now", "Grid") == "Table":
-        render_table(page, table, dataset, key, explain_checkpoint)
+        render_table(page, table, dataset, key)
     else:
-        render_grid(page, table, dataset, key, explain_checkpoint)
+        render_grid(page, table, dataset, key)
 
 
 def render_query(sample: CurrentSample, sentence: str) -> None:

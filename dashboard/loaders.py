@@ -12,6 +12,7 @@ import gc
 import json
 import threading
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import streamlit as st
@@ -32,6 +33,8 @@ from core.inference import Prediction, predict, predict_proba
 from core.io import SAMPLE_RATE
 from core.sample import DecodedSample
 from core.settings import Limits, settings
+
+T = TypeVar("T")
 
 WARM_UP_SAMPLE = DecodedSample(
     image=np.zeros((32, 32, 3), np.uint8), text="warm up", audio=np.zeros(SAMPLE_RATE, np.float32)
@@ -54,7 +57,7 @@ def compute_device() -> torch.device:
     return pick_device()
 
 
-def keep_for_the_process(value):
+def keep_for_the_process(value: T) -> T:
     """``value`` (a cached dataset, table or model: kept as long as the server runs), after moving
     every object alive now out of the garbage collector's full passes (``gc.freeze``).
 

@@ -114,19 +114,24 @@ def test_real_cli_processes_exit_2_with_the_message(small_checkpoints, tmp_path)
             assert_process_answer(case, result)
 
 
+def answer_kind(case: HostileInput) -> tuple:
+    """What a case checks at the process boundary: its modality, its error, limits from the environment or not."""
+    return case.modality, case.expected, bool(case.env())
+
+
 def one_case_per_answer(cases: list[HostileInput]) -> list[HostileInput]:
-    """The first case of each (modality, expected error, limits from the environment) kind."""
+    """The first case of each :func:`answer_kind`."""
     kinds: dict[tuple, HostileInput] = {}
     for case in cases:
-        kinds.setdefault((case.modality, case.expected, bool(case.env())), case)
+        kinds.setdefault(answer_kind(case), case)
     return list(kinds.values())
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_every_kind_of_answer_in_a_real_cli_process(small_checkpoints, tmp_path):
-    quick = {(c.modality, c.expected, bool(c.env())) for c in SUBPROCESS_QUICK}
-    cases = [c for c in one_case_per_answer(CLI_CASES) if (c.modality, c.expected, bool(c.env())) not in quick]
+    quick = {answer_kind(c) for c in SUBPROCESS_QUICK}
+    cases = [c for c in one_case_per_answer(CLI_CASES) if answer_kind(c) not in quick]
     assert len(cases) >= 10, "every modality, error and successful decode is represented"
     with ThreadPoolExecutor(2) as pool:  # two processes at a time: each imports torch on one core
         results = pool.map(lambda case: run_predict(case, small_checkpoints["early"], tmp_path / case.name), cases)

@@ -24,6 +24,10 @@ pytestmark = pytest.mark.browser
 LONG = {"LIME samples": "5000", "SHAP evals": "5000", "Image segments": "200", "Audio segments": "40", "IG steps": "512"}
 """Explanation settings that keep one job busy for half a minute or more on two CPU cores."""
 
+WAITING = {**LONG, "Audio segments": "39"}
+"""The second browser's explanation: one nobody computed, and as long as the first, so that it is
+still unfinished when its tab closes even if the first one has ended and it runs by then."""
+
 
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory) -> Path:
@@ -66,6 +70,15 @@ def jobs_line(page, server: LiveServer) -> str:
     return caption.inner_text()
 
 
+def ask(page, settings: dict[str, str]) -> None:
+    """Type each explanation setting (each change cancels the page's previous job and submits the next)."""
+    for label, value in settings.items():
+        box = page.get_by_label(label, exact=True)
+        box.fill(value)
+        box.press("Enter")
+        page.wait_for_timeout(300)
+
+
 CANCELLED = "Cancelled an explanation: every browser session waiting for it has closed."
 
 
@@ -76,18 +89,12 @@ def test_a_job_waits_for_its_turn_and_is_cancelled_when_its_browser_closes(serve
     for page in (holder, waiter):
         explain_first_record(page, server)
         page.get_by_role("heading", name="Can these attributions be trusted?").wait_for()
-    for label, value in LONG.items():  # each change cancels the previous job and starts the next
-        box = holder.get_by_label(label, exact=True)
-        box.fill(value)
-        box.press("Enter")
-        holder.wait_for_timeout(300)
+    ask(holder, LONG)
     holder.get_by_role("combobox", name="SHAP algorithm").click()
     holder.get_by_role("option", name="Permutation").click()
     holder.get_by_text("Computing SHAP, LIME").first.wait_for()
 
-    box = waiter.get_by_label("Audio segments", exact=True)
-    box.fill("12")  # an explanation nobody computed: it needs the one slot, which is taken
-    box.press("Enter")
+    ask(waiter, WAITING)  # it needs the one slot, which is taken
     waiter.get_by_text("Waiting: 0 jobs ahead of yours").wait_for()
     watcher_context, watcher = new_page(browser)
     # The waiter was shown its place in line above. On a fast machine the holder's long job may

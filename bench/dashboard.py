@@ -13,7 +13,8 @@
 
 Skipped, with the reason, when Chromium or the playwright package is missing.
 
-Options (all optional): ``data``, ``checkpoints``, ``quick`` (one switching cycle),
+Options (all optional): ``data``, ``checkpoints``, ``cache_dir`` (the server's cache folder; default: a
+fresh one), ``quick`` (one switching cycle),
 ``cycles`` (warm switching cycles, default 3), ``timeout_s`` (per wait, default 300).
 """
 

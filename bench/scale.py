@@ -9,15 +9,19 @@ cache folder:
 - ``embed``: every row's modalities through fresh built-in encoders into an empty
   embedding store (cold), then again (warm: all hits);
 - ``train``: one epoch of each built-in encoder and of an ``early`` fusion head
-  (``Trainer`` with ``encoder_epochs=fusion_epochs=1``): wall time, CPU use (100% = one
+  (``Trainer`` with ``encoder_epochs=fusion_epochs=1``, the default embedding store of the
+  size's cache folder, as ``python -m core train`` uses): wall time, CPU use (100% = one
   core busy; children included) and rows per second;
-- ``evaluate``: the test split with robustness sweeps (corrupted inputs re-encoded);
+- ``evaluate``: the test split with robustness on, as Compare's first visit after training
+  computes it: clean embeddings from the store training filled, corruption sweeps on their
+  seeded sample of rows (``EvaluationOptions.sweep_rows``) re-encoded cold;
 - ``memory``: peak resident memory of the process and of its largest child.
 
 Then, unless ``dashboard`` is false (the default in ``quick`` mode), the dashboard section
-(:mod:`bench.dashboard`) runs on the same recipe's N rows without invalid ones (the
-dashboard refuses a dataset with invalid rows) and the checkpoints: first page load, first
-visit of each page, later switches, server memory.
+(:mod:`bench.dashboard`) runs on the same dataset, invalid rows included (the dashboard
+leaves them out with a warning), its checkpoints and the size's cache folder (validation
+and embeddings cached, as after ``validate`` and ``train``): first page load, first visit
+of each page, later switches, server memory.
 
 ``ratios``: for every timed phase, ``(seconds at N / seconds at the smallest N) / (N /
 smallest N)``: 1.0 is linear scaling, below 1 better than linear.
@@ -69,10 +73,15 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
         if browser:
             from bench import dashboard
 
-            # The dashboard refuses a dataset with invalid rows: it is shown the same recipe without them.
-            valid = synthesize(root / "data", n, seed, invalid=False)
             measured["dashboard"] = _dashboard_figures(
-                dashboard.run({"data": str(valid), "checkpoints": str(scratch / "checkpoints"), "quick": True})
+                dashboard.run(
+                    {
+                        "data": str(folder),
+                        "checkpoints": str(scratch / "checkpoints"),
+                        "cache_dir": str(scratch / "cache"),
+                        "quick": True,
+                    }
+                )
             )
         per_size[str(n)] = measured
     return {
@@ -147,9 +156,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     train_rows = len(dataset.split("train"))
     started = time.perf_counter()
     with _timed(out, "train_one_epoch", train_rows):
-        Trainer(dataset, checkpoints, config, cache=EmbeddingCache(scratch / "train-embeddings"), show_progress=False, callback=note).run(
-            ["early"]
-        )
+        Trainer(dataset, checkpoints, config, cache=EmbeddingCache(), show_progress=False, callback=note).run(["early"])
     fusion_starts = [t for t, stage in stages if stage == "computing embeddings"]
     if fusion_starts:  # stage 1 (encoders, side by side on a CPU) until the fusion's embeddings start
         out["train_one_epoch"]["encoders_s"] = round(fusion_starts[0] - started, 3)
@@ -157,7 +164,9 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     options = EvaluationOptions(bootstrap=job["bootstrap"], seed=job["seed"], analysis=False, cost=False)
     test_rows = len(dataset.split("test"))
     with _timed(out, "evaluate", test_rows):
-        evaluate([checkpoints / "early"], dataset, "test", options, embedding_cache=EmbeddingCache(scratch / "eval-embeddings"))
+        report = evaluate([checkpoints / "early"], dataset, "test", options, embedding_cache=True)
+    sweeps = report.checkpoints[0].corruptions
+    out["evaluate"]["sweep_rows"] = sweeps[0].n_scored if sweeps else 0
 
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

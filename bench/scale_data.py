@@ -48,7 +48,7 @@ def dataset_dir(root: Path, n: int, seed: int, invalid: bool = True) -> Path:
 
 def synthesize(root: str | Path, n: int, seed: int = 0, workers: int | None = None, invalid: bool = True) -> Path:
     """The dataset of ``n`` rows for ``seed`` under ``root`` (built now unless already complete);
-    without ``invalid``, no row is broken (what the dashboard, which refuses invalid rows, is shown)."""
+    without ``invalid``, no row is broken."""
     folder = dataset_dir(Path(root), n, seed, invalid)
     done = folder / "complete.json"
     if done.is_file():

@@ -98,12 +98,13 @@ def start_dashboard(
 
 def bench_server_env(options: Mapping[str, Any], scratch: Path) -> dict[str, str]:
     """Variables for a benchmarked server: the ``data`` / ``checkpoints`` options (default: the
-    demo) and fresh caches and runs under ``scratch``, so no figure depends on an earlier run."""
+    demo), runs under ``scratch`` and the ``cache_dir`` option, by default a fresh one under
+    ``scratch``, so no figure depends on an earlier run unless that is what is measured."""
     config = settings()
     return {
         "FUSION_DEMO_DATA": str(Path(options.get("data") or config.demo_data).resolve()),
         "FUSION_CHECKPOINTS": str(Path(options.get("checkpoints") or config.checkpoints).resolve()),
-        "FUSION_CACHE_DIR": str(scratch / "cache"),
+        "FUSION_CACHE_DIR": str(Path(options.get("cache_dir") or scratch / "cache").resolve()),
         "FUSION_RUNS": str(scratch / "runs"),
     }
 

@@ -21,7 +21,7 @@ import torch
 from core.device import autocast, is_out_of_memory, move_to
 from core.encoders.base import Encoder
 from core.model import MultimodalClassifier
-from core.parallel import prepared_chunks
+from core.parallel import prepared_chunks, start_method
 from core.sample import DecodedSample
 from core.serialization import JsonMixin
 from core.tasks import Task
@@ -113,6 +113,13 @@ def encode(
             lambda start, stop: forward([per_item(v) for v in values[start:stop]]),
             len(values), batch, device, before_batch=before_batch, after_batch=after_batch,
         )  # fmt: skip
+    elif encodes_in_workers(device, on_device, before_batch):
+        chunks, done = [], 0
+        for embedded in prepared_chunks(values, per_item, batch.value, workers, finish=_Forward(encoder)):
+            chunks.append(embedded)
+            done += len(embedded)
+            if after_batch is not None:
+                after_batch(done)
     else:
         chunks, done = [], 0
         for items in prepared_chunks(values, per_item, batch.value, workers):
@@ -122,6 +129,26 @@ def encode(
             if after_batch is not None:
                 after_batch(done)
     return torch.cat(chunks) if chunks else torch.zeros(0, encoder.out_dim, device=device)
+
+
+def encodes_in_workers(device: torch.device, on_device: bool, before_batch: Callable[[], None] | None) -> bool:
+    """Whether :func:`encode`'s workers also run the encoder on the chunks they prepared: on a
+    CPU, from a program's main thread (workers are forked, so they share the weights without a
+    copy), and when nothing must run in this process before each batch. One single-threaded
+    model per core keeps every core busy; one model spread over the cores' threads, fed by the
+    workers, kept two cores 175% busy (10,000 rows, stage 2 of training)."""
+    return device.type == "cpu" and not on_device and before_batch is None and start_method() == "fork"
+
+
+class _Forward:
+    """A chunk of prepared inputs -> their embeddings (in a worker: one thread, no gradients)."""
+
+    def __init__(self, encoder: Encoder):
+        self.encoder = encoder
+
+    def __call__(self, items: list[Any]) -> torch.Tensor:
+        with torch.no_grad():  # not inference_mode: the result goes back through shared memory
+            return self.encoder(self.encoder.collate(items)).float()
 
 
 def _unchanged(value: Any) -> Any:

@@ -5,7 +5,9 @@ Decoding files and preparing encoder inputs is Python-heavy CPU work (PIL, sound
 librosa, tokenisers) that threads cannot spread over cores, so batch jobs (validation,
 embedding, stage-1 training, robustness sweeps) do it in worker processes:
 ``FUSION_WORKERS`` of them (default: one per core this process may use; 0: here).
-Results come back in order, so nothing computed depends on how many workers there were.
+Results come back in order, so nothing computed depends on how many workers there were (where
+workers also run an encoder, :func:`core.inference.encode` on a CPU, up to float rounding:
+each runs it on one thread).
 """
 
 from __future__ import annotations
@@ -135,15 +137,33 @@ def _as_list(items: list[Any]) -> list[Any]:
     return items
 
 
+class _Finish:
+    """A worker's last step on its chunk: ``finish(items)``, unless some item failed (the
+    consumer then re-raises that failure from the list)."""
+
+    def __init__(self, finish: Callable[[list[Any]], Any]):
+        self.finish = finish
+
+    def __call__(self, items: list[Any]) -> Any:
+        if any(isinstance(item, _Failed) for item in items):
+            return items
+        return self.finish(items)
+
+
 def prepared_chunks(
-    values: Sequence[Any], prepare: Callable[[Any], Any], chunk: int, workers: int | None = None
-) -> Iterator[list[Any]]:
-    """``[prepare(v) for v in values]``, ``chunk`` items at a time and in order.
+    values: Sequence[Any],
+    prepare: Callable[[Any], Any],
+    chunk: int,
+    workers: int | None = None,
+    finish: Callable[[list[Any]], Any] | None = None,
+) -> Iterator[Any]:
+    """``[prepare(v) for v in values]``, ``chunk`` items at a time and in order; with
+    ``finish``, ``finish(chunk)`` of each such list instead (e.g. a model run on it).
 
     With workers (``None``: :func:`worker_count`), a :class:`torch.utils.data.DataLoader` runs
-    ``prepare`` in worker processes that keep up to two chunks each ready ahead of the
-    consumer, so preparation overlaps whatever the caller does with each chunk (running a
-    model). ``values[i]`` may decode lazily (it then runs in the worker too).
+    ``prepare`` (and ``finish``) in worker processes that keep up to two chunks each ready
+    ahead of the consumer, so preparation overlaps whatever the caller does with each chunk
+    (running a model). ``values[i]`` may decode lazily (it then runs in the worker too).
 
     Raises:
         InputError: ``prepare`` raised it for some value (re-raised as it was).
@@ -152,7 +172,8 @@ def prepared_chunks(
     workers = worker_count(len(values), chunk) if workers is None else workers
     if workers <= 0:
         for start in range(0, len(values), chunk):
-            yield [prepare(v) for v in values[start : start + chunk]]
+            items = [prepare(v) for v in values[start : start + chunk]]
+            yield items if finish is None else finish(items)
         return
     from torch.utils.data import DataLoader  # here: validation uses this module without torch
 
@@ -161,14 +182,15 @@ def prepared_chunks(
         _Prepared(values, prepare),
         batch_size=chunk,
         num_workers=workers,
-        collate_fn=_as_list,
+        collate_fn=_as_list if finish is None else _Finish(finish),
         multiprocessing_context=context,
         prefetch_factor=2,
     )
     with _launching(context):
         batches = iter(loader)  # the workers start here
     for items in batches:
-        for item in items:
-            if isinstance(item, _Failed):
-                raise item.error
+        if isinstance(items, list):
+            for item in items:
+                if isinstance(item, _Failed):
+                    raise item.error
         yield items

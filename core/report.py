@@ -139,7 +139,7 @@ def render_html_report(report: EvaluationReport, title: str = "Fusion strategy c
             _section(
                 "Robustness to corruptions",
                 _cards(list(figures.robustness_figures(report, "accuracy").values())),
-                "Only the corrupted modality is re-encoded; severity 0 is the clean input.",
+                figures.robustness_note(report),
             )
         )
     if any(r.reliance for r in results):

@@ -217,6 +217,7 @@ with tabs[5], friendly_errors("drawing the robustness analyses"):
         for row_names in [list(sweeps)[i : i + 2] for i in range(0, len(sweeps), 2)]:
             for col, name in zip(st.columns(2), row_names, strict=False):
                 col.plotly_chart(sweeps[name], config=PLOTLY_CONFIG, key=f"sweep_{name}")
+        st.caption(figures.robustness_note(report))
         st.plotly_chart(figures.reliance_figure(report), config=PLOTLY_CONFIG)
 
 with tabs[6], friendly_errors("showing the cost"):

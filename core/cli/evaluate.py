@@ -19,6 +19,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", default=None, help="write every result to this JSON file")
     p.add_argument("--html", default=None, help="write a self-contained HTML report")
     p.add_argument("--no-robustness", action="store_true", help="skip missing-modality, corruption and reliance analyses")
+    p.add_argument(
+        "--sweep-rows",
+        type=int,
+        default=1000,
+        help="score each corruption sweep on a seeded sample of this many rows (0: every row; default 1000)",
+    )
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for confidence intervals (0: none)")
     p.add_argument(
         "--slices",
@@ -56,6 +62,8 @@ def _evaluate(args: argparse.Namespace, ctx) -> int:
     if args.bootstrap < 0:
         raise UsageError("--bootstrap must be 0 (no intervals) or a positive number of resamples.")
     dataset = load_dataset(args.data)
+    if args.sweep_rows < 0:
+        raise UsageError("--sweep-rows must be 0 (every row) or a positive number of rows.")
     if args.min_support < 1:
         raise UsageError("--min-support must be at least 1.")
     options = EvaluationOptions(
@@ -65,6 +73,7 @@ def _evaluate(args: argparse.Namespace, ctx) -> int:
         analysis=args.slices,
         slice_columns=tuple(c.strip() for c in args.slice_columns.split(",") if c.strip()) if args.slice_columns else None,
         min_support=args.min_support,
+        sweep_rows=args.sweep_rows,
     )
     report = evaluate(
         args.checkpoint,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -230,16 +230,33 @@ def missing_modality_table(model, data: EmbeddedRecords, scorer: Scorer) -> list
     return out
 
 
+def sweep_sample(n_rows: int, options) -> np.ndarray | None:
+    """The rows a corruption sweep is scored on: ``None`` (all) when there are at most
+    ``options.sweep_rows`` (or it is 0), else that many, drawn with ``options.seed`` and sorted.
+    It depends only on the split's size and the seed, so every checkpoint of a split gets the
+    same rows and shares their corrupted embeddings."""
+    if options.sweep_rows <= 0 or n_rows <= options.sweep_rows:
+        return None
+    rng = np.random.default_rng([options.seed, n_rows, 2024])
+    return np.sort(rng.choice(n_rows, size=options.sweep_rows, replace=False))
+
+
 def corruption_sweeps(
     model, data: EmbeddedRecords, inputs: SplitInputs, rows: list[int], scorer: Scorer
 ) -> list[CorruptionSweep]:
-    """Metric-vs-severity for each corruption of a modality the model uses.
+    """Metric-vs-severity for each corruption of a modality the model uses, on every row or on
+    the seeded :func:`sweep_sample` of a large split.
 
     ``rows`` maps ``data``'s rows to ``inputs.records``. Severity 0 reuses the clean
     embeddings; other severities re-encode only the corrupted modality.
     """
     out = []
     options = scorer.options
+    n_rows = len(data)
+    sample = sweep_sample(n_rows, options)
+    if sample is not None:
+        data, rows = data.subset(sample), [rows[i] for i in sample.tolist()]
+        scorer = replace(scorer, y=scorer.y[sample])
     for corruption in (CORRUPTIONS[name] for name in options.corruptions):
         if corruption.modality not in model.modalities:
             continue
@@ -259,7 +276,7 @@ def corruption_sweeps(
         out.append(
             CorruptionSweep(
                 corruption.name, corruption.modality, corruption.description, corruption.parameter,
-                list(corruption.levels), list(corruption.level_labels), values, int(len(have)),
+                list(corruption.levels), list(corruption.level_labels), values, int(len(have)), len(data), n_rows,
             )
         )  # fmt: skip
     return out

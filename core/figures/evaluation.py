@@ -355,6 +355,19 @@ def robustness_figures(results: Results, metric: str = "accuracy") -> dict[str, 
     return {name: robustness_figure(results, name, metric) for name in swept}
 
 
+def robustness_note(results: Results) -> str:
+    """How the corruption sweeps were computed, and on which rows when a large split was sampled."""
+    note = "Only the corrupted modality is re-encoded; severity 0 is the clean input."
+    sampled = [s for r in _checkpoints(results) for s in r.corruptions if s.sampled]
+    if sampled:
+        first = sampled[0]
+        note += (
+            f" Each curve is scored on a seeded sample of {first.n_scored:,} of the split's {first.n_rows:,} rows, "
+            "the same rows for every checkpoint (`python -m core evaluate --sweep-rows 0` scores every row)."
+        )
+    return note
+
+
 def reliance_figure(results: Results) -> go.Figure:
     """Accuracy drop when one modality is shuffled, grouped by checkpoint, coloured by modality."""
     items = _checkpoints(results)
@@ -392,5 +405,6 @@ __all__ = [
     "reliance_figure",
     "robustness_figure",
     "robustness_figures",
+    "robustness_note",
     "roc_figure",
 ]

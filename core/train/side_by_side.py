@@ -69,10 +69,17 @@ def _child(name: str, task: Task, channel: Any, parent: int) -> None:
 
 
 def run_side_by_side(
-    tasks: dict[str, Task], callback: ProgressCallback | None, slots: int | None = None
+    tasks: dict[str, Task],
+    callback: ProgressCallback | None,
+    slots: int | None = None,
+    on_result: Callable[[str, Any], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``tasks`` (name -> task), at most ``slots`` at once (default: one per core), in the
     given order; returns name -> result.
+
+    ``on_result(name, result)`` is called here for each task that finishes while others still
+    run, once the slot it freed has been given to the next task: the caller's work on it
+    overlaps theirs and keeps the core that is no longer needed busy.
 
     Raises:
         FusionError: the first task that failed (the others are stopped).
@@ -83,6 +90,7 @@ def run_side_by_side(
     running: dict[str, Any] = {}
     results: dict[str, Any] = {}
     slots = max(1, slots or cpu_count())
+    finished: list[str] = []
     try:
         while waiting or running:
             while waiting and len(running) < slots:
@@ -90,6 +98,9 @@ def run_side_by_side(
                 process = context.Process(target=_child, args=(name, task, channel, os.getpid()), name=f"train-{name}")
                 process.start()
                 running[name] = process
+            while finished and running and on_result is not None:
+                done = finished.pop(0)
+                on_result(done, results[done])
             try:
                 kind, name, payload = channel.get(timeout=1.0)
             except queue_module.Empty:
@@ -105,6 +116,7 @@ def run_side_by_side(
             if kind == "failed":
                 raise payload
             results[name] = payload
+            finished.append(name)
     finally:
         for process in running.values():
             process.terminate()

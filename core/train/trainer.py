@@ -129,7 +129,7 @@ class Trainer:
         fusions = [n for n in names if split_model_name(n)[0] in FUSIONS and n not in self._results]
         baselines = [n[: -len(BASELINE_SUFFIX)] for n in names if n.endswith(BASELINE_SUFFIX)]
         needed = self.modalities if fusions else [m for m in baselines if f"{m}{BASELINE_SUFFIX}" not in self._results]
-        self._prepare_encoders(needed)  # stage 1: trains the built-in encoders, saving their baselines
+        self._prepare_encoders(needed, embed_early=bool(fusions))  # stage 1: trains the built-in encoders
         for modality in baselines:
             if f"{modality}{BASELINE_SUFFIX}" not in self._results:
                 self._train_frozen_baseline(modality)
@@ -186,10 +186,14 @@ class Trainer:
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
     # ------------------------------------------------------------------ stage 1: encoders
-    def _prepare_encoders(self, modalities: list[str]) -> None:
+    def _prepare_encoders(self, modalities: list[str], embed_early: bool = False) -> None:
         """Build every encoder of ``modalities``: built-in ones are trained here (or, with
         ``resume``, loaded from their complete baseline checkpoint), pretrained ones loaded
-        frozen. Afterwards every encoder is frozen for the fusion stage."""
+        frozen. Afterwards every encoder is frozen for the fusion stage.
+
+        With ``embed_early`` (fusions follow) and an embedding store, an encoder trained side by
+        side with others has its splits embedded into the store as soon as it is done, while the
+        others still train (stage 2 then finds them cached)."""
         to_train: dict[str, Encoder] = {}
         for modality in modalities:
             if modality in self._encoders:
@@ -209,7 +213,10 @@ class Trainer:
             self._freeze(modality, encoder)
         # Longest first: audio spectrograms cost the most, texts the least.
         order = sorted(to_train, key=lambda m: {"audio": 0, "image": 1}.get(m, 2))
-        trained = self._train_all({f"{m}{BASELINE_SUFFIX}": (lambda m=m: self._train_encoder(m, to_train[m])) for m in order})
+        trained = self._train_all(
+            {f"{m}{BASELINE_SUFFIX}": (lambda m=m: self._train_encoder(m, to_train[m])) for m in order},
+            on_result=self._embed_trained if embed_early and self.cache is not None else None,
+        )
         for modality in order:
             result = trained[f"{modality}{BASELINE_SUFFIX}"]
             encoder = to_train[modality]
@@ -222,9 +229,18 @@ class Trainer:
         encoder.requires_grad_(False)
         self._encoders[modality] = encoder
 
-    def _train_all(self, trainings: dict[str, Any]) -> dict[str, TrainResult]:
+    def _embed_trained(self, name: str, result: TrainResult) -> None:
+        """Stage 2's embeddings of the modality of the encoder baseline ``name``, into the store."""
+        modality = name[: -len(BASELINE_SUFFIX)]
+        encoder = load_checkpoint(result.path, device=self.device).model.encoders[modality].eval()
+        model = self._model("early", {modality: encoder}, self.tasks)
+        for records in self.splits.values():
+            embed_records(model, records, cache=self.cache, limits=self.dataset.limits)
+
+    def _train_all(self, trainings: dict[str, Any], on_result: Any = None) -> dict[str, TrainResult]:
         """Run trainings (name -> zero-argument function returning its TrainResult): side by side in
-        single-threaded processes on a CPU (:mod:`core.train.side_by_side`), else one after another."""
+        single-threaded processes on a CPU (:mod:`core.train.side_by_side`), else one after another.
+        ``on_result``: see :func:`~core.train.side_by_side.run_side_by_side`."""
         if not trainings:
             return {}
         self._side_by_side = can_run_side_by_side(self.device, self.ctx.world)
@@ -239,7 +255,7 @@ class Trainer:
 
             return task
 
-        results = run_side_by_side({n: in_child(t) for n, t in trainings.items()}, self.callback)
+        results = run_side_by_side({n: in_child(t) for n, t in trainings.items()}, self.callback, on_result=on_result)
         self._results.update(results)
         return results
 

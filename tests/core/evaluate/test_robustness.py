@@ -1,5 +1,6 @@
 """Missing-modality table, corruption sweeps, modality reliance; corrupted inputs encoded once."""
 
+import numpy as np
 import pytest
 
 from core.checkpoints import load_checkpoint
@@ -87,3 +88,35 @@ def test_corrupted_embeddings_do_not_depend_on_the_number_of_workers(tiny, monke
         assert torch.equal(here, there)
     assert used == [0, 2]
     assert not torch.equal(out["0"][0], out["0"][-1])  # the severities differ
+
+
+def test_a_large_split_is_swept_on_one_seeded_sample_of_rows_shared_by_every_checkpoint(tiny, report):
+    """``sweep_rows`` caps the rows a sweep re-encodes and scores: the same seeded rows for each
+    checkpoint, severity 0 equal to the clean metrics of just those rows, and the note says so."""
+    from dataclasses import replace
+
+    from core.evaluate import evaluate
+    from core.evaluate.robustness import sweep_sample
+    from core.evaluate.scoring import sweep_metrics
+    from core.figures.evaluation import robustness_note
+
+    n = report.by_name("early").n_rows
+    assert all(not s.sampled and s.n_scored == s.n_rows == n for r in report.checkpoints for s in r.corruptions)
+    options = replace(FAST, sweep_rows=n // 2)
+    rows = sweep_sample(n, options)
+    assert len(rows) == n // 2 and list(rows) == sorted(set(rows.tolist()))
+    assert rows.tolist() == sweep_sample(n, options).tolist()  # seeded
+    assert sweep_sample(n, replace(FAST, sweep_rows=0)) is None and sweep_sample(n, replace(FAST, sweep_rows=n)) is None
+
+    sampled = evaluate([tiny.paths["early"], tiny.paths["late"]], tiny.dataset, "test", options, embedding_cache=False)
+    for result in sampled.checkpoints:
+        classes = result.classes
+        y = [classes.index(result.samples[i].label) for i in rows]
+        proba = [result.samples[i].probabilities for i in rows]
+        clean = sweep_metrics(np.array(y), np.array(proba), len(classes), FAST.ece_bins)
+        for sweep in result.corruptions:
+            assert sweep.sampled and (sweep.n_scored, sweep.n_rows) == (n // 2, n)
+            assert sweep.values[0] == pytest.approx(clean, abs=1e-5)  # probabilities are stored to 6 places
+    note = robustness_note(sampled)
+    assert f"seeded sample of {n // 2:,} of the split's {n:,} rows" in note
+    assert "sample" not in robustness_note(report)

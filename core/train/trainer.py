@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -237,7 +238,9 @@ class Trainer:
         for records in self.splits.values():
             embed_records(model, records, cache=self.cache, limits=self.dataset.limits)
 
-    def _train_all(self, trainings: dict[str, Any], on_result: Any = None) -> dict[str, TrainResult]:
+    def _train_all(
+        self, trainings: dict[str, Any], on_result: Callable[[str, TrainResult], None] | None = None
+    ) -> dict[str, TrainResult]:
         """Run trainings (name -> zero-argument function returning its TrainResult): side by side in
         single-threaded processes on a CPU (:mod:`core.train.side_by_side`), else one after another.
         ``on_result``: see :func:`~core.train.side_by_side.run_side_by_side`."""

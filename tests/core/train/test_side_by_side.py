@@ -24,6 +24,36 @@ def test_results_and_events_come_back_whatever_the_slots():
         assert sorted(e["model"] for e in events) == [0, 1, 2]
 
 
+def test_a_finished_training_is_handed_over_while_the_others_still_run(tmp_path):
+    """``on_result`` runs here once the freed slot went to the next task, and only while some
+    task still runs (the caller's work then overlaps theirs)."""
+    import time
+
+    release = tmp_path / "release"
+
+    def short(emit):
+        return "short"
+
+    def long(emit):
+        while not release.exists():  # runs until the parent has been handed the short one
+            time.sleep(0.05)
+        return "long"
+
+    def waiting(emit):
+        return "waiting"
+
+    handed = []
+
+    def on_result(name, result):
+        handed.append((name, result))
+        release.touch()
+
+    results = run_side_by_side({"short": short, "long": long, "waiting": waiting}, None, slots=2, on_result=on_result)
+    assert results == {"short": "short", "long": "long", "waiting": "waiting"}
+    assert handed[0] == ("short", "short")  # while "long" was still running
+    assert len(handed) < len(results)  # the last to finish is not handed over: nothing runs beside it
+
+
 def test_a_failed_training_raises_its_error_with_the_traceback_in_details():
     def broken(emit):
         raise ValueError("bad shape")

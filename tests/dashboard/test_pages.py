@@ -221,6 +221,30 @@ def test_explain_shows_every_method_and_the_trust_panel_for_a_dataset_sample(das
     assert any("SHAP by PermutationExplainer" in c.value for c in at.caption)
 
 
+def test_the_method_check_runs_on_click_and_puts_its_verdicts_next_to_the_maps(dashboard_env, monkeypatch):
+    """The checkpoint's method assessment (on fewer rows here than the page's, for speed): the
+    button computes it, the panel ranks the methods and each map gets its randomisation verdict."""
+    from dataclasses import replace
+
+    from dashboard import trust
+
+    small = replace(trust.ASSESSMENT, samples=4, sanity_samples=2, params=replace(trust.ASSESSMENT.params, lime_samples=60, shap_evals=60))
+    monkeypatch.setattr(trust, "ASSESSMENT", small)
+    at = open_page("explain")
+    at.button(key="explain_use_record").click()
+    at.run()
+    at.number_input(key="explain_lime_samples").set_value(60)
+    at.number_input(key="explain_shap_evals").set_value(60)
+    at.run()
+    at.button(key="explain_assess_button").click()
+    at.run()
+    assert_clean(at)
+    assert not at.error, [e.value for e in at.error]
+    texts = [e.value for e in [*at.markdown, *at.caption, *at.info, *at.success]]
+    assert any(t.startswith("Most believable on this checkpoint") for t in texts)
+    assert sum("passes the randomisation check" in t for t in texts) >= 3  # next to the maps
+
+
 def test_train_page_lists_every_dataset_problem(dashboard_env, tmp_path, monkeypatch):
     broken = tmp_path.resolve() / "broken"
     broken.mkdir()

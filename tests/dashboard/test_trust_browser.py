@@ -1,5 +1,6 @@
 """Explain in headless Chromium on an attention-fusion checkpoint: every method's maps, the
-attention maps, and the trust panel with the checkpoint's sanity checks, without an exception.
+attention maps (this sample's and the test split's) and the trust panel, without an exception.
+The checkpoint's method check behind the panel's button is exercised in ``test_pages.py``.
 
 Run with ``pytest -m browser tests/dashboard/test_trust_browser.py``; the screenshot lands in
 ``test-artifacts/explain-trust.png``.
@@ -43,12 +44,8 @@ def test_explain_shows_gradient_methods_attention_and_the_trust_panel(server, ev
             assert page.get_by_text(label, exact=True).count() >= 1, label
         assert page.get_by_text("Grad-CAM explains the image only").count() == 2  # its text and audio tiles
         assert page.get_by_text("Who attends to whom, this sample").count() == 1
-        page.get_by_role("button", name="Check the methods on this checkpoint").click()
-        page.get_by_text("Most believable on this checkpoint").wait_for(timeout=600_000)
-        settle(page)
-        assert_no_exception(page)
-        # The verdicts now also sit next to each map.
-        assert page.get_by_text("passes the randomisation check").count() >= 3
+        # The checkpoint's method check waits for a click (computed and rendered in test_pages.py).
+        assert page.get_by_role("button", name="Check the methods on this checkpoint").count() == 1
         page.get_by_text("the test split (average)").click()
         page.get_by_text("samples", exact=False).filter(has_text="Who attends to whom").first.wait_for()
         settle(page)

@@ -113,18 +113,14 @@ def encode(
             lambda start, stop: forward([per_item(v) for v in values[start:stop]]),
             len(values), batch, device, before_batch=before_batch, after_batch=after_batch,
         )  # fmt: skip
-    elif encodes_in_workers(device, on_device, before_batch):
-        chunks, done = [], 0
-        for embedded in prepared_chunks(values, per_item, batch.value, workers, finish=_Forward(encoder)):
-            chunks.append(embedded)
-            done += len(embedded)
-            if after_batch is not None:
-                after_batch(done)
     else:
+        in_workers = _Forward(encoder) if encodes_in_workers(device, on_device, before_batch) else None
         chunks, done = [], 0
-        for items in prepared_chunks(values, per_item, batch.value, workers):
-            # An out-of-memory batch is halved within the chunk the workers prepared.
-            chunks += run_in_batches(lambda a, b, items=items: forward(items[a:b]), len(items), batch, device, before_batch=before_batch)
+        for items in prepared_chunks(values, per_item, batch.value, workers, finish=in_workers):
+            if in_workers is not None:  # the worker ran the encoder: these are its embeddings
+                chunks.append(items)
+            else:  # An out-of-memory batch is halved within the chunk the workers prepared.
+                chunks += run_in_batches(lambda a, b, items=items: forward(items[a:b]), len(items), batch, device, before_batch=before_batch)
             done += len(items)
             if after_batch is not None:
                 after_batch(done)

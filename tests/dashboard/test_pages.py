@@ -185,7 +185,8 @@ def test_missing_demo_shows_how_to_build_it(dashboard_env, monkeypatch, tmp_path
     assert any("make run" in e.value for e in at.error)
 
 
-def test_explain_shows_every_method_and_the_trust_panel_for_a_dataset_sample(dashboard_env):
+def explain_dataset_sample() -> AppTest:
+    """Explain on the dataset's first sample, with small LIME and SHAP settings."""
     at = open_page("explain")
     at.button(key="explain_use_record").click()
     at.run()
@@ -193,6 +194,11 @@ def test_explain_shows_every_method_and_the_trust_panel_for_a_dataset_sample(das
     at.number_input(key="explain_lime_samples").set_value(60)
     at.number_input(key="explain_shap_evals").set_value(60)
     at.run()
+    return at
+
+
+def test_explain_shows_every_method_and_the_trust_panel_for_a_dataset_sample(dashboard_env):
+    at = explain_dataset_sample()
     assert_clean(at)
     assert not at.error, [e.value for e in at.error]
     assert [s.value for s in at.subheader] == [
@@ -230,12 +236,7 @@ def test_the_method_check_runs_on_click_and_puts_its_verdicts_next_to_the_maps(d
 
     small = replace(trust.ASSESSMENT, samples=4, sanity_samples=2, params=replace(trust.ASSESSMENT.params, lime_samples=60, shap_evals=60))
     monkeypatch.setattr(trust, "ASSESSMENT", small)
-    at = open_page("explain")
-    at.button(key="explain_use_record").click()
-    at.run()
-    at.number_input(key="explain_lime_samples").set_value(60)
-    at.number_input(key="explain_shap_evals").set_value(60)
-    at.run()
+    at = explain_dataset_sample()
     at.button(key="explain_assess_button").click()
     at.run()
     assert_clean(at)

@@ -8,6 +8,7 @@ object from that dict or its JSON text, guided by the dataclass's type hints.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import types
@@ -19,8 +20,20 @@ from typing import Any, Union
 import numpy as np
 
 
+_PLAIN = (str, int, bool, type(None))
+
+
 def to_plain(value: Any) -> Any:
     """Dataclasses, numpy values, paths and non-finite floats -> JSON-safe values."""
+    kind = type(value)
+    if kind in _PLAIN:  # the common leaves first: an evaluation holds a million of them
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is list or kind is tuple:
+        return [to_plain(v) for v in value]
+    if kind is dict:
+        return {str(k): to_plain(v) for k, v in value.items()}
     if is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_plain(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, np.ndarray):
@@ -42,10 +55,24 @@ def to_plain(value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=None)
+def _field_hints(cls: type) -> tuple[tuple[str, Any], ...]:
+    """``(name, type)`` of a dataclass's fields (resolving the hints once per class, not per value)."""
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, hints[f.name]) for f in fields(cls))
+
+
+_SCALARS = (str, int, bool)
+
+
 def from_plain(annotation: Any, data: Any) -> Any:
     """Rebuild a value of type ``annotation`` (dataclass, list, dict, tuple, optional, array) from JSON."""
     if data is None:
         return None
+    if annotation in _SCALARS:
+        return data
+    if annotation is float:
+        return float(data) if isinstance(data, int) else data
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (Union, types.UnionType):
@@ -54,9 +81,12 @@ def from_plain(annotation: Any, data: Any) -> Any:
     if annotation is np.ndarray:
         return np.array(data, dtype=np.float64)  # None (a NaN written as null) becomes NaN again
     if is_dataclass(annotation):
-        hints = typing.get_type_hints(annotation)
-        return annotation(**{f.name: from_plain(hints[f.name], data[f.name]) for f in fields(annotation) if f.name in data})
+        return annotation(**{name: from_plain(hint, data[name]) for name, hint in _field_hints(annotation) if name in data})
     if origin is list:
+        if args[0] in _SCALARS:
+            return list(data)
+        if args[0] is float:
+            return [float(v) if type(v) is int else v for v in data]
         return [from_plain(args[0], v) for v in data]
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
@@ -66,8 +96,6 @@ def from_plain(annotation: Any, data: Any) -> Any:
         return {k: from_plain(args[1], v) for k, v in data.items()}
     if annotation is Path:
         return Path(data)
-    if annotation is float and isinstance(data, int):
-        return float(data)
     return data
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from core.serialization import JsonMixin
 from core.settings import LOCAL_USER
 
-EVALUATION_VERSION = 4
+EVALUATION_VERSION = 5
 """Part of every evaluation-cache key: bump when a computation here changes."""
 
 

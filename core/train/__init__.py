@@ -13,7 +13,26 @@ module         what it holds
 =============  ============================================================
 """
 
-from core.train.config import BASELINE_SUFFIX, TrainConfig, TrainResult, parse_model_names
-from core.train.trainer import Trainer
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["BASELINE_SUFFIX", "TrainConfig", "TrainResult", "Trainer", "parse_model_names"]
+if TYPE_CHECKING:
+    from core.train.config import BASELINE_SUFFIX, TrainConfig, TrainResult, parse_model_names
+    from core.train.trainer import Trainer
+
+_EXPORTS = {
+    "BASELINE_SUFFIX": "config",
+    "TrainConfig": "config",
+    "TrainResult": "config",
+    "parse_model_names": "config",
+    "Trainer": "trainer",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use (PEP 562): the dashboard's job list reads ``core.train.runs`` on
+    # every page, and the trainer pulls in the whole evaluation stack (2-3 s at start-up).
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"core.train.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'core.train' has no attribute {name!r}")

@@ -25,7 +25,7 @@ def test_bootstrap_is_seeded_contains_the_estimate_and_matches_sklearn_per_resam
     # One resample through the vectorised path equals sklearn on the materialised rows.
     weights = _resample_weights(200, 1, seed=9)
     rows = np.repeat(np.arange(200), weights[0].astype(int))
-    auc = np.mean([_weighted_auc(weights, y == c, p[:, c])[0] for c in range(3)])
+    auc = np.mean([_weighted_auc(weights.T, y == c, p[:, c])[0] for c in range(3)])
     assert auc == pytest.approx(skm.roc_auc_score(y[rows], p[rows], multi_class="ovr"))
 
 

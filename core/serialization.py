@@ -19,7 +19,6 @@ from typing import Any, Union
 
 import numpy as np
 
-
 _PLAIN = (str, int, bool, type(None))
 
 
@@ -55,7 +54,7 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _field_hints(cls: type) -> tuple[tuple[str, Any], ...]:
     """``(name, type)`` of a dataclass's fields (resolving the hints once per class, not per value)."""
     hints = typing.get_type_hints(cls)

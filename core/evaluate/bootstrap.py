@@ -19,7 +19,6 @@ from core.evaluate.curves import _confidence_bins, _normalised
 from core.evaluate.metrics import HEADLINE_METRICS
 from core.evaluate.results import CheckpointEvaluation, Interval, Metrics, PairedTest
 
-
 _DRAWN: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
 _DRAWN_BYTES = 160 * 2**20
 """Resample matrices drawn recently, as small integers, at most this many bytes in all."""

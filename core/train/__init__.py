@@ -27,7 +27,7 @@ _EXPORTS = {
     "parse_model_names": "config",
     "Trainer": "trainer",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = ["BASELINE_SUFFIX", "TrainConfig", "TrainResult", "Trainer", "parse_model_names"]
 
 
 def __getattr__(name: str) -> Any:

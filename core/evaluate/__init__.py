@@ -24,44 +24,62 @@ Example
 0.93
 """
 
-from core.errors import EvaluationError
-from core.evaluate.bootstrap import bootstrap_intervals, paired_test
-from core.evaluate.cache import cached_evaluation_path, evaluate_cached, evaluation_cache_key
-from core.evaluate.curves import compute_curves, expected_calibration_error, reliability_bins
-from core.evaluate.metrics import (
-    HEADLINE_METRICS,
-    LOWER_IS_BETTER,
-    SWEEP_METRICS,
-    compute_metrics,
-    headline_metrics,
-    sweep_metrics,
-)
-from core.evaluate.results import (
-    CheckpointEvaluation,
-    CorruptionSweep,
-    Cost,
-    Curve,
-    Curves,
-    EvaluationOptions,
-    EvaluationReport,
-    Interval,
-    Metrics,
-    PairedTest,
-    ReliabilityBins,
-    RelianceScore,
-    SampleResult,
-    SubsetResult,
-)
-from core.evaluate.robustness import CORRUPTIONS, SplitInputs
-from core.evaluate.run import (
-    compare,
-    disagreements,
-    evaluate,
-    evaluate_checkpoint,
-    incompatibility,
-    library_versions,
-)
+from typing import TYPE_CHECKING
 
+from core.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from core.errors import EvaluationError
+    from core.evaluate.bootstrap import bootstrap_intervals, paired_test
+    from core.evaluate.cache import cached_evaluation_path, evaluate_cached, evaluation_cache_key
+    from core.evaluate.curves import compute_curves, expected_calibration_error, reliability_bins
+    from core.evaluate.metrics import (
+        HEADLINE_METRICS,
+        LOWER_IS_BETTER,
+        SWEEP_METRICS,
+        compute_metrics,
+        headline_metrics,
+        sweep_metrics,
+    )
+    from core.evaluate.results import (
+        CheckpointEvaluation,
+        CorruptionSweep,
+        Cost,
+        Curve,
+        Curves,
+        EvaluationOptions,
+        EvaluationReport,
+        Interval,
+        Metrics,
+        PairedTest,
+        ReliabilityBins,
+        RelianceScore,
+        SampleResult,
+        SubsetResult,
+    )
+    from core.evaluate.robustness import CORRUPTIONS, SplitInputs
+    from core.evaluate.run import (
+        compare,
+        disagreements,
+        evaluate,
+        evaluate_checkpoint,
+        incompatibility,
+        library_versions,
+    )
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "core.errors": ["EvaluationError"],
+        "bootstrap": ["bootstrap_intervals", "paired_test"],
+        "cache": ["cached_evaluation_path", "evaluate_cached", "evaluation_cache_key"],
+        "curves": ["compute_curves", "expected_calibration_error", "reliability_bins"],
+        "metrics": ["HEADLINE_METRICS", "LOWER_IS_BETTER", "SWEEP_METRICS", "compute_metrics", "headline_metrics", "sweep_metrics"],
+        "results": ["CheckpointEvaluation", "CorruptionSweep", "Cost", "Curve", "Curves", "EvaluationOptions", "EvaluationReport", "Interval", "Metrics", "PairedTest", "ReliabilityBins", "RelianceScore", "SampleResult", "SubsetResult"],
+        "robustness": ["CORRUPTIONS", "SplitInputs"],
+        "run": ["compare", "disagreements", "evaluate", "evaluate_checkpoint", "incompatibility", "library_versions"],
+    },
+)
 __all__ = [
     "CORRUPTIONS",
     "HEADLINE_METRICS",

@@ -10,7 +10,6 @@ import html
 import numpy as np
 import plotly.graph_objects as go
 
-from core.explain.registry import method_label
 from core.explain.result import Explanation
 from core.figures.theme import (
     HEATMAP_SCALE,
@@ -21,6 +20,15 @@ from core.figures.theme import (
     styled,
     symmetric_range,
 )
+
+
+def method_label(method: str) -> str:
+    """The method's name as figures show it (the registry is imported here, when a figure is
+    drawn: it loads Captum and SHAP, which a page without explanations does not need)."""
+    from core.explain.registry import method_label as label
+
+    return label(method)
+
 
 POSITIVE = "#DC2626"
 NEGATIVE = "#2563EB"

@@ -13,26 +13,18 @@ module         what it holds
 =============  ============================================================
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from core.train.config import BASELINE_SUFFIX, TrainConfig, TrainResult, parse_model_names
     from core.train.trainer import Trainer
 
-_EXPORTS = {
-    "BASELINE_SUFFIX": "config",
-    "TrainConfig": "config",
-    "TrainResult": "config",
-    "parse_model_names": "config",
-    "Trainer": "trainer",
-}
+# The dashboard reads ``core.train.runs`` on every page; the trainer pulls in the whole
+# evaluation stack, so it is imported when first used.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {"config": ["BASELINE_SUFFIX", "TrainConfig", "TrainResult", "parse_model_names"], "trainer": ["Trainer"]},
+)
 __all__ = ["BASELINE_SUFFIX", "TrainConfig", "TrainResult", "Trainer", "parse_model_names"]
-
-
-def __getattr__(name: str) -> Any:
-    # Imported on first use (PEP 562): the dashboard's job list reads ``core.train.runs`` on
-    # every page, and the trainer pulls in the whole evaluation stack (2-3 s at start-up).
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"core.train.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'core.train' has no attribute {name!r}")

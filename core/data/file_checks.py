@@ -23,6 +23,7 @@ import hashlib
 import io
 import os
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,7 +118,7 @@ class _Table:
             if not len(pairs) == len(digests) == len(problems) == len(stats):
                 raise ValueError("inconsistent table")
             return cls(dict(zip(pairs, range(len(pairs)), strict=True)), stats, digests, problems)  # type: ignore[arg-type]
-        except (OSError, ValueError, KeyError, UnicodeDecodeError):  # missing, damaged, foreign
+        except (OSError, ValueError, KeyError, UnicodeDecodeError, EOFError, zipfile.BadZipFile):  # missing, damaged, foreign
             return cls({}, np.zeros((0, 3), np.int64), [], [])
 
     def get(self, key: tuple[str, str], stat: os.stat_result) -> FileCheck | None:

@@ -19,7 +19,7 @@ from core.tasks import PRIMARY, Target, Task
 SPLITS = ("train", "val", "test")
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     """One manifest row that passed validation.
 

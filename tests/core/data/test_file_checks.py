@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -81,7 +82,8 @@ def test_a_damaged_table_is_ignored(dataset, decoded, monkeypatch, tmp_path):
     monkeypatch.setenv("FUSION_CACHE_DIR", str(tmp_path / "cache"))
     validate_dataset(dataset)
     (table,) = (tmp_path / "cache" / "validation").glob("*.npz")
-    table.write_bytes(b"garbage")
+    table.write_bytes(b"PK\x03\x04 garbage")  # damaged: still looks like an archive
+    shutil.rmtree(tmp_path / "cache" / "validation" / "scans")  # the whole scan is remembered too (test_scan_memory.py)
     decoded.clear()
     assert len(validate_dataset(dataset).issues) == 2
     assert len(decoded) == 13

@@ -118,7 +118,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     from core.embeddings import embed_records
     from core.encoders import encoder_from_choice
     from core.encoders.cache import EmbeddingCache
-    from core.evaluate import EvaluationOptions, evaluate
+    from core.evaluate import EvaluationOptions, SplitInputs, evaluate
     from core.fusion import build_fusion
     from core.model import MultimodalClassifier
     from core.train import TrainConfig, Trainer
@@ -163,8 +163,12 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
 
     options = EvaluationOptions(bootstrap=job["bootstrap"], seed=job["seed"], analysis=False, cost=False)
     test_rows = len(dataset.split("test"))
+    # Clean embeddings from the store training filled; the corrupted ones kept in memory only, so
+    # the dashboard's Compare below computes its sweeps cold, as on a first visit after training.
     with _timed(out, "evaluate", test_rows):
-        report = evaluate([checkpoints / "early"], dataset, "test", options, embedding_cache=True)
+        report = evaluate(
+            [checkpoints / "early"], dataset, "test", options, embedding_cache=True, inputs=SplitInputs(dataset, "test")
+        )
     sweeps = report.checkpoints[0].corruptions
     out["evaluate"]["sweep_rows"] = sweeps[0].n_scored if sweeps else 0
 

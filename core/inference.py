@@ -21,7 +21,7 @@ import torch
 from core.device import autocast, is_out_of_memory, move_to
 from core.encoders.base import Encoder
 from core.model import MultimodalClassifier
-from core.parallel import prepared_chunks, start_method
+from core.parallel import prepared_chunks
 from core.sample import DecodedSample
 from core.serialization import JsonMixin
 from core.tasks import Task
@@ -129,11 +129,11 @@ def encode(
 
 def encodes_in_workers(device: torch.device, on_device: bool, before_batch: Callable[[], None] | None) -> bool:
     """Whether :func:`encode`'s workers also run the encoder on the chunks they prepared: on a
-    CPU, from a program's main thread (workers are forked, so they share the weights without a
-    copy), and when nothing must run in this process before each batch. One single-threaded
-    model per core keeps every core busy; one model spread over the cores' threads, fed by the
-    workers, kept two cores 175% busy (10,000 rows, stage 2 of training)."""
-    return device.type == "cpu" and not on_device and before_batch is None and start_method() == "fork"
+    CPU, when nothing must run in this process before each batch. One single-threaded model
+    per core keeps every core busy; one model spread over the cores' threads, fed by the
+    workers, kept two cores 175% busy (10,000 rows, stage 2 of training). Forked workers share
+    the weights; workers started by the fork server (a dashboard request) get a copy each."""
+    return device.type == "cpu" and not on_device and before_batch is None
 
 
 class _Forward:
@@ -145,6 +145,17 @@ class _Forward:
     def __call__(self, items: list[Any]) -> torch.Tensor:
         with torch.no_grad():  # not inference_mode: the result goes back through shared memory
             return self.encoder(self.encoder.collate(items)).float()
+
+
+class ForwardEach:
+    """A chunk of rows, each a list of prepared inputs (one per variant: a corruption's
+    severities) -> one embeddings tensor per variant (in a worker, like :class:`_Forward`)."""
+
+    def __init__(self, encoder: Encoder):
+        self.forward = _Forward(encoder)
+
+    def __call__(self, rows: list[list[Any]]) -> list[torch.Tensor]:
+        return [self.forward([row[k] for row in rows]) for k in range(len(rows[0]))] if rows else []
 
 
 def _unchanged(value: Any) -> Any:

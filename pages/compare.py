@@ -8,6 +8,7 @@ import time
 
 import streamlit as st
 
+from core.encoders.cache import EmbeddingCache
 from core.evaluate import EvaluationOptions, EvaluationReport, SplitInputs, disagreements, incompatibility
 from core.figures import analysis as analysis_figures
 from core.figures import evaluation as figures
@@ -113,7 +114,9 @@ with friendly_errors("evaluating the checkpoints"):
             with waiting_turn("evaluate", user, ", ".join(pending.values())):
                 bar = st.progress(0.0)
                 started = time.perf_counter()
-                inputs = SplitInputs(dataset, split)
+                # Corrupted embeddings go to the embedding store: shared with `core evaluate` and
+                # later visits, with bounded memory.
+                inputs = SplitInputs(dataset, split, EmbeddingCache())
                 for done, (path, name) in enumerate(pending.items()):
                     bar.progress(
                         done / len(pending), text=f"Evaluating {escape_markdown(name)} ({done + 1} of {len(pending)})…"

@@ -28,7 +28,7 @@ from core.encoders.base import Encoder
 from core.encoders.cache import EmbeddingCache
 from core.evaluate.results import CorruptionSweep, RelianceScore, SubsetResult
 from core.evaluate.scoring import Scorer
-from core.inference import encode
+from core.inference import ForwardEach, encode, encodes_in_workers
 from core.parallel import prepared_chunks, workers_for
 from core.sample import DecodedSample
 
@@ -201,8 +201,13 @@ class SplitInputs:
         severities = range(1, len(corruption.levels))
         parts: dict[int, list[np.ndarray]] = {s: [] for s in severities}
         prepare = _same if on_device else _PrepareEach(encoder)
-        for chunk in prepared_chunks(variants, prepare, SWEEP_CHUNK, workers_for(modality)):
+        # On a CPU the workers also encode what they prepared (one model per core), as encode() does.
+        in_workers = ForwardEach(encoder) if encodes_in_workers(device, on_device, None) else None
+        for chunk in prepared_chunks(variants, prepare, SWEEP_CHUNK, workers_for(modality), finish=in_workers):
             for k, severity in enumerate(severities):
+                if in_workers is not None:
+                    parts[severity].append(chunk[k].numpy())
+                    continue
                 items = [row[k] for row in chunk]
                 parts[severity].append(encode(encoder, items, device, prepare=None if on_device else _same).cpu().numpy())
         for severity, chunks in parts.items():

@@ -57,12 +57,22 @@ def encode_calls() -> list[int]:
     return []
 
 
+def count_sweep_encodes(patch: pytest.MonkeyPatch, calls: list[int]) -> None:
+    """From now on, ``calls`` gets the rows of every (chunk, severity) the corruption sweeps
+    encode (these splits are small: no worker processes, so every call is seen here)."""
+
+    class Counted(robustness.ForwardEach):
+        def __call__(self, rows):
+            out = super().__call__(rows)
+            calls.extend(len(rows) for _ in out)
+            return out
+
+    patch.setattr(robustness, "ForwardEach", Counted)
+
+
 @pytest.fixture(scope="module")
 def report(tiny, encode_calls) -> EvaluationReport:
-    real = robustness.encode
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(
-            robustness, "encode", lambda enc, values, *a, **kw: encode_calls.append(len(values)) or real(enc, values, *a, **kw)
-        )
+        count_sweep_encodes(patch, encode_calls)
         # No embedding store: corrupted embeddings other tests stored would be reused, not counted.
         return evaluate([tiny.paths["early"], tiny.paths["late"]], tiny.dataset, "test", FAST, embedding_cache=False)

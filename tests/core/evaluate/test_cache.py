@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-import core.evaluate.robustness as robustness
 import core.evaluate.run as evaluation_run
 from core.evaluate import EvaluationOptions, SplitInputs, evaluate_cached
+from tests.core.evaluate.conftest import count_sweep_encodes
 
 
 def test_cache_hit_is_identical_and_does_not_recompute(tiny, tmp_path, monkeypatch):
@@ -37,8 +37,7 @@ def test_one_at_a_time_with_shared_inputs_matches_one_call(tiny, tmp_path, monke
     paths = [tiny.paths["early"], tiny.paths["late"]]
     together = evaluate_cached(paths, tiny.dataset, "test", options, cache_dir=tmp_path / "together", embedding_cache=False)
     encoded = []
-    real = robustness.encode
-    monkeypatch.setattr(robustness, "encode", lambda enc, values, *a, **kw: encoded.append(len(values)) or real(enc, values, *a, **kw))
+    count_sweep_encodes(monkeypatch, encoded)
     inputs = SplitInputs(tiny.dataset, "test")
     for path in paths:  # what the Compare page does to show progress per checkpoint
         evaluate_cached([path], tiny.dataset, "test", options, cache_dir=tmp_path / "apart", inputs=inputs, embedding_cache=False)

@@ -60,7 +60,9 @@ def test_corrupted_embeddings_go_to_the_store_and_equal_those_computed_in_memory
 @pytest.mark.parametrize("corruption", ["image_noise", "audio_noise"])
 def test_corrupted_embeddings_do_not_depend_on_the_number_of_workers(tiny, monkeypatch, corruption):
     """Each (sample, severity) draws its own noise, so worker processes (and how the rows are
-    chunked between them) change nothing."""
+    chunked between them) change nothing but float rounding: workers also run the encoder, one
+    thread each, which sums in another order than this process's threads (other noise would
+    differ by far more than 1e-5)."""
     import torch
 
     from core import parallel
@@ -85,7 +87,7 @@ def test_corrupted_embeddings_do_not_depend_on_the_number_of_workers(tiny, monke
             for severity in range(1, len(sweep.levels))
         ]
     for here, there in zip(out["0"], out["2"], strict=True):
-        assert torch.equal(here, there)
+        assert torch.allclose(here, there, rtol=1e-5, atol=1e-5)
     assert used == [0, 2]
     assert not torch.equal(out["0"][0], out["0"][-1])  # the severities differ
 
@@ -120,3 +122,39 @@ def test_a_large_split_is_swept_on_one_seeded_sample_of_rows_shared_by_every_che
     note = robustness_note(sampled)
     assert f"seeded sample of {n // 2:,} of the split's {n:,} rows" in note
     assert "sample" not in robustness_note(report)
+
+
+def test_from_a_server_thread_the_fork_servers_workers_encode_the_sweeps_too(tiny, monkeypatch):
+    """A dashboard request runs on a thread: its workers start from the fork server, each gets a
+    copy of the encoder, and their embeddings equal this process's up to float rounding."""
+    import threading
+
+    import torch
+
+    from core import parallel
+    from core.evaluate import SplitInputs, robustness
+    from core.evaluate.robustness import CORRUPTIONS
+
+    monkeypatch.setattr(robustness, "SWEEP_CHUNK", 8)
+    sweep = CORRUPTIONS["audio_noise"]
+    encoder = load_checkpoint(tiny.paths["late"]).model.encoders["audio"]
+    records = tiny.dataset.split("test")
+    rows = [i for i, r in enumerate(records) if r.audio is not None]
+
+    def embeddings() -> torch.Tensor:
+        return SplitInputs(tiny.dataset, "test").corrupted_embeddings(encoder, sweep, 2, rows, FAST.seed, torch.device("cpu"))
+
+    monkeypatch.setenv("FUSION_WORKERS", "0")
+    here = embeddings()
+    monkeypatch.setenv("FUSION_WORKERS", "2")
+    out = {}
+
+    def request() -> None:
+        out["method"] = parallel.start_method()
+        out["embeddings"] = embeddings()
+
+    thread = threading.Thread(target=request)
+    thread.start()
+    thread.join()
+    assert out["method"] == "forkserver"
+    assert torch.allclose(out["embeddings"], here, rtol=1e-5, atol=1e-5)

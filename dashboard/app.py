@@ -20,7 +20,7 @@ from core.errors import SettingsError
 from core.settings import apply_server_arguments
 from dashboard.access import require_access
 from dashboard.errors import show_exception
-from dashboard.jobs import resume_training_queue
+from dashboard.jobs import resume_training_queue, work_queue
 from dashboard.loaders import warm_explainers
 from dashboard.navigation import all_pages
 from dashboard.sidebar import render_sidebar
@@ -44,6 +44,6 @@ st.logo(
     "<text x='40' y='22' font-family='Helvetica,Arial,sans-serif' font-size='17' font-weight='700' fill='%231F2937'>Fusion Lens</text></svg>"
 )
 render_sidebar()
-warm_explainers()
+warm_explainers(work_queue())
 resume_training_queue()
 navigation.run()

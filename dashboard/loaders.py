@@ -30,6 +30,7 @@ from core.evaluate.results import EvaluationOptions
 from core.explain.attention_maps import AttentionMaps, split_attention
 from core.inference import Prediction, predict, predict_proba
 from core.io import SAMPLE_RATE
+from core.job_queue import JobQueue
 from core.sample import DecodedSample
 from core.settings import Limits, settings
 
@@ -48,19 +49,21 @@ WARM_UP_DELAY_S = 15.0
 """The warm-up waits this long: it would otherwise hold the interpreter while the first page is drawn."""
 
 
-def _warm_up_shap() -> None:
+def _warm_up_shap(queue: JobQueue) -> None:
     time.sleep(WARM_UP_DELAY_S)
+    while queue.running() or queue.waiting():  # compiling holds the interpreter for seconds: not during a job
+        time.sleep(1.0)
     from core.explain.shap_explainer import warm_up
 
     warm_up()
 
 
 @st.cache_resource(show_spinner=False)
-def warm_explainers() -> threading.Thread:
+def warm_explainers(_queue: JobQueue) -> threading.Thread:
     """Once per process, in the background: compile shap's partition-tree code (numba, a few
     seconds) while the user is still on another page, so their first SHAP explanation is not
-    the one that pays for it."""
-    thread = threading.Thread(target=_warm_up_shap, daemon=True, name="shap-warm-up")
+    the one that pays for it. It waits until the server's heavy jobs (``_queue``) are done."""
+    thread = threading.Thread(target=_warm_up_shap, args=(_queue,), daemon=True, name="shap-warm-up")
     thread.start()
     return thread
 

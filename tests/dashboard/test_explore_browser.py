@@ -36,6 +36,25 @@ def open_tab(page, name: str, timeout_s: float = 120) -> float:
     return time.perf_counter() - started
 
 
+def pick(page, widget: str, option: str, attempts: int = 3) -> None:
+    """Choose ``option`` in the multiselect labelled ``widget`` and wait for its chip. A rerun
+    that redraws the list between the click on the box and the click on the option (the
+    server was busy, e.g. compiling SHAP's code in the background) closes it: pick again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box = page.locator('[data-testid="stMultiSelect"]').filter(has_text=widget).first
+    for attempt in range(attempts):
+        box.locator("input").first.click()
+        page.get_by_role("option", name=option, exact=True).click()
+        page.keyboard.press("Escape")
+        try:
+            box.get_by_text(option, exact=True).first.wait_for(timeout=15_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == attempts - 1:
+                raise
+
+
 def lasso(page) -> None:
     """Pick plotly's lasso tool and draw a loop around the left half of the map."""
     chart = page.locator(MAP).first
@@ -63,9 +82,7 @@ def test_explore_filters_maps_selects_and_places_an_upload(server, browser_page,
     assert_no_exception(page)
 
     label = test[0].label
-    page.locator('[data-testid="stMultiSelect"]').filter(has_text="Label").locator("input").first.click()
-    page.get_by_role("option", name=label, exact=True).click()
-    page.keyboard.press("Escape")
+    pick(page, "Label", label)
     page.get_by_text(re.compile(rf"of {sum(r.label == label for r in test)} matching")).first.wait_for()
     settle(page)
     page.screenshot(path=str(ARTIFACTS / "explore-browse.png"), full_page=True)

@@ -19,6 +19,7 @@ small files is Python-bound, so threads would share one core.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import io
 import os
@@ -76,6 +77,7 @@ class FileCheck:
 
 def _check_one(job: tuple[str, str, Limits]) -> FileCheck:
     """Read, decode and hash one file (runs in a worker process)."""
+    gc.enable()  # a worker forked while the dataset was being read inherits a disabled collector
     path, modality, limits = job
     try:
         data = read_file(path, limits)

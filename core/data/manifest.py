@@ -232,6 +232,9 @@ class _Resolver:
             self.followed_links = True  # not a verdict a later lstat could confirm
             why = "a symlink loop" if err.errno == errno.ELOOP else (err.strerror or str(err))
             return *refused, f"the path cannot be resolved ({why}): {cell}"
+        except ValueError:  # a name the file system cannot encode (a lone surrogate from JSON)
+            self.followed_links = True
+            return *refused, f"the path is not a valid file name: {cell!r}"
         inside = self._inside(path) if linked else self._inside_folder(folder)  # a plain name in a folder: the folder decides
         if not inside:
             return *refused, f"the path is a link that leads outside the dataset folder: {cell}"
@@ -521,7 +524,7 @@ def _load(root: str | Path, seed: int, skip_invalid: bool, limits: Limits) -> Da
     records, unassigned = [], []
     as_path = _Paths()
     task_columns = list(scan.task_columns.items())
-    primary_name, primary_kind = task_columns[0][1]
+    primary_name, primary_kind = task_columns[0][1] if task_columns else (PRIMARY, SINGLE)  # no rows without tasks
     extra_columns = scan.extra_columns
     resolved, file_hashes = scan.resolved, scan.file_hashes
     for row in scan.rows:

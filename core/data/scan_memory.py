@@ -121,12 +121,12 @@ def remember(
         "files": "\n".join(names),
         "scan": json.dumps(scan, separators=(",", ":")),
     }
+    try:
+        encoded = {name: np.frombuffer(text.encode("utf-8"), dtype=np.uint8) for name, text in texts.items()}
+    except UnicodeEncodeError:  # a cell holding a lone surrogate: such a scan is simply not kept
+        return
     buffer = io.BytesIO()
-    np.savez(
-        buffer,
-        stats=np.array(stats, dtype=np.int64).reshape(-1, 3),
-        **{name: np.frombuffer(text.encode("utf-8"), dtype=np.uint8) for name, text in texts.items()},
-    )
+    np.savez(buffer, stats=np.array(stats, dtype=np.int64).reshape(-1, 3), **encoded)
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(path, buffer.getvalue())

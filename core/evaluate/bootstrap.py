@@ -41,10 +41,11 @@ def _resample_weights(n: int, resamples: int, seed: int) -> np.ndarray:
     if counts is None:
         rng = np.random.default_rng(seed)
         counts = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.uint16 if n < 2**16 else np.uint32)
-        with _DRAWING:
-            _DRAWN[key] = counts
-            while sum(c.nbytes for c in _DRAWN.values()) > _DRAWN_BYTES and len(_DRAWN) > 1:
-                _DRAWN.popitem(last=False)
+        if counts.nbytes <= _DRAWN_BYTES:  # one larger draw is used once and not kept
+            with _DRAWING:
+                _DRAWN[key] = counts
+                while sum(c.nbytes for c in _DRAWN.values()) > _DRAWN_BYTES:
+                    _DRAWN.popitem(last=False)
     return counts.astype(np.float64)
 
 

@@ -115,3 +115,24 @@ def test_scans_that_followed_a_link_or_saw_fresh_files_are_not_remembered(datase
     load_dataset(dataset, skip_invalid=True)
     load_dataset(dataset, skip_invalid=True)
     assert seen == ["ds", "ds", "ds", "ds"]
+
+
+def test_an_empty_manifest_and_names_no_file_system_can_hold_are_reported_not_raised(tmp_path, monkeypatch):
+    from core.errors import DatasetError
+
+    monkeypatch.setattr(file_checks, "RACY_SECONDS", 0.0)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "manifest.jsonl").write_text("\n\n")
+    with pytest.raises(DatasetError, match="No valid row"):
+        load_dataset(empty, skip_invalid=True)
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    rows = ['{"label": "a", "image": "\\udc80.png"}', '{"label": "b", "image": "\\ud800.png"}', '{"label": "c", "text": "fine"}']
+    (odd / "manifest.jsonl").write_text("\n".join(rows) + "\n")
+    for _ in range(2):  # the second time too: such a scan is not kept
+        report = validate_dataset(odd)
+        assert [(i.row, i.column) for i in report.issues] == [(1, "image"), (2, "image")]
+        assert report.issues[0].reason.startswith("file not found")
+        assert "not a valid file name" in report.issues[1].reason
+    assert [r.label for r in load_dataset(odd, skip_invalid=True).records] == ["c"]

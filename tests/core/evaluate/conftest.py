@@ -59,7 +59,8 @@ def encode_calls() -> list[int]:
 
 def count_sweep_encodes(patch: pytest.MonkeyPatch, calls: list[int]) -> None:
     """From now on, ``calls`` gets the rows of every (chunk, severity) the corruption sweeps
-    encode (these splits are small: no worker processes, so every call is seen here)."""
+    encode, on a CPU (workers' path, :class:`ForwardEach`) or a GPU (:func:`encode`). These
+    splits are small: no worker processes, so every call is seen here."""
 
     class Counted(robustness.ForwardEach):
         def __call__(self, rows):
@@ -67,7 +68,9 @@ def count_sweep_encodes(patch: pytest.MonkeyPatch, calls: list[int]) -> None:
             calls.extend(len(rows) for _ in out)
             return out
 
+    real = robustness.encode
     patch.setattr(robustness, "ForwardEach", Counted)
+    patch.setattr(robustness, "encode", lambda encoder, values, *a, **kw: calls.append(len(values)) or real(encoder, values, *a, **kw))
 
 
 @pytest.fixture(scope="module")

@@ -215,6 +215,36 @@ def fuse(
     return _on_embeddings(model, fused, embeddings, present, model.fusion.out_dim, batch)
 
 
+def on_projections(
+    model: MultimodalClassifier, embeddings: dict[str, torch.Tensor], *, batch: BatchSize | None = None
+) -> tuple[MultimodalClassifier, dict[str, torch.Tensor]]:
+    """Each modality's embeddings through the fusion's projection once, and a view of the model
+    that classifies from those projections (:meth:`MultimodalClassifier.taking_projections`).
+
+    ``view.classify(projections, present)`` equals ``model.classify(embeddings, present)`` up to
+    float rounding, but analyses that classify the same rows many times (every coalition of
+    modalities, EMAP's row x reference pairs, permutations, missing-modality subsets) skip the
+    projection of each repeat, most of a fusion head's work. Projections are float32 on the CPU.
+
+    A dynamically quantised (int8) projection scales each batch by its own range, so it does not
+    work row by row: such a model and its embeddings are returned unchanged.
+    """
+    if any(type(layer).__module__.startswith("torch.ao.nn.quantized") for layer in model.fusion.project.modules()):
+        return model, embeddings
+    device = model.device
+    projections = {}
+    for m in model.modalities:
+        rows = embeddings[m]
+
+        def step(start: int, stop: int, project=model.fusion.project[m], rows=rows) -> torch.Tensor:
+            with torch.inference_mode(), autocast(device):
+                return project(rows[start:stop].to(device, non_blocking=True)).float().cpu()
+
+        chunks = run_in_batches(step, int(rows.shape[0]), batch or BatchSize(CLASSIFY_BATCH), device)
+        projections[m] = torch.cat(chunks) if chunks else torch.zeros(0, model.fusion.projection_dim)
+    return model.taking_projections(), projections
+
+
 def _on_embeddings(
     model: MultimodalClassifier,
     function: Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor],

@@ -8,6 +8,7 @@ cached embeddings of the others. ``classify`` returns every task's logits concat
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +124,13 @@ class MultimodalClassifier(nn.Module):
 
     def forward(self, batch: PreparedBatch) -> torch.Tensor:
         return self.classify(self.embed(batch), batch.present)
+
+    def taking_projections(self) -> MultimodalClassifier:
+        """A view of this model whose :meth:`classify` takes each modality's fusion projection in
+        place of its embedding (:meth:`Fusion.taking_projections`); every weight is shared."""
+        view = copy.copy(self)
+        view._modules = {**self._modules, "fusion": self.fusion.taking_projections()}
+        return view
 
     @torch.inference_mode()
     def predict_proba(self, samples: list[DecodedSample], batch_size: int = 64) -> np.ndarray:

@@ -96,13 +96,15 @@ def compute_metrics(
     auc: dict[str, float | None] = {}
     ap: dict[str, float | None] = {}
     absent = [classes[c] for c in labels if not onehot[:, c].any()]
+    ranked = [c for c in labels if onehot[:, c].any() and not onehot[:, c].all()]
+    # One call per metric for all classes (one-vs-rest columns of an indicator matrix): the same
+    # binary score per class as a call per class, without validating the inputs 2 x C times.
+    per_class_auc = np.atleast_1d(skm.roc_auc_score(onehot[:, ranked], p[:, ranked], average=None)) if ranked else []
+    per_class_ap = np.atleast_1d(skm.average_precision_score(onehot[:, ranked], p[:, ranked], average=None)) if ranked else []
     for c in labels:
-        column = onehot[:, c]
-        if column.any() and not column.all():
-            auc[classes[c]] = float(skm.roc_auc_score(column, p[:, c]))
-            ap[classes[c]] = float(skm.average_precision_score(column, p[:, c]))
-        else:
-            auc[classes[c]] = ap[classes[c]] = None
+        auc[classes[c]] = ap[classes[c]] = None
+    for c, auc_c, ap_c in zip(ranked, per_class_auc, per_class_ap, strict=True):
+        auc[classes[c]], ap[classes[c]] = float(auc_c), float(ap_c)
     present_classes = [c for c in labels if onehot[:, c].any()]
     if len(present_classes) < 2:
         only = classes[present_classes[0]]

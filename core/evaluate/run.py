@@ -7,6 +7,7 @@ import itertools
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ from core.evaluate.robustness import (
 )
 from core.evaluate.scoring import Scorer
 from core.evaluate.verdict import verdict
+from core.inference import on_projections
+from core.parallel import start_method
 from core.settings import LOCAL_USER
 from core.tasks import PRIMARY
 
@@ -46,6 +49,34 @@ def _as_embedding_cache(embedding_cache: EmbeddingCache | bool) -> EmbeddingCach
     if isinstance(embedding_cache, EmbeddingCache):
         return embedding_cache
     return EmbeddingCache() if embedding_cache else None
+
+
+class _Sweeps:
+    """The corruption sweeps of one checkpoint, beside the rest of its evaluation where that is safe.
+
+    The sweeps mostly wait for worker processes to decode, corrupt and encode inputs. Where those
+    workers come from a fork server (the calling thread is not the main thread, e.g. a dashboard
+    request), nothing forks this process, so the sweeps run in a helper thread while the calling
+    thread computes the analyses. From a program's main thread the workers are forked, which must
+    not happen while another of our threads runs: there the sweeps run when :meth:`result` asks.
+    """
+
+    def __init__(self, sweep: Callable[[], list]):
+        self._sweep = sweep
+        self._future = None
+        if start_method() == "forkserver":
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="corruption-sweeps")
+            self._future = pool.submit(sweep)
+            pool.shutdown(wait=False)
+
+    def settle(self) -> None:
+        """Wait for sweeps under way (the evaluation failed: their result is not wanted)."""
+        if self._future is not None:
+            wait([self._future])
+
+    def result(self) -> list:
+        """The sweeps (waiting for them, or computing them now); their error if they failed."""
+        return self._future.result() if self._future is not None else self._sweep()
 
 
 def evaluate_checkpoint(
@@ -131,7 +162,10 @@ def evaluate_checkpoint(
         )
     data = embedded.subset(rows)
     scorer = Scorer(task, y_all[rows], options, loaded.card.thresholds.get(task.name, {}))
-    proba = scorer.probabilities(model, data)
+    # The analyses below classify the same rows many times: the fusion's projections are computed once.
+    head, projections = on_projections(model, data.embeddings)
+    projected = data.with_embeddings(projections)
+    proba = scorer.probabilities(head, projected)
     metrics = scorer.metrics(proba)
     correct = scorer.correct(proba)
     samples = [
@@ -146,15 +180,24 @@ def evaluate_checkpoint(
         )
         for j, i in enumerate(rows)
     ]
-    analysis = None
-    if options.analysis and not task.multi_label:  # the analysis scores a true class: single-label tasks
-        for sample, values in zip(samples, coalition_values(model, data, scorer.y, task.name), strict=True):
-            sample.coalitions = np.round(values, 6).tolist()
-        emap_rows, emap_classes = emap_predictions(model, data, options, task.name)
-        for j, c in zip(emap_rows, emap_classes, strict=True):
-            samples[j].emap_prediction = task.classes[c]
-        analysis = analyse(samples, model.modalities, list(task.classes), options, primary=task.name == PRIMARY)
     robust = options.robustness
+    sweeps = _Sweeps(lambda: corruption_sweeps(model, data, inputs, rows, scorer) if robust else [])
+    analysis = None
+    try:
+        if options.analysis and not task.multi_label:  # the analysis scores a true class: single-label tasks
+            for sample, values in zip(samples, coalition_values(head, projected, scorer.y, task.name), strict=True):
+                sample.coalitions = np.round(values, 6).tolist()
+            emap_rows, emap_classes = emap_predictions(head, projected, options, task.name)
+            for j, c in zip(emap_rows, emap_classes, strict=True):
+                samples[j].emap_prediction = task.classes[c]
+            analysis = analyse(samples, model.modalities, list(task.classes), options, primary=task.name == PRIMARY)
+        missing_modality = missing_modality_table(head, projected, scorer) if robust else []
+        reliance = modality_reliance(head, projected, scorer) if robust else []
+        intervals, curves = scorer.intervals(proba, metrics), scorer.curves(proba, metrics)
+    except BaseException:
+        sweeps.settle()
+        raise
+    corruptions = sweeps.result()
     return CheckpointEvaluation(
         name=loaded.name,
         path=str(loaded.path),
@@ -170,12 +213,12 @@ def evaluate_checkpoint(
         n_excluded=int(sum(excluded.values())) + unlabelled,
         excluded_labels=dict(excluded),
         metrics=metrics,
-        intervals=scorer.intervals(proba, metrics),
-        curves=scorer.curves(proba, metrics),
+        intervals=intervals,
+        curves=curves,
         samples=samples,
-        missing_modality=missing_modality_table(model, data, scorer) if robust else [],
-        corruptions=corruption_sweeps(model, data, inputs, rows, scorer) if robust else [],
-        reliance=modality_reliance(model, data, scorer) if robust else [],
+        missing_modality=missing_modality,
+        corruptions=corruptions,
+        reliance=reliance,
         cost=measure_cost(
             model, inputs.samples(rows[: options.large_batch]), data, options, weights_file=loaded.path / WEIGHTS_FILE
         )

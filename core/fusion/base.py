@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -56,6 +58,16 @@ class Fusion(nn.Module):
     def config(self) -> dict:
         """Constructor arguments, stored in the checkpoint card."""
         return {"in_dims": self.in_dims, "num_classes": self.num_classes, "hidden": self.hidden, "dropout": self.dropout}
+
+    def taking_projections(self) -> Fusion:
+        """A view of this fusion that takes each modality's projection (``project[m]``'s output)
+        in place of its embedding: it shares every weight, with the projections replaced by
+        the identity. Projection works row by row, so projecting rows once and then repeating,
+        masking or mixing them equals projecting every repeat; see
+        :func:`core.inference.on_projections`."""
+        view = copy.copy(self)  # shares the parameter and submodule objects
+        view._modules = {**self._modules, "project": nn.ModuleDict({m: nn.Identity() for m in self.modalities})}
+        return view
 
     def projected(self, embeddings: dict[str, torch.Tensor], present: torch.Tensor) -> dict[str, torch.Tensor]:
         """Project each modality; absent rows take the learned missing embedding."""

@@ -120,3 +120,28 @@ def test_texts_are_prepared_in_process_unless_workers_are_asked_for(monkeypatch)
     model = toy_model()
     vectors = encode(model.encoders["text"], ["a cat", "a dog"] * 300, torch.device("cpu"), batch=BatchSize(8), workers=parallel.workers_for("text"))
     assert vectors.shape[0] == 600
+
+
+@pytest.mark.parametrize("fusion", ["early", "late", "gated", "attention", "tensor", "lowrank", "int8"])
+def test_a_view_on_projections_classifies_like_the_model_and_shares_its_weights(fusion):
+    from core.compress.storage import quantize_int8
+    from core.inference import on_projections
+
+    model = toy_model("late" if fusion == "int8" else fusion)
+    model = quantize_int8(model).eval() if fusion == "int8" else model
+    generator = torch.Generator().manual_seed(1)
+    embeddings = {m: torch.randn(50, 16, generator=generator) for m in model.modalities}
+    present = torch.rand(50, 3, generator=generator) > 0.3
+    view, projections = on_projections(model, embeddings, batch=BatchSize(7))  # batches do not matter
+    if fusion == "int8":  # each batch quantised with its own scale: not row by row, so nothing is projected
+        assert view is model and projections is embeddings
+        return
+    assert {m: p.shape for m, p in projections.items()} == {m: (50, model.fusion.projection_dim) for m in model.modalities}
+    # Rows repeated and masked after projecting, as the coalition, EMAP and reliance analyses do
+    order = torch.randint(0, 50, (120,), generator=generator)
+    expected = classify_proba(model, {m: e[order] for m, e in embeddings.items()}, present[order], logits=True)
+    got = classify_proba(view, {m: p[order] for m, p in projections.items()}, present[order], logits=True)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    shared = {id(p) for p in view.parameters()}
+    assert shared < {id(p) for p in model.parameters()}  # the same tensors, none copied
+    assert all(type(m) is not torch.nn.Identity for m in model.fusion.project.values())  # the model is untouched

@@ -65,3 +65,37 @@ def test_empty_split_and_no_known_label_give_clear_errors(tiny):
 
 def test_result_paths_are_plain_strings(report):
     assert isinstance(report.checkpoints[0].path, str) and Path(report.checkpoints[0].path).is_dir()
+
+
+def test_from_a_request_thread_the_sweeps_run_beside_the_analyses_with_the_same_results(tiny, monkeypatch):
+    """A dashboard request (not the main thread) sweeps corruptions on a helper thread while it
+    computes the analyses; the result equals the one computed step by step on the main thread."""
+    import threading
+
+    from core.evaluate import run
+
+    monkeypatch.setenv("FUSION_WORKERS", "0")
+    options = EvaluationOptions(bootstrap=50, reliance_repeats=2, cost=False)
+    sweeping_threads = []
+    real = run.corruption_sweeps
+
+    def recorded(*args, **kwargs):
+        sweeping_threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run, "corruption_sweeps", recorded)
+    here = evaluate_checkpoint(tiny.paths["early"], tiny.dataset, "test", options, embedding_cache=False)
+    out = {}
+    thread = threading.Thread(
+        target=lambda: out.update(result=evaluate_checkpoint(tiny.paths["early"], tiny.dataset, "test", options, embedding_cache=False)),
+        name="request",
+    )
+    thread.start()
+    thread.join()
+    assert sweeping_threads[0] == "MainThread" and sweeping_threads[1].startswith("corruption-sweeps")
+    there = out["result"]
+    assert there.corruptions and [s.to_json() for s in there.corruptions] == [s.to_json() for s in here.corruptions]
+    for field in ("metrics", "intervals", "missing_modality", "reliance", "analysis", "samples"):
+        assert json.dumps(getattr(there, field), default=lambda o: o.to_json()) == json.dumps(
+            getattr(here, field), default=lambda o: o.to_json()
+        ), field

@@ -39,11 +39,11 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def worker_count(items: int, per_worker: int = 1) -> int:
-    """Workers for a job of ``items``: ``FUSION_WORKERS`` (default one per core), but none when
-    the job is too small to pay for starting them (fewer than ``per_worker`` items each)."""
+def worker_count(items: int, per_worker: int = 1, per_core: int = 1) -> int:
+    """Workers for a job of ``items``: ``FUSION_WORKERS`` (default ``per_core`` per core), but none
+    when the job is too small to pay for starting them (fewer than ``per_worker`` items each)."""
     configured = settings().workers
-    workers = cpu_count() if configured is None else configured
+    workers = cpu_count() * per_core if configured is None else configured
     if workers <= 0 or items < 2 * per_worker:
         return 0
     return max(1, min(workers, items // per_worker))

@@ -12,8 +12,9 @@ not remembered: a second change within the file system's timestamp granularity w
 leave its times as they were (git's "racy clean" rule). A table that cannot be read or
 written is ignored: every file is then simply checked.
 
-Checks that are not remembered run in worker processes (:mod:`core.parallel`): decoding
-small files is Python-bound, so threads would share one core.
+Checks that are not remembered run in worker processes (:mod:`core.parallel`), two per core
+by default: decoding small files is Python-bound, so threads would share one core, and a
+second process per core decodes while the first waits for the disk.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ RACY_SECONDS = 2.0
 
 PER_WORKER = 400
 """Fewest files per worker process worth starting one for."""
+
+READERS_PER_CORE = 2
+"""Default workers per core: each also waits for its files to be read, and a second one per core
+keeps the core busy meanwhile (30,000 rows, 2 cores, files read from disk: 14.5-16.9 s with one
+worker per core, 11.1-12.0 s with two; from the page cache 9.8 s and 10.4 s)."""
 
 _DECODERS = {"image": decode_image, "audio": decode_audio}
 _SEPARATORS = {"\n", "\t"}
@@ -175,7 +181,7 @@ def check_files(
             todo.append(key)
         else:
             out[key] = known
-    workers = worker_count(len(todo), PER_WORKER)
+    workers = worker_count(len(todo), PER_WORKER, per_core=READERS_PER_CORE)
     chunk = max(1, min(256, len(todo) // (4 * workers))) if workers else 1
     checks = process_map(_check_one, [(path, modality, limits) for path, modality in todo], workers, chunk)
     stable_before = time.time_ns() - int(RACY_SECONDS * 1e9)

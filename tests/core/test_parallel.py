@@ -43,3 +43,13 @@ def test_workers_started_while_a_page_script_is_main_do_not_run_it(tmp_path, mon
     assert [y for chunk in out["chunks"] for y in chunk] == [x * x for x in range(20)]
     assert out["main_after"], "the page's module is back in place"
     assert not marker.exists(), "a worker ran the page script"
+
+
+def test_jobs_that_read_files_start_two_workers_per_core_unless_told_how_many(monkeypatch):
+    monkeypatch.delenv("FUSION_WORKERS", raising=False)
+    cores = parallel.cpu_count()
+    assert parallel.worker_count(10_000, 1) == cores
+    assert parallel.worker_count(10_000, 1, per_core=2) == 2 * cores
+    assert parallel.worker_count(3, 1, per_core=2) == min(2 * cores, 3)  # never more than the items
+    monkeypatch.setenv("FUSION_WORKERS", "3")
+    assert parallel.worker_count(10_000, 1, per_core=2) == 3  # an explicit setting is kept as given

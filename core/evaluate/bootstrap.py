@@ -7,7 +7,6 @@ row multiplicities evaluates it on all resamples at once.
 from __future__ import annotations
 
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -129,10 +128,12 @@ def bootstrap_intervals(
             # running sums exactly below 2**24 rows), instead of scattered columns of ``w``.
             w_t = np.ascontiguousarray(w.T, dtype=np.float32 if n < 2**24 else np.float64)
             aucs = np.stack([_weighted_auc(w_t, y == c, p[:, c]) for c in range(n_classes) if (y == c).any()], axis=1)
-            # A small slice's resample may hold one class only: its AUC is undefined (NaN), not a warning.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                samples["roc_auc_macro"] = np.nanmean(aucs, axis=1)
+            # A small slice's resample may hold one class only: its AUC is undefined (NaN). The mean
+            # over the defined ones, as np.nanmean computes it, without its warning for a resample
+            # with none (warnings filters are process-wide, not safe to change from a request thread).
+            defined = np.isfinite(aucs).sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                samples["roc_auc_macro"] = np.where(defined > 0, np.nansum(aucs, axis=1) / np.maximum(defined, 1), np.nan)
     return {name: _interval(metrics.values.get(name), samples[name]) for name in HEADLINE_METRICS if name in samples}
 
 

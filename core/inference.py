@@ -229,7 +229,9 @@ def on_projections(
     A dynamically quantised (int8) projection scales each batch by its own range, so it does not
     work row by row: such a model and its embeddings are returned unchanged.
     """
-    if any(type(layer).__module__.startswith("torch.ao.nn.quantized") for layer in model.fusion.project.modules()):
+    from core.compress.storage import is_quantized  # core.compress builds on this module
+
+    if is_quantized(model.fusion.project):
         return model, embeddings
     device = model.device
     projections = {}

@@ -132,8 +132,7 @@ def bootstrap_intervals(
             # over the defined ones, as np.nanmean computes it, without its warning for a resample
             # with none (warnings filters are process-wide, not safe to change from a request thread).
             defined = np.isfinite(aucs).sum(axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                samples["roc_auc_macro"] = np.where(defined > 0, np.nansum(aucs, axis=1) / np.maximum(defined, 1), np.nan)
+            samples["roc_auc_macro"] = np.where(defined > 0, np.nansum(aucs, axis=1) / np.maximum(defined, 1), np.nan)
     return {name: _interval(metrics.values.get(name), samples[name]) for name in HEADLINE_METRICS if name in samples}
 
 

@@ -93,16 +93,14 @@ def compute_metrics(
 
     undefined: dict[str, str] = {}
     notes: list[str] = []
-    auc: dict[str, float | None] = {}
-    ap: dict[str, float | None] = {}
+    auc: dict[str, float | None] = dict.fromkeys(classes)  # None: undefined for the class
+    ap: dict[str, float | None] = dict.fromkeys(classes)
     absent = [classes[c] for c in labels if not onehot[:, c].any()]
     ranked = [c for c in labels if onehot[:, c].any() and not onehot[:, c].all()]
     # One call per metric for all classes (one-vs-rest columns of an indicator matrix): the same
     # binary score per class as a call per class, without validating the inputs 2 x C times.
     per_class_auc = np.atleast_1d(skm.roc_auc_score(onehot[:, ranked], p[:, ranked], average=None)) if ranked else []
     per_class_ap = np.atleast_1d(skm.average_precision_score(onehot[:, ranked], p[:, ranked], average=None)) if ranked else []
-    for c in labels:
-        auc[classes[c]] = ap[classes[c]] = None
     for c, auc_c, ap_c in zip(ranked, per_class_auc, per_class_ap, strict=True):
         auc[classes[c]], ap[classes[c]] = float(auc_c), float(ap_c)
     present_classes = [c for c in labels if onehot[:, c].any()]

@@ -205,11 +205,11 @@ class SplitInputs:
         in_workers = ForwardEach(encoder) if encodes_in_workers(device, on_device, None) else None
         for chunk in prepared_chunks(variants, prepare, SWEEP_CHUNK, workers_for(modality), finish=in_workers):
             for k, severity in enumerate(severities):
-                if in_workers is not None:
+                if in_workers is not None:  # the chunk holds each severity's embeddings
                     parts[severity].append(chunk[k].numpy())
-                    continue
-                items = [row[k] for row in chunk]
-                parts[severity].append(encode(encoder, items, device, prepare=None if on_device else _same).cpu().numpy())
+                else:
+                    items = [row[k] for row in chunk]
+                    parts[severity].append(encode(encoder, items, device, prepare=None if on_device else _same).cpu().numpy())
         for severity, chunks in parts.items():
             cache_id = corrupted_cache_id(encoder.cache_id(), corruption.name, severity, seed)
             vectors = np.concatenate(chunks) if chunks else np.zeros((0, encoder.out_dim), np.float32)

@@ -61,10 +61,10 @@ class _Sweeps:
     not happen while another of our threads runs: there the sweeps run when :meth:`result` asks.
     """
 
-    def __init__(self, sweep: Callable[[], list]):
-        self._sweep = sweep
+    def __init__(self, sweep: Callable[[], list] | None):
+        self._sweep = sweep  # None: robustness is off, nothing to sweep
         self._future = None
-        if start_method() == "forkserver":
+        if sweep is not None and start_method() == "forkserver":
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="corruption-sweeps")
             self._future = pool.submit(sweep)
             pool.shutdown(wait=False)
@@ -76,7 +76,9 @@ class _Sweeps:
 
     def result(self) -> list:
         """The sweeps (waiting for them, or computing them now); their error if they failed."""
-        return self._future.result() if self._future is not None else self._sweep()
+        if self._future is not None:
+            return self._future.result()
+        return self._sweep() if self._sweep is not None else []
 
 
 def evaluate_checkpoint(
@@ -181,7 +183,7 @@ def evaluate_checkpoint(
         for j, i in enumerate(rows)
     ]
     robust = options.robustness
-    sweeps = _Sweeps(lambda: corruption_sweeps(model, data, inputs, rows, scorer) if robust else [])
+    sweeps = _Sweeps((lambda: corruption_sweeps(model, data, inputs, rows, scorer)) if robust else None)
     analysis = None
     try:
         if options.analysis and not task.multi_label:  # the analysis scores a true class: single-label tasks

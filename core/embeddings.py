@@ -8,8 +8,9 @@ already encoded.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -78,11 +79,14 @@ def embed_records(
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
     shard: bool = False,
+    prepared: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> EmbeddedRecords:
     """Embed every modality of ``records`` with ``model``'s encoders, reusing and filling ``cache``.
 
     Files are decoded and prepared by ``workers`` processes (``None``: one per core when there are
-    enough misses; 0: here) while the encoder runs on the batches they finished.
+    enough misses; 0: here) while the encoder runs on the batches they finished. ``prepared``
+    (modality -> content hash -> the encoder's prepared input, e.g. from
+    :class:`core.train.ahead.InputsAhead`) spares those rows the decoding and preparing.
     ``progress(done, total)`` is called after each encoded batch (``total`` counts cache misses only,
     those of this rank with ``shard``).
 
@@ -120,14 +124,21 @@ def embed_records(
         if not rows:
             continue
         encoder = model.encoders[m]
-        values = modality_values([records[rows[i]] for i in mine[m]], m, limits)
+        values: Sequence[Any] = modality_values([records[rows[i]] for i in mine[m]], m, limits)
+        ready = (prepared or {}).get(m)
+        prepare = None
+        if ready:
+            values = _ValuesOrReady(values, [ready.get(keys[i]) for i in mine[m]])
+            prepare = _PrepareUnlessReady(encoder.prepare)
         base = done
 
         def report(count: int, base: int = base) -> None:
             if progress is not None:
                 progress(base + count, total)
 
-        fresh = encode(encoder, values, device, batch=batch or BatchSize(128), after_batch=report, workers=workers_for(m, workers)).cpu()
+        fresh = encode(
+            encoder, values, device, batch=batch or BatchSize(128), prepare=prepare, after_batch=report, workers=workers_for(m, workers)
+        ).cpu()
         if shard:
             fresh = torch.from_numpy(distributed.merge_rows(len(rows), mine[m], fresh.numpy()))
         embeddings[m][torch.tensor(rows)] = fresh
@@ -136,6 +147,41 @@ def embed_records(
         done += len(mine[m])
     labels = labels_to_indices([r.label for r in records], model.classes)
     return EmbeddedRecords(embeddings, present, labels, [r.id for r in records])
+
+
+class _Ready:
+    """An input already prepared, standing in for the value it was prepared from."""
+
+    __slots__ = ("item",)
+
+    def __init__(self, item: Any):
+        self.item = item
+
+
+class _ValuesOrReady(Sequence):
+    """Values to decode, except where an input is ready (then a :class:`_Ready` holding it)."""
+
+    def __init__(self, values: Sequence[Any], ready: list[Any]):
+        self.values, self.ready = values, ready
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        item = self.ready[index]
+        return self.values[index] if item is None else _Ready(item)
+
+
+class _PrepareUnlessReady:
+    """``prepare(value)``, or the input a :class:`_Ready` holds (a class: workers may pickle it)."""
+
+    def __init__(self, prepare: Callable[[Any], Any]):
+        self.prepare = prepare
+
+    def __call__(self, value: Any) -> Any:
+        return value.item if isinstance(value, _Ready) else self.prepare(value)
 
 
 def classify_embedded(model: MultimodalClassifier, data: EmbeddedRecords) -> np.ndarray:

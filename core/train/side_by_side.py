@@ -22,7 +22,7 @@ import queue as queue_module
 import signal
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing import get_context
 from typing import Any, TypeVar
 
@@ -33,6 +33,7 @@ from core.parallel import cpu_count
 from core.train.events import ProgressCallback
 
 PR_SET_PDEATHSIG = 1
+_EXHAUSTED = object()
 
 T = TypeVar("T")
 Task = Callable[[ProgressCallback], T]
@@ -73,6 +74,7 @@ def run_side_by_side(
     callback: ProgressCallback | None,
     slots: int | None = None,
     on_result: Callable[[str, Any], None] | None = None,
+    background: Iterator[Any] | None = None,
 ) -> dict[str, Any]:
     """Run ``tasks`` (name -> task), at most ``slots`` at once (default: one per core), in the
     given order; returns name -> result.
@@ -80,6 +82,9 @@ def run_side_by_side(
     ``on_result(name, result)`` is called here for each task that finishes while others still
     run, once the slot it freed has been given to the next task: the caller's work on it
     overlaps theirs and keeps the core that is no longer needed busy.
+
+    ``background``: work for this process while a slot has nothing left to run (the last
+    tasks' tail), one short step per ``next()``, until it is exhausted or every task is done.
 
     Raises:
         FusionError: the first task that failed (the others are stopped).
@@ -101,9 +106,12 @@ def run_side_by_side(
             while finished and running and on_result is not None:
                 done = finished.pop(0)
                 on_result(done, results[done])
+            idle = background is not None and not waiting and len(running) < slots
             try:
-                kind, name, payload = channel.get(timeout=1.0)
+                kind, name, payload = channel.get_nowait() if idle else channel.get(timeout=1.0)
             except queue_module.Empty:
+                if idle and next(background, _EXHAUSTED) is _EXHAUSTED:
+                    background = None
                 dead = [n for n, p in running.items() if not p.is_alive() and n not in results]
                 if dead and channel.empty():
                     raise TrainingError(f"The training of {', '.join(dead)} stopped without a result.") from None

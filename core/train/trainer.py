@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from core.io import SAMPLE_RATE
 from core.model import MultimodalClassifier
 from core.roots import require_writable
 from core.tasks import Task
+from core.train.ahead import InputsAhead
 from core.train.augment import AugmentedInputs
 from core.train.config import BASELINE_SUFFIX, TrainConfig, TrainResult, split_model_name
 from core.train.events import ProgressCallback
@@ -112,6 +113,8 @@ class Trainer:
         self._targets_cache: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
         self._side_by_side = False
         self._data_workers: int | None = None  # decoding workers of stage 1 (None: one per core)
+        self._ahead = InputsAhead()  # stage 2's inputs, prepared during stage 1's tail
+        self._embedded_early: set[str] = set()  # modalities whose stage-2 embeddings are stored
 
     def _emit(self, **event: Any) -> None:
         if self.callback is not None:
@@ -194,7 +197,8 @@ class Trainer:
 
         With ``embed_early`` (fusions follow) and an embedding store, an encoder trained side by
         side with others has its splits embedded into the store as soon as it is done, while the
-        others still train (stage 2 then finds them cached)."""
+        others still train (stage 2 then finds them cached), and a core the last trainings leave
+        idle prepares the training rows stage 2 will embed with them (:mod:`core.train.ahead`)."""
         to_train: dict[str, Encoder] = {}
         for modality in modalities:
             if modality in self._encoders:
@@ -214,9 +218,16 @@ class Trainer:
             self._freeze(modality, encoder)
         # Longest first: audio spectrograms cost the most, texts the least.
         order = sorted(to_train, key=lambda m: {"audio": 0, "image": 1}.get(m, 2))
+        early = embed_early and self.cache is not None
+        ahead = self._ahead.steps(
+            [(m, to_train[m], self.splits["train"]) for m in order],
+            self.dataset.limits,
+            wanted=lambda m: m not in self._embedded_early,
+        )
         trained = self._train_all(
             {f"{m}{BASELINE_SUFFIX}": (lambda m=m: self._train_encoder(m, to_train[m])) for m in order},
-            on_result=self._embed_trained if embed_early and self.cache is not None else None,
+            on_result=self._embed_trained if early else None,
+            background=ahead if early else None,
         )
         for modality in order:
             result = trained[f"{modality}{BASELINE_SUFFIX}"]
@@ -236,14 +247,19 @@ class Trainer:
         encoder = load_checkpoint(result.path, device=self.device).model.encoders[modality].eval()
         model = self._model("early", {modality: encoder}, self.tasks)
         for records in self.splits.values():
-            embed_records(model, records, cache=self.cache, limits=self.dataset.limits)
+            embed_records(model, records, cache=self.cache, limits=self.dataset.limits, prepared=self._ahead.inputs)
+        self._embedded_early.add(modality)
+        self._ahead.inputs.pop(modality, None)
 
     def _train_all(
-        self, trainings: dict[str, Any], on_result: Callable[[str, TrainResult], None] | None = None
+        self,
+        trainings: dict[str, Any],
+        on_result: Callable[[str, TrainResult], None] | None = None,
+        background: Iterator[Any] | None = None,
     ) -> dict[str, TrainResult]:
         """Run trainings (name -> zero-argument function returning its TrainResult): side by side in
         single-threaded processes on a CPU (:mod:`core.train.side_by_side`), else one after another.
-        ``on_result``: see :func:`~core.train.side_by_side.run_side_by_side`."""
+        ``on_result``, ``background``: see :func:`~core.train.side_by_side.run_side_by_side`."""
         if not trainings:
             return {}
         self._side_by_side = can_run_side_by_side(self.device, self.ctx.world)
@@ -258,7 +274,9 @@ class Trainer:
 
             return task
 
-        results = run_side_by_side({n: in_child(t) for n, t in trainings.items()}, self.callback, on_result=on_result)
+        results = run_side_by_side(
+            {n: in_child(t) for n, t in trainings.items()}, self.callback, on_result=on_result, background=background
+        )
         self._results.update(results)
         return results
 
@@ -315,10 +333,17 @@ class Trainer:
 
         out = {
             split: embed_records(
-                model, records, cache=self.cache, limits=self.dataset.limits, progress=progress, shard=self.ctx.enabled
-            )  # under torchrun each rank encodes its shards of the rows
+                model,
+                records,
+                cache=self.cache,
+                limits=self.dataset.limits,
+                progress=progress,
+                shard=self.ctx.enabled,  # under torchrun each rank encodes its shards of the rows
+                prepared=self._ahead.inputs,
+            )
             for split, records in self.splits.items()
         }
+        self._ahead.clear()
         bar.close()
         return out
 

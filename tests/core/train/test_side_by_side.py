@@ -105,3 +105,49 @@ run_side_by_side({{"long": task}}, None)
         time.sleep(0.1)
     os.kill(child, signal.SIGKILL)
     raise AssertionError("the training process outlived its killed parent")
+
+
+def test_background_work_runs_while_a_slot_is_free_and_stops_with_the_last_task(tmp_path):
+    """A slot with nothing left to run lends its core to ``background``, a step at a time, while
+    the last task runs; a background that never ends does not keep the run going."""
+    import itertools
+    import time
+
+    release = tmp_path / "release"
+
+    def long(emit):
+        deadline = time.monotonic() + 60
+        while not release.exists() and time.monotonic() < deadline:  # released by the background
+            time.sleep(0.01)
+        return release.exists()
+
+    steps = []
+
+    def background():
+        for step in itertools.count():
+            steps.append(step)
+            if step == 3:
+                release.touch()
+            yield
+
+    results = run_side_by_side({"long": long, "short": lambda emit: "short"}, None, slots=2, background=background())
+    assert results == {"long": True, "short": "short"}
+    assert len(steps) >= 4
+
+
+def test_background_waits_for_a_free_slot(tmp_path):
+    """While every slot runs a task, the background does not run."""
+    import time
+
+    def task(emit):
+        time.sleep(0.5)
+        return os.getpid()
+
+    ran = []
+
+    def background():
+        ran.append(True)
+        yield
+
+    run_side_by_side({"a": task}, None, slots=1, background=background())
+    assert ran == []

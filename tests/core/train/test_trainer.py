@@ -124,3 +124,29 @@ def test_decoding_workers_do_not_change_the_weights(small_demo, tmp_path, monkey
     train("2")
     assert _weights(tmp_path / "0") == _weights(tmp_path / "2")
     assert out["0"][0].metrics == out["2"][0].metrics
+
+
+def test_inputs_prepared_during_stage_one_leave_the_same_checkpoints(small_demo, tmp_path, monkeypatch):
+    """With spare cores stage 1's parent prepares the training rows of the encoders still
+    training (:mod:`core.train.ahead`); stage 2 embeds them without decoding again, and every
+    checkpoint is the one a run without it leaves."""
+    from core.encoders.cache import EmbeddingCache
+    from core.train import ahead, side_by_side
+    from core.train import trainer as trainer_module
+
+    monkeypatch.setattr(side_by_side, "cpu_count", lambda: 4)  # a slot is free from the start
+    handed = []
+    real = trainer_module.embed_records
+
+    def counting(*args, prepared=None, **kwargs):
+        handed.append(sum(len(ready) for ready in (prepared or {}).values()))
+        return real(*args, prepared=prepared, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "embed_records", counting)
+    Trainer(small_demo, tmp_path / "ahead", FAST, cache=EmbeddingCache(tmp_path / "c1"), show_progress=False).run(["early"])
+    assert max(handed) > 0
+    monkeypatch.setattr(ahead, "AHEAD_BYTES", 0)
+    handed.clear()
+    Trainer(small_demo, tmp_path / "plain", FAST, cache=EmbeddingCache(tmp_path / "c2"), show_progress=False).run(["early"])
+    assert max(handed) == 0
+    assert _weights(tmp_path / "ahead") == _weights(tmp_path / "plain")

@@ -23,6 +23,9 @@ from dashboard.renderers import render_record_card
 from dashboard.state import CurrentSample, sample_from_record, set_current_sample
 
 PAGE_SIZES = (12, 24, 48, 96)
+KEEP = "page"
+"""Filters, sorting and the page keep their value while their tab is closed (a tab's widgets are
+only drawn while it is open), until the user leaves the page."""
 EXPLORE_TAB = "explore_tab"
 TABS = ("Browse", "Projector", "Neighbours", "Retrieval")
 SELECTED_IDS = "explore_selected_ids"
@@ -43,21 +46,21 @@ def _column_filter(table: SplitTable, column: str, key: str, query: BrowseQuery,
     info = table.columns[column]
     widget = _widget_key(key, column)
     if info.kind == "category":
-        picked = container.multiselect(column, info.values, key=widget, placeholder="any")
+        picked = container.multiselect(column, info.values, key=widget, persist_state=KEEP, placeholder="any")
         if picked:
             # Values are compared as shown (strings); the frame's own values are what isin needs.
             values = table.frame[column]
             query.equals[column] = list(values[values.astype(str).isin(picked)].unique())
     elif info.kind == "bool":
-        choice = container.segmented_control(column, ["yes", "no"], key=widget)
+        choice = container.segmented_control(column, ["yes", "no"], key=widget, persist_state=KEEP)
         if choice:
             query.equals[column] = [choice == "yes"]
     elif info.kind == "number" and info.low is not None and info.high is not None and info.high > info.low:
-        low, high = container.slider(column, info.low, info.high, (info.low, info.high), key=widget)
+        low, high = container.slider(column, info.low, info.high, (info.low, info.high), key=widget, persist_state=KEEP)
         if (low, high) != (info.low, info.high):
             query.ranges[column] = [low, high]
     elif info.kind in ("text", "category"):
-        needle = container.text_input(column, key=widget, placeholder="contains…")
+        needle = container.text_input(column, key=widget, persist_state=KEEP, placeholder="contains…")
         if needle.strip():
             query.contains[column] = needle.strip()
 
@@ -66,43 +69,43 @@ def browse_controls(table: SplitTable, key: str) -> BrowseQuery:
     """The browser's filter, sort and paging widgets; returns the query they describe."""
     query = BrowseQuery()
     top = st.columns([2, 2, 2, 2])
-    labels = top[0].multiselect("Label", table.columns["label"].values, key=f"{key}_label", placeholder="any")
+    labels = top[0].multiselect("Label", table.columns["label"].values, key=f"{key}_label", persist_state=KEEP, placeholder="any")
     if labels:
         query.equals["label"] = labels
     patterns = top[1].multiselect(
-        "Modalities", table.columns["modalities"].values, key=f"{key}_modalities", placeholder="any",
+        "Modalities", table.columns["modalities"].values, key=f"{key}_modalities", persist_state=KEEP, placeholder="any",
         help="Which modalities a sample has (its presence pattern).",
     )  # fmt: skip
     if patterns:
         query.equals["modalities"] = patterns
-    text = top[2].text_input("Text contains", key=f"{key}_text", placeholder="e.g. odd")
+    text = top[2].text_input("Text contains", key=f"{key}_text", persist_state=KEEP, placeholder="e.g. odd")
     if text.strip():
         query.contains["text"] = text.strip()
     if table.split == "all":
-        splits = top[3].multiselect("Split", table.columns["split"].values, key=f"{key}_split", placeholder="any")
+        splits = top[3].multiselect("Split", table.columns["split"].values, key=f"{key}_split", persist_state=KEEP, placeholder="any")
         if splits:
             query.equals["split"] = splits
     elif len(table.checkpoints) > 1:
-        choice = top[3].segmented_control("Checkpoints", ["disagree", "agree"], key=f"{key}_disagree")
+        choice = top[3].segmented_control("Checkpoints", ["disagree", "agree"], key=f"{key}_disagree", persist_state=KEEP)
         if choice:
             query.equals[DISAGREE] = [choice == "disagree"]
     if table.checkpoints:
         cols = st.columns([2, 2, 2, 2])
         first = table.checkpoints[0]
         predicted = cols[0].multiselect(
-            f"{first} predicts", table.columns[prediction_column(first)].values, key=f"{key}_pred", placeholder="any"
+            f"{first} predicts", table.columns[prediction_column(first)].values, key=f"{key}_pred", persist_state=KEEP, placeholder="any"
         )
         if predicted:
             query.equals[prediction_column(first)] = predicted
-        verdict = cols[1].segmented_control(f"{first} is", ["right", "wrong"], key=f"{key}_correct")
+        verdict = cols[1].segmented_control(f"{first} is", ["right", "wrong"], key=f"{key}_correct", persist_state=KEEP)
         if verdict:
             query.equals[correct_column(first)] = [verdict == "right"]
-        low, high = cols[2].slider(f"{first} confidence", 0.0, 1.0, (0.0, 1.0), 0.01, key=f"{key}_conf")
+        low, high = cols[2].slider(f"{first} confidence", 0.0, 1.0, (0.0, 1.0), 0.01, key=f"{key}_conf", persist_state=KEEP)
         if (low, high) != (0.0, 1.0):
             query.ranges[confidence_column(first)] = [low, high]
     others = [c for c in table.columns if c not in ("label", "modalities", "text", "id", "split")]
     more = st.multiselect(
-        "More filters", others, key=f"{key}_more", placeholder="metadata columns, other checkpoints' predictions…",
+        "More filters", others, key=f"{key}_more", persist_state=KEEP, placeholder="metadata columns, other checkpoints' predictions…",
         help="Add a filter on any column: metadata from the manifest, or a checkpoint's prediction, confidence or correctness.",
     )  # fmt: skip
     if more:
@@ -111,11 +114,11 @@ def browse_controls(table: SplitTable, key: str) -> BrowseQuery:
             _column_filter(table, column, key, query, extra[n % len(extra)])
     sort = st.columns([2, 1, 1, 1])
     sortable = ["(manifest order)", *[c for c in table.frame.columns if c != "position"]]
-    by = sort[0].selectbox("Sort by", sortable, key=f"{key}_sort")
+    by = sort[0].selectbox("Sort by", sortable, key=f"{key}_sort", persist_state=KEEP)
     query.sort_by = "" if by == sortable[0] else by
-    query.descending = sort[1].toggle("Descending", key=f"{key}_desc")
-    query.page_size = sort[2].selectbox("Per page", PAGE_SIZES, index=1, key=f"{key}_size")
-    view = sort[3].segmented_control("View", ["Grid", "Table"], default="Grid", key=f"{key}_view")
+    query.descending = sort[1].toggle("Descending", key=f"{key}_desc", persist_state=KEEP)
+    query.page_size = sort[2].selectbox("Per page", PAGE_SIZES, index=1, key=f"{key}_size", persist_state=KEEP)
+    view = sort[3].segmented_control("View", ["Grid", "Table"], default="Grid", key=f"{key}_view", persist_state=KEEP)
     st.session_state[f"{key}_view_now"] = view or "Grid"
     return query
 
@@ -137,7 +140,7 @@ def page_navigation(page: BrowsePage, key: str) -> None:
         "Next", key=f"{key}_next", disabled=page.page >= page.pages, icon=":material/chevron_right:",
         on_click=_set_page, args=(number_key, page.page + 1),
     )  # fmt: skip
-    cols[2].number_input("Page", 1, page.pages, key=number_key)
+    cols[2].number_input("Page", 1, page.pages, key=number_key, persist_state=KEEP)
     first = (page.page - 1) * page.page_size + 1 if page.total else 0
     cols[3].caption(
         f"Samples {first:,}–{first + len(page.rows) - 1:,} of **{page.total:,}** matching · page {page.page} of {page.pages}"

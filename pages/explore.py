@@ -26,6 +26,7 @@ from dashboard import explore_loaders, loaders
 from dashboard.errors import friendly_errors
 from dashboard.explore_views import (
     EXPLORE_TAB,
+    KEEP,
     SELECTED_IDS,
     TABS,
     browse_controls,
@@ -75,7 +76,7 @@ def pick_checkpoint(key: str):
     if not models:
         st.info("Pick a checkpoint in the sidebar: its embeddings are what this tab explores.", icon=":material/checklist:")
         return None
-    name = st.selectbox("Checkpoint", list(models), key=key, help="Whose embeddings (and fusion) to use.")
+    name = st.selectbox("Checkpoint", list(models), key=key, persist_state=KEEP, help="Whose embeddings (and fusion) to use.")
     return models[name][1]
 
 
@@ -102,11 +103,11 @@ with tabs[1]:
             with controls[0]:
                 loaded = pick_checkpoint("map_checkpoint")
             if loaded is not None:
-                space = controls[1].selectbox("Space", space_names(loaded.model), index=len(loaded.model.modalities), key="map_space")
-                method = controls[2].selectbox("Method", METHODS, key="map_method", format_func=str.upper)
+                space = controls[1].selectbox("Space", space_names(loaded.model), index=len(loaded.model.modalities), key="map_space", persist_state=KEEP)
+                method = controls[2].selectbox("Method", METHODS, key="map_method", persist_state=KEEP, format_func=str.upper)
                 table = explore_loaders.table(dataset, split, [info for info, _ in models.values()])
                 colour_options = ["label", *[c for c in table.frame.columns if c not in ("position", "id", "text", "label")]]
-                colour = controls[3].selectbox("Colour by", colour_options, key="map_colour")
+                colour = controls[3].selectbox("Colour by", colour_options, key="map_colour", persist_state=KEEP)
                 spaces = explore_loaders.spaces(loaded, dataset, split)
                 with st.spinner(f"Fitting {method.upper()} on {len(spaces.space(space)):,} points (once; then cached on disk)…"):
                     result = explore_loaders.projection(spaces, space, method)
@@ -149,8 +150,8 @@ with tabs[2]:
             if sample is None:
                 st.info("Upload a sample above, open one from the browser (Similar), or pick a dataset sample.", icon=":material/info:")
             elif loaded is not None:
-                k = controls[1].number_input("Neighbours", 1, 20, 5, key="nn_k")
-                searched = controls[2].selectbox("Searched split", SPLIT_CHOICES, key="nn_split")
+                k = controls[1].number_input("Neighbours", 1, 20, 5, key="nn_k", persist_state=KEEP)
+                searched = controls[2].selectbox("Searched split", SPLIT_CHOICES, key="nn_split", persist_state=KEEP)
                 index_spaces = explore_loaders.spaces(loaded, dataset, searched)
                 if sample.decoded.label is not None:
                     reference, kind = sample.decoded.label, "label"
@@ -198,7 +199,7 @@ with tabs[3]:
                 st.info(f"No retrieval model in `{settings().retrieval_dir}` yet: train one above.", icon=":material/info:")
             else:
                 names = {str(path): card for path, card in found}
-                chosen_path = st.selectbox("Retrieval model", list(names), key="retrieval_model", format_func=lambda p: f"{names[p].name} (on {names[p].source.name})")
+                chosen_path = st.selectbox("Retrieval model", list(names), key="retrieval_model", persist_state=KEEP, format_func=lambda p: f"{names[p].name} (on {names[p].source.name})")
                 card = names[chosen_path]
                 retrieval = explore_loaders.retrieval_model(Path(chosen_path), card)
                 report = RetrievalReport.from_json(card.report)
@@ -217,10 +218,10 @@ with tabs[3]:
                         st.warning(f"Your sample has none of {', '.join(card.modalities)}.")
                     else:
                         cols = st.columns(4)
-                        query_modality = cols[0].selectbox("Search with", usable, key="retrieval_from")
+                        query_modality = cols[0].selectbox("Search with", usable, key="retrieval_from", persist_state=KEEP)
                         targets = [m for m in card.modalities if m != query_modality and sorted([m, query_modality]) in card.pairs]
-                        target = cols[1].selectbox("Find", targets, key="retrieval_to")
-                        k = cols[2].number_input("Results", 1, 50, 10, key="retrieval_k")
+                        target = cols[1].selectbox("Find", targets, key="retrieval_to", persist_state=KEEP)
+                        k = cols[2].number_input("Results", 1, 50, 10, key="retrieval_k", persist_state=KEEP)
                         spaces = explore_loaders.spaces(source, dataset, split)
                         result = retrieve(
                             retrieval, spaces, sample.decoded, query_modality, target, int(k), source=source,

@@ -73,6 +73,24 @@ def test_browser_filters_change_the_rows_and_pages_on_the_server(explore_env):
     assert len(card_labels(at)) == 12 and not at.exception
 
 
+def test_browser_filters_and_page_survive_a_visit_to_another_tab(explore_env):
+    """A closed tab's widgets are not drawn; the browser's filters, sorting and page are kept
+    (``persist_state``), so coming back shows the same rows."""
+    at = open_explore(explore_split="all")
+    at.multiselect(key="browse_label").set_value(["3"]).run()
+    at.selectbox(key="browse_size").set_value(12).run()
+    at.toggle(key="browse_desc").set_value(True).run()
+    filtered = matching(at)
+    at.session_state[EXPLORE_TAB] = "Neighbours"
+    at.run()
+    assert not at.exception and not any(w.key == "browse_label" for w in at.multiselect)
+    at.session_state[EXPLORE_TAB] = "Browse"
+    at.run()
+    assert at.multiselect(key="browse_label").value == ["3"]
+    assert at.selectbox(key="browse_size").value == 12 and at.toggle(key="browse_desc").value
+    assert matching(at) == filtered and set(card_labels(at)) == {"3"}
+
+
 def card_control(at):
     """The first browser card's "Open" control, and its record id."""
     control = next(w for w in at.segmented_control if w.key and w.key.endswith("_open"))

@@ -125,10 +125,11 @@ def embed_records(
             continue
         encoder = model.encoders[m]
         values: Sequence[Any] = modality_values([records[rows[i]] for i in mine[m]], m, limits)
-        ready = (prepared or {}).get(m)
+        by_key = (prepared or {}).get(m) or {}
+        ready = [by_key.get(keys[i]) for i in mine[m]] if by_key else []
         prepare = None
-        if ready:
-            values = _ValuesOrReady(values, [ready.get(keys[i]) for i in mine[m]])
+        if any(item is not None for item in ready) and not encoder.prepares_on(device):  # a GPU prepares batches itself
+            values = _ValuesOrReady(values, ready)
             prepare = _PrepareUnlessReady(encoder.prepare)
         base = done
 

@@ -79,9 +79,9 @@ class InputsAhead:
                     self.used_bytes += size
                 yield
 
-    def clear(self) -> None:
-        self.inputs.clear()
-        self.used_bytes = 0
+    def drop(self, modality: str) -> None:
+        """Forget ``modality``'s inputs (its embeddings are stored) and the memory they held."""
+        self.used_bytes -= sum(_size(item) for item in self.inputs.pop(modality, {}).values())
 
 
 def default_budget_bytes() -> int:

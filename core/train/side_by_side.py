@@ -88,6 +88,7 @@ def run_side_by_side(
 
     Raises:
         FusionError: the first task that failed (the others are stopped).
+        Exception: whatever a ``background`` step raised (the tasks are stopped).
     """
     context = get_context("fork")
     channel = context.Queue()
@@ -106,15 +107,17 @@ def run_side_by_side(
             while finished and running and on_result is not None:
                 done = finished.pop(0)
                 on_result(done, results[done])
-            idle = background is not None and not waiting and len(running) < slots
+            idle = background is not None and len(running) < slots  # nothing waits: it would be running
             try:
                 kind, name, payload = channel.get_nowait() if idle else channel.get(timeout=1.0)
             except queue_module.Empty:
+                kind = None
+            if kind is None:
                 if idle and next(background, _EXHAUSTED) is _EXHAUSTED:
                     background = None
                 dead = [n for n, p in running.items() if not p.is_alive() and n not in results]
                 if dead and channel.empty():
-                    raise TrainingError(f"The training of {', '.join(dead)} stopped without a result.") from None
+                    raise TrainingError(f"The training of {', '.join(dead)} stopped without a result.")
                 continue
             if kind == "event":
                 if callback is not None:

@@ -249,7 +249,7 @@ class Trainer:
         for records in self.splits.values():
             embed_records(model, records, cache=self.cache, limits=self.dataset.limits, prepared=self._ahead.inputs)
         self._embedded_early.add(modality)
-        self._ahead.inputs.pop(modality, None)
+        self._ahead.drop(modality)
 
     def _train_all(
         self,
@@ -343,7 +343,8 @@ class Trainer:
             )
             for split, records in self.splits.items()
         }
-        self._ahead.clear()
+        for modality in model.modalities:  # a frozen baseline's embedding leaves the others' inputs
+            self._ahead.drop(modality)
         bar.close()
         return out
 

@@ -57,7 +57,7 @@ def test_the_budget_bounds_what_is_held(small_demo):
     ahead = InputsAhead(budget_bytes=3 * one)
     _prepare_all(ahead, model, records, small_demo.limits)
     assert ahead.rows() == 3 and ahead.used_bytes == 3 * one
-    ahead.clear()
+    ahead.drop("audio")
     assert ahead.rows() == 0 and ahead.used_bytes == 0
 
 

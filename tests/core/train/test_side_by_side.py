@@ -135,12 +135,13 @@ def test_background_work_runs_while_a_slot_is_free_and_stops_with_the_last_task(
     assert len(steps) >= 4
 
 
-def test_background_waits_for_a_free_slot(tmp_path):
-    """While every slot runs a task, the background does not run."""
+def test_background_waits_for_a_free_slot():
+    """While every slot runs a task (the next one starts as soon as a slot frees), the
+    background does not run."""
     import time
 
     def task(emit):
-        time.sleep(0.5)
+        time.sleep(0.3)
         return os.getpid()
 
     ran = []
@@ -149,5 +150,21 @@ def test_background_waits_for_a_free_slot(tmp_path):
         ran.append(True)
         yield
 
-    run_side_by_side({"a": task}, None, slots=1, background=background())
-    assert ran == []
+    results = run_side_by_side({"a": task, "b": task}, None, slots=1, background=background())
+    assert len(set(results.values())) == 2 and ran == []
+
+
+def test_a_failing_background_step_stops_the_tasks(tmp_path):
+    import time
+
+    def long(emit):
+        time.sleep(60)
+
+    def background():
+        yield
+        raise OSError("disk gone")
+
+    started = time.monotonic()
+    with pytest.raises(OSError, match="disk gone"):
+        run_side_by_side({"long": long}, None, slots=2, background=background())
+    assert time.monotonic() - started < 30  # the task was stopped, not waited for

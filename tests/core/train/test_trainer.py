@@ -138,9 +138,10 @@ def test_inputs_prepared_during_stage_one_leave_the_same_checkpoints(small_demo,
     handed = []
     real = trainer_module.embed_records
 
-    def counting(*args, prepared=None, **kwargs):
-        handed.append(sum(len(ready) for ready in (prepared or {}).values()))
-        return real(*args, prepared=prepared, **kwargs)
+    def counting(model, records, prepared=None, **kwargs):  # rows of this call whose inputs are ready
+        ready = prepared or {}
+        handed.append(sum(r.content_hash(m) in ready.get(m, {}) for m in model.modalities for r in records if getattr(r, m) is not None))
+        return real(model, records, prepared=prepared, **kwargs)
 
     monkeypatch.setattr(trainer_module, "embed_records", counting)
     Trainer(small_demo, tmp_path / "ahead", FAST, cache=EmbeddingCache(tmp_path / "c1"), show_progress=False).run(["early"])

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.data import Dataset
+import streamlit as st
+
+from core.data import Dataset, find_records
 from core.errors import SampleDecodeError
 from core.io import decode_sample, is_blank
 from core.sample import Sample
+from dashboard.markup import escape_markdown
 from dashboard.state import CurrentSample
 
 
@@ -47,19 +50,46 @@ def decode_uploads(
     return DecodedUploads(sample, errors)
 
 
-def pick_record_id(dataset: Dataset, key: str, split_column: Any, record_column: Any) -> str | None:
-    """A split selectbox and a record selectbox (id, true label, modalities) in the given columns.
+PICKER_OPTIONS = 200
+"""Records a sample picker lists at once; typing part of an id (or a label) finds the others."""
 
-    ``key`` prefixes the widget keys, so each page keeps its own choice.
+
+def pick_record_id(dataset: Dataset, key: str, split_column: Any, record_column: Any) -> str | None:
+    """A split selectbox, and in ``record_column`` a search box and a record selectbox (id, true
+    label, modalities) listing at most :data:`PICKER_OPTIONS` matching records of the split.
+
+    ``key`` prefixes the widget keys, so each page keeps its own choice, also while the picker is
+    not drawn (another tab or input mode). The record chosen before (or set by a link from another
+    page) stays among the options while it is in the split.
     """
     split = split_column.selectbox(
-        "Split", ["test", "val", "train"], key=f"{key}_split", help="Split to pick the sample from."
+        "Split", ["test", "val", "train"], key=f"{key}_split", persist_state="page", help="Split to pick the sample from."
     )
-    records = {r.id: r for r in dataset.split(split)}
-    return record_column.selectbox(
+    records = dataset.split(split)
+    find_column, pick_column = record_column.columns([1, 2], vertical_alignment="bottom")
+    text = find_column.text_input(
+        "Find", key=f"{key}_find", persist_state="page", placeholder="id or label…",
+        help="Part of a record id, or a label: the list shows the records that match.",
+    )  # fmt: skip
+    shown, total = find_records(records, text, PICKER_OPTIONS)
+    by_id = {r.id: r for r in shown}
+    chosen = st.session_state.get(f"{key}_record")
+    if isinstance(chosen, str) and chosen not in by_id:
+        earlier = next((r for r in records if r.id == chosen), None)
+        if earlier is not None:
+            by_id = {chosen: earlier, **by_id}
+    record_id = pick_column.selectbox(
         "Sample",
-        list(records),
-        format_func=lambda rid: f"{rid} · label {records[rid].label} · {' + '.join(records[rid].present())}",
+        list(by_id),
+        format_func=lambda rid: f"{rid} · label {by_id[rid].label} · {' + '.join(by_id[rid].present())}",
         key=f"{key}_record",
+        persist_state="page",
         help="A dataset record by id (its true label and modalities shown).",
+        placeholder="no record matches" if not by_id else None,
     )
+    if total > len(shown):
+        record_column.caption(f"The first {len(shown)} of {total:,} records{' that match' if text.strip() else ''}: type part of an id or a label to find others.")
+    elif text.strip():
+        found = f"{total:,} records of the {split} split match" if total else f"No record of the {split} split matches"
+        record_column.caption(f"{found} “{escape_markdown(text.strip())}”{': pick one under Sample' if total else ''}.")
+    return record_id

@@ -202,6 +202,19 @@ def natural_sort_key(text: str) -> tuple:
 
 
 
+def find_records(records: Sequence[Record], text: str, limit: int) -> tuple[list[Record], int]:
+    """The first ``limit`` records whose id contains ``text`` or whose label is ``text`` (both
+    ignoring case; every record when ``text`` is blank), in order, and how many match in all.
+
+    A sample picker lists these instead of every record of a split (100,000 options would be
+    sent to the browser on every rerun)."""
+    needle = text.strip().casefold()
+    if not needle:
+        return list(records[:limit]), len(records)
+    matches = [r for r in records if needle in r.id.casefold() or (r.label is not None and r.label.casefold() == needle)]
+    return matches[:limit], len(matches)
+
+
 def load_modality(record: Record, modality: str, limits: Limits | None = None) -> Any:
     """Decode one modality of a record through :mod:`core.io` (``None`` when it is absent)."""
     value = getattr(record, modality)

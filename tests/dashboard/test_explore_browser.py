@@ -95,6 +95,11 @@ def test_explore_filters_maps_selects_and_places_an_upload(server, browser_page,
     settle(page)
     open_tab(page, "Browse")
     settle(page)
+    # The label filter was kept while the Browse tab was closed (its widgets are not drawn then).
+    everything = load_dataset(data).records
+    page.get_by_text(re.compile(rf"of {sum(r.label == label for r in everything)} matching")).first.wait_for()
+    box = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Label").first
+    assert box.get_by_text(label, exact=True).count() == 1
     seconds = open_tab(page, "Projector")
     settle(page)
     assert seconds < CACHED_MAP_SECONDS, f"the cached map took {seconds:.1f} s to draw"

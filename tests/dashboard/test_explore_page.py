@@ -80,6 +80,10 @@ def test_browser_filters_and_page_survive_a_visit_to_another_tab(explore_env):
     at.multiselect(key="browse_label").set_value(["3"]).run()
     at.selectbox(key="browse_size").set_value(12).run()
     at.toggle(key="browse_desc").set_value(True).run()
+    at.multiselect(key="browse_more").set_value(["late · confidence"]).run()
+    confidence = at.slider(key="browse_late___confidence")
+    narrowed = (confidence.min, (confidence.min + confidence.max) / 2)
+    confidence.set_value(narrowed).run()
     filtered = matching(at)
     at.session_state[EXPLORE_TAB] = "Neighbours"
     at.run()
@@ -89,6 +93,10 @@ def test_browser_filters_and_page_survive_a_visit_to_another_tab(explore_env):
     assert at.multiselect(key="browse_label").value == ["3"]
     assert at.selectbox(key="browse_size").value == 12 and at.toggle(key="browse_desc").value
     assert matching(at) == filtered and set(card_labels(at)) == {"3"}
+    assert at.slider(key="browse_late___confidence").value == narrowed
+    for split in ("val", "test"):  # the filter's range follows the split's values; nothing breaks
+        at.selectbox(key="explore_split").set_value(split).run()
+        assert not at.exception, [e.value for e in at.exception]
 
 
 def card_control(at):

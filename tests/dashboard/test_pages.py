@@ -71,6 +71,35 @@ def test_upload_produces_predictions_of_every_chosen_checkpoint(dashboard_env):
     assert any("predicted in" in c.value for c in at.caption)
 
 
+def test_the_sample_picker_lists_a_page_of_records_and_finds_the_others(dashboard_env, monkeypatch):
+    """No picker holds a whole split: it lists the first few records, and typing part of an id
+    (or a label) lists the matching ones; the chosen record stays chosen while the list changes."""
+    from core.data import load_dataset
+    from dashboard import inputs
+
+    monkeypatch.setattr(inputs, "PICKER_OPTIONS", 5)
+    test = load_dataset(dashboard_env["FUSION_DEMO_DATA"]).split("test")
+    at = open_page("predict")
+    at.segmented_control(key="predict_source").set_value("Dataset sample").run()
+    assert_clean(at)
+    picker = at.selectbox(key="predict_record")
+    assert picker.options and len(picker.options) == 5
+    assert any(f"The first 5 of {len(test):,} records" in c.value for c in at.caption)
+
+    last = test[-1]
+    at.text_input(key="predict_find").input(last.id).run()
+    listed = at.selectbox(key="predict_record").options  # as shown: "id · label … · modalities"
+    assert listed[0].startswith(f"{test[0].id} · ")  # still chosen
+    assert any(option.startswith(f"{last.id} · ") for option in listed[1:])
+    at.selectbox(key="predict_record").set_value(last.id).run()
+    assert_clean(at)
+    assert any(last.id in m.value for m in [*at.markdown, *at.caption, *at.info]), "the picked record is the sample shown"
+
+    at.text_input(key="predict_find").input("no such record").run()
+    assert at.selectbox(key="predict_record").value == last.id
+    assert any("matches “no such record”" in c.value for c in at.caption)
+
+
 def test_text_only_upload_notes_the_checkpoint_that_cannot_use_it(dashboard_env):
     at = open_page("predict")
     at.multiselect(key="sidebar_chosen").set_value(

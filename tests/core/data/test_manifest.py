@@ -293,3 +293,14 @@ def test_random_manifest_bytes_only_produce_issues(tmp_path: Path, content: byte
             load_dataset(tmp_path)
     finally:
         (tmp_path / name).unlink()
+
+
+def test_find_records_by_part_of_an_id_or_a_label() -> None:
+    from core.data import Record, find_records
+
+    records = [Record(row=i + 1, id=f"row-{i}", split="test", label=str(i % 3), text="t") for i in range(12)]
+    assert find_records(records, "  ", 5) == (records[:5], 12)
+    assert find_records(records, "ROW-1", 10) == ([records[1], records[10], records[11]], 3)
+    shown, total = find_records(records, "2", 2)  # label "2": rows 2, 5, 8, 11 (row-2's id matches too)
+    assert total == 4 and shown == [records[2], records[5]]
+    assert find_records(records, "zzz", 5) == ([], 0)

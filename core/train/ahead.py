@@ -15,7 +15,7 @@ runs on the same files, only earlier.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -43,24 +43,20 @@ class InputsAhead:
         self.budget_bytes = default_budget_bytes() if budget_bytes is None else budget_bytes
         self.used_bytes = 0
         self.inputs: dict[str, dict[str, Any]] = {}
+        self._dropped: set[str] = set()  # modalities embedded already: nothing more to prepare
 
     def rows(self) -> int:
         return sum(len(ready) for ready in self.inputs.values())
 
-    def steps(
-        self,
-        plan: list[tuple[str, Encoder, list[Record]]],
-        limits: Limits,
-        wanted: Callable[[str], bool],
-    ) -> Iterator[None]:
+    def steps(self, plan: list[tuple[str, Encoder, list[Record]]], limits: Limits) -> Iterator[None]:
         """Prepare, :data:`STEP_ROWS` per ``next()``, the inputs of ``plan`` ((modality, encoder,
-        records), in order) while ``wanted(modality)`` and the budget allow. A file that can no
-        longer be read is left to stage 2, which reports it."""
+        records), in order) while the budget allows, leaving a modality once it is dropped. A file
+        that can no longer be read is left to stage 2, which reports it."""
         for modality, encoder, records in plan:
             ready = self.inputs.setdefault(modality, {})
             rows = [r for r in records if getattr(r, modality) is not None]
             for start in range(0, len(rows), STEP_ROWS):
-                if not wanted(modality):
+                if modality in self._dropped:
                     break
                 part = rows[start : start + STEP_ROWS]
                 values = modality_values(part, modality, limits)
@@ -80,7 +76,9 @@ class InputsAhead:
                 yield
 
     def drop(self, modality: str) -> None:
-        """Forget ``modality``'s inputs (its embeddings are stored) and the memory they held."""
+        """Forget ``modality``'s inputs and the memory they held, and prepare no more of it (its
+        embeddings are stored)."""
+        self._dropped.add(modality)
         self.used_bytes -= sum(_size(item) for item in self.inputs.pop(modality, {}).values())
 
 

@@ -114,7 +114,6 @@ class Trainer:
         self._side_by_side = False
         self._data_workers: int | None = None  # decoding workers of stage 1 (None: one per core)
         self._ahead = InputsAhead()  # stage 2's inputs, prepared during stage 1's tail
-        self._embedded_early: set[str] = set()  # modalities whose stage-2 embeddings are stored
 
     def _emit(self, **event: Any) -> None:
         if self.callback is not None:
@@ -219,11 +218,7 @@ class Trainer:
         # Longest first: audio spectrograms cost the most, texts the least.
         order = sorted(to_train, key=lambda m: {"audio": 0, "image": 1}.get(m, 2))
         early = embed_early and self.cache is not None
-        ahead = self._ahead.steps(
-            [(m, to_train[m], self.splits["train"]) for m in order],
-            self.dataset.limits,
-            wanted=lambda m: m not in self._embedded_early,
-        )
+        ahead = self._ahead.steps([(m, to_train[m], self.splits["train"]) for m in order], self.dataset.limits)
         trained = self._train_all(
             {f"{m}{BASELINE_SUFFIX}": (lambda m=m: self._train_encoder(m, to_train[m])) for m in order},
             on_result=self._embed_trained if early else None,
@@ -248,7 +243,6 @@ class Trainer:
         model = self._model("early", {modality: encoder}, self.tasks)
         for records in self.splits.values():
             embed_records(model, records, cache=self.cache, limits=self.dataset.limits, prepared=self._ahead.inputs)
-        self._embedded_early.add(modality)
         self._ahead.drop(modality)
 
     def _train_all(

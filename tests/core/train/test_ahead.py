@@ -18,7 +18,7 @@ def _audio_model(classes):
 
 
 def _prepare_all(ahead, model, records, limits):
-    for _ in ahead.steps([("audio", model.encoders["audio"], records)], limits, wanted=lambda m: True):
+    for _ in ahead.steps([("audio", model.encoders["audio"], records)], limits):
         pass
 
 
@@ -61,15 +61,15 @@ def test_the_budget_bounds_what_is_held(small_demo):
     assert ahead.rows() == 0 and ahead.used_bytes == 0
 
 
-def test_a_modality_no_longer_wanted_is_left(small_demo):
-    """Once a modality's embeddings are stored (its training finished while others run), nothing
-    more of it is prepared."""
+def test_a_dropped_modality_is_left(small_demo):
+    """Once a modality's embeddings are stored (its training finished while others run), its
+    inputs are dropped and nothing more of it is prepared."""
     records = [r for r in small_demo.split("train") if r.audio is not None]
     model = _audio_model(small_demo.classes)
     ahead = InputsAhead()
-    wanted = {"audio": True}
-    steps = ahead.steps([("audio", model.encoders["audio"], records)], small_demo.limits, wanted=lambda m: wanted[m])
+    steps = ahead.steps([("audio", model.encoders["audio"], records)], small_demo.limits)
     next(steps)
-    wanted["audio"] = False
-    assert next(steps, "done") == "done"
     assert 0 < ahead.rows() < len(records)
+    ahead.drop("audio")
+    assert next(steps, "done") == "done"
+    assert ahead.rows() == 0 and ahead.used_bytes == 0

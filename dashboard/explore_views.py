@@ -20,12 +20,9 @@ from core.io import encode_wav, read_file
 from dashboard.links import open_in_explain, open_in_predict
 from dashboard.markup import escape_markdown
 from dashboard.renderers import render_record_card
-from dashboard.state import CurrentSample, sample_from_record, set_current_sample
+from dashboard.state import KEEP, CurrentSample, sample_from_record, set_current_sample
 
 PAGE_SIZES = (12, 24, 48, 96)
-KEEP = "page"
-"""Filters, sorting and the page keep their value while their tab is closed (a tab's widgets are
-only drawn while it is open), until the user leaves the page."""
 EXPLORE_TAB = "explore_tab"
 TABS = ("Browse", "Projector", "Neighbours", "Retrieval")
 SELECTED_IDS = "explore_selected_ids"

@@ -12,7 +12,7 @@ from core.errors import SampleDecodeError
 from core.io import decode_sample, is_blank
 from core.sample import Sample
 from dashboard.markup import escape_markdown
-from dashboard.state import CurrentSample
+from dashboard.state import KEEP, CurrentSample
 
 
 @dataclass
@@ -63,12 +63,12 @@ def pick_record_id(dataset: Dataset, key: str, split_column: Any, record_column:
     page) stays among the options while it is in the split.
     """
     split = split_column.selectbox(
-        "Split", ["test", "val", "train"], key=f"{key}_split", persist_state="page", help="Split to pick the sample from."
+        "Split", ["test", "val", "train"], key=f"{key}_split", persist_state=KEEP, help="Split to pick the sample from."
     )
     records = dataset.split(split)
     find_column, pick_column = record_column.columns([1, 2], vertical_alignment="bottom")
     text = find_column.text_input(
-        "Find", key=f"{key}_find", persist_state="page", placeholder="id or label…",
+        "Find", key=f"{key}_find", persist_state=KEEP, placeholder="id or label…",
         help="Part of a record id, or a label: the list shows the records that match.",
     )  # fmt: skip
     shown, total = find_records(records, text, PICKER_OPTIONS)
@@ -83,7 +83,7 @@ def pick_record_id(dataset: Dataset, key: str, split_column: Any, record_column:
         list(by_id),
         format_func=lambda rid: f"{rid} · label {by_id[rid].label} · {' + '.join(by_id[rid].present())}",
         key=f"{key}_record",
-        persist_state="page",
+        persist_state=KEEP,
         help="A dataset record by id (its true label and modalities shown).",
         placeholder="no record matches" if not by_id else None,
     )

@@ -17,6 +17,9 @@ from core.sample import MODALITIES, DecodedSample
 SELECTION = "selection"
 CURRENT_SAMPLE = "current_sample"
 EXPLAIN_CHECKPOINT = "explain_checkpoint"
+KEEP = "page"
+"""Widgets' ``persist_state``: a widget keeps its value while it is not drawn (a closed tab, a
+hidden input mode), until the user leaves the page."""
 
 
 @dataclass

@@ -26,7 +26,6 @@ from dashboard import explore_loaders, loaders
 from dashboard.errors import friendly_errors
 from dashboard.explore_views import (
     EXPLORE_TAB,
-    KEEP,
     SELECTED_IDS,
     TABS,
     browse_controls,
@@ -38,7 +37,7 @@ from dashboard.explore_views import (
 from dashboard.inputs import decode_uploads, pick_record_id
 from dashboard.markup import escape_markdown
 from dashboard.renderers import PLOTLY_CONFIG
-from dashboard.state import current_sample, sample_from_record, selection, set_current_sample
+from dashboard.state import KEEP, current_sample, sample_from_record, selection, set_current_sample
 
 st.title("Explore")
 st.caption(

@@ -13,20 +13,15 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-import librosa
 import numpy as np
 from skimage.filters import gaussian
 from skimage.segmentation import slic
 
+from core import spectrogram
 from core.encoders.base import Encoder
 from core.explain.params import ExplainParams
 from core.hashing import content_hash
 from core.io import SAMPLE_RATE
-
-DISPLAY_N_MELS = 64
-DISPLAY_N_FFT = 512
-DISPLAY_HOP = 160
-"""Log-mel used to draw attributions of waveform encoders (same frames as the builtin audio CNN)."""
 
 
 @dataclass(frozen=True)
@@ -200,34 +195,28 @@ def segment_audio(waveform: np.ndarray, encoder: Encoder, params: ExplainParams)
         time_index = _split_index(frames, params.audio_time_segments)
         band_index = _split_index(n_mels, params.audio_freq_bands)
         labels = time_index[None, :] * (band_index.max() + 1) + band_index[:, None]
-        hop_seconds = float(getattr(encoder, "frame_seconds", DISPLAY_HOP / SAMPLE_RATE))
+        hop_seconds = float(getattr(encoder, "frame_seconds", spectrogram.HOP / SAMPLE_RATE))
         return AudioSegmentation(
             domain="spectrogram",
             spectrogram=logmel,
             labels=labels,
             times=np.arange(frames) * hop_seconds,
-            freqs=_mel_band_centres(n_mels),
+            freqs=spectrogram.mel_band_centres(n_mels),
             floor_db=float(getattr(encoder, "floor_db", -100.0)),
         )
-    power = np.abs(librosa.stft(waveform, n_fft=DISPLAY_N_FFT, hop_length=DISPLAY_HOP, center=True)) ** 2
-    mel = librosa.feature.melspectrogram(S=power, sr=SAMPLE_RATE, n_mels=DISPLAY_N_MELS)
-    logmel = (10.0 * np.log10(np.maximum(mel, 1e-10))).astype(np.float32)
+    logmel = spectrogram.display_log_mel(waveform)
     frames = logmel.shape[1]
     sample_labels = _split_index(len(waveform), params.audio_time_segments)
-    frame_labels = sample_labels[np.minimum(np.arange(frames) * DISPLAY_HOP, len(waveform) - 1)]
+    frame_labels = sample_labels[np.minimum(np.arange(frames) * spectrogram.HOP, len(waveform) - 1)]
     return AudioSegmentation(
         domain="waveform",
         spectrogram=logmel,
         labels=np.broadcast_to(frame_labels, logmel.shape).copy(),
-        times=np.arange(frames) * DISPLAY_HOP / SAMPLE_RATE,
-        freqs=_mel_band_centres(DISPLAY_N_MELS),
+        times=spectrogram.frame_seconds(frames),
+        freqs=spectrogram.mel_band_centres(),
         waveform=waveform,
         sample_labels=sample_labels,
     )
-
-
-def _mel_band_centres(n_mels: int) -> np.ndarray:
-    return librosa.mel_frequencies(n_mels=n_mels + 2, fmax=SAMPLE_RATE / 2)[1:-1]
 
 
 class SegmentationCache:

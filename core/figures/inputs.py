@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
-import librosa
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.figures.theme import MODALITY_COLORS, styled
 from core.io import SAMPLE_RATE
+from core.spectrogram import display_log_mel, frame_seconds, mel_band_centres
 
-N_FFT = 512
-HOP = 160
-N_MELS = 64
 MAX_WAVEFORM_POINTS = 4000  # enough for the eye; a 60 s clip has ~1M samples
 
 
-def audio_preview_figure(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> go.Figure:
-    """Waveform (top) and log-mel spectrogram (bottom) of a mono clip, sharing the time axis."""
+def audio_preview_figure(waveform: np.ndarray) -> go.Figure:
+    """Waveform (top) and log-mel spectrogram (bottom) of a mono 16 kHz clip, sharing the time axis."""
     waveform = np.asarray(waveform, dtype=np.float32).reshape(-1)
     step = max(1, len(waveform) // MAX_WAVEFORM_POINTS)
-    times = np.arange(0, len(waveform), step) / sample_rate
-    mel = librosa.feature.melspectrogram(y=waveform, sr=sample_rate, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS)
-    log_mel = 10.0 * np.log10(np.maximum(mel, 1e-10))
-    frame_times = np.arange(log_mel.shape[1]) * HOP / sample_rate
-    freqs = librosa.mel_frequencies(n_mels=N_MELS + 2, fmax=sample_rate / 2)[1:-1]
+    times = np.arange(0, len(waveform), step) / SAMPLE_RATE
+    log_mel = display_log_mel(waveform)
+    frame_times = frame_seconds(log_mel.shape[1])
+    freqs = mel_band_centres()
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.35, 0.65], vertical_spacing=0.06)
     fig.add_trace(
         go.Scatter(x=times, y=waveform[::step], mode="lines", line={"width": 1, "color": MODALITY_COLORS["audio"]},
@@ -39,4 +35,4 @@ def audio_preview_figure(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -
     fig.update_yaxes(title_text="amplitude", row=1, col=1)
     fig.update_yaxes(title_text="Hz (mel)", row=2, col=1)
     fig.update_xaxes(title_text="time (s)", row=2, col=1)
-    return styled(fig, f"Waveform and spectrogram ({len(waveform) / sample_rate:.2f} s)", height=360)
+    return styled(fig, f"Waveform and spectrogram ({len(waveform) / SAMPLE_RATE:.2f} s)", height=360)

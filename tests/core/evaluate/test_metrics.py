@@ -1,5 +1,8 @@
 """Scalar metrics against scikit-learn on fixed arrays, and what a split cannot define."""
 
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from sklearn import metrics as skm
@@ -30,6 +33,23 @@ def test_multiclass_metrics_agree_with_sklearn():
     assert v["brier"] == pytest.approx(((p - onehot) ** 2).sum(1).mean())
     assert m.roc_auc_per_class["c"] == pytest.approx(skm.roc_auc_score(y == 2, p[:, 2]))
     assert not m.notes
+
+
+def test_predicting_a_class_absent_from_the_split_scores_quietly_in_any_thread():
+    y = np.array([0, 1, 2] * 10)
+    p = random_proba(30, 4, seed=3)
+    p[::4, 3] = 10.0  # every fourth row predicts class "d", which no row has
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = skm.balanced_accuracy_score(y, p.argmax(1))  # warns "y_pred contains classes not in y_true"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with ThreadPoolExecutor(4) as pool:  # evaluations run in threads beside each other
+            scored = list(pool.map(lambda _: compute_metrics(y, p, ["a", "b", "c", "d"]), range(8)))
+        headline = headline_metrics(y, p)
+    assert not [w for w in caught if "y_pred" in str(w.message)]
+    assert all(m.values["balanced_accuracy"] == pytest.approx(expected) for m in scored)
+    assert headline["balanced_accuracy"] == pytest.approx(expected)
 
 
 def test_absent_class_has_no_auc_and_a_note():

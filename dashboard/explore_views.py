@@ -53,6 +53,7 @@ def _column_filter(table: SplitTable, column: str, key: str, query: BrowseQuery,
         if choice:
             query.equals[column] = [choice == "yes"]
     elif info.kind == "number" and info.low is not None and info.high is not None and info.high > info.low:
+        _fit_kept_range(widget, info.low, info.high)
         low, high = container.slider(column, info.low, info.high, (info.low, info.high), key=widget, persist_state=KEEP)
         if (low, high) != (info.low, info.high):
             query.ranges[column] = [low, high]
@@ -60,6 +61,19 @@ def _column_filter(table: SplitTable, column: str, key: str, query: BrowseQuery,
         needle = container.text_input(column, key=widget, persist_state=KEEP, placeholder="contains…")
         if needle.strip():
             query.contains[column] = needle.strip()
+
+
+def _fit_kept_range(widget: str, low: float, high: float) -> None:
+    """Fit a range slider's kept value into the column's ``[low, high]`` before it is drawn: the
+    range follows the split, and a value narrowed on another split would lie outside it. Clamped
+    where the two overlap, the whole range where they do not."""
+    kept = st.session_state.get(widget)
+    if kept is None:
+        return
+    start, end = max(kept[0], low), min(kept[1], high)
+    fitted = (start, end) if start <= end else (low, high)
+    if fitted != tuple(kept):
+        st.session_state[widget] = fitted
 
 
 def browse_controls(table: SplitTable, key: str) -> BrowseQuery:

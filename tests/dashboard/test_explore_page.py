@@ -94,9 +94,13 @@ def test_browser_filters_and_page_survive_a_visit_to_another_tab(explore_env):
     assert at.selectbox(key="browse_size").value == 12 and at.toggle(key="browse_desc").value
     assert matching(at) == filtered and set(card_labels(at)) == {"3"}
     assert at.slider(key="browse_late___confidence").value == narrowed
-    for split in ("val", "test"):  # the filter's range follows the split's values; nothing breaks
+    for split in ("val", "test"):  # the filter's range follows the split's values; the kept range fits in it
         at.selectbox(key="explore_split").set_value(split).run()
         assert not at.exception, [e.value for e in at.exception]
+        slider = at.slider(key="browse_late___confidence")
+        low, high = slider.value
+        assert slider.min <= low <= high <= slider.max
+        assert low == max(narrowed[0], slider.min) or (low, high) == (slider.min, slider.max)
 
 
 def card_control(at):

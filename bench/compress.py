@@ -32,7 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.checkpoints import list_checkpoints, load_checkpoint, versions
+from core.card import list_checkpoints
+from core.checkpoints import load_checkpoint, versions
 from core.compress import CompressOptions, compress_checkpoint, default_name
 from core.compress.storage import footprint, quantize_int8
 from core.data import load_dataset, load_sample

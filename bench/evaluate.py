@@ -46,7 +46,7 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
     """Evaluate the demo fusions with JSON + HTML output and report the timings.
 
     Options (all optional): ``data`` (dataset folder, default ``demo_data``), ``checkpoints``
-    (folder, default :func:`~core.checkpoints.default_checkpoint_dir`), ``names`` (checkpoint
+    (folder, default: the configured checkpoint folder), ``names`` (checkpoint
     names, default the six fusions), ``split`` (default ``test``), ``bootstrap`` (default 1000),
     ``out`` (folder for the JSON and HTML; a temporary one by default).
     """

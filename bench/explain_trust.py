@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.checkpoints import LoadedCheckpoint, list_checkpoints, load_checkpoint
+from core.card import list_checkpoints
+from core.checkpoints import LoadedCheckpoint, load_checkpoint
 from core.data import Dataset, load_sample
 from core.explain import EXPLAINERS, ExplainParams, explain
 from core.explain.trust import RANKED_METHODS, AssessmentOptions, assess_methods

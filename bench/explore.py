@@ -220,7 +220,7 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
         "section": "explore",
         "synthetic": {"rows": rows, "distinct_files": distinct, "write_s": time.perf_counter() - started},
     }
-    from core.checkpoints import list_checkpoints
+    from core.card import list_checkpoints
 
     fusions = [i.path for i in list_checkpoints(checkpoint_dir) if i.error is None and i.kind == "fusion"]
     result["core"] = core_figures(data, fusions, repeats)

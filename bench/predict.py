@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from bench.encode import BATCH_SIZES, QUICK_BATCH_SIZES, encoder_limits
-from core.checkpoints import list_checkpoints, load_checkpoint, versions
+from core.card import list_checkpoints
+from core.checkpoints import load_checkpoint, versions
 from core.data import Dataset, Record, load_dataset, load_sample, record_to_sample
 from core.device import autocast, describe_device, pick_device
 from core.inference import BatchSize, predict_proba

@@ -325,7 +325,7 @@ def kill_training_run(
         if process.poll() is None and not killed:
             process.kill()
         process.wait()
-    from core.checkpoints import list_checkpoints
+    from core.card import list_checkpoints
 
     return KilledRun(
         kill_after_events=kill_after_events,

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.card import CheckpointCard
-from core.checkpoints import list_checkpoints, load_checkpoint, versions
+from core.card import CheckpointCard, list_checkpoints
+from core.checkpoints import load_checkpoint, versions
 from core.data import Record, load_dataset, load_sample
 from core.device import autocast, describe_device, move_to, pick_device
 from core.embeddings import embed_records, labels_to_indices

@@ -4,18 +4,24 @@ A card describes the architecture (fusion, encoders, classes), the weights (file
 tensor shapes) and the run that produced them (dataset fingerprint, training config,
 metrics). :meth:`CheckpointCard.parse` validates everything a loader relies on before any
 weight is touched, and raises :class:`~core.errors.CheckpointError` naming the problem.
+:func:`read_card` reads one folder's card and :func:`list_checkpoints` lists a folder of
+checkpoints from their cards; neither imports torch (the dashboard's first page lists
+checkpoints). Weights are saved and loaded by :mod:`core.checkpoints`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from core.errors import CheckpointError
-from core.fusion import FUSIONS
+from core.fusion import FUSION_NAMES
 from core.sample import MODALITIES
 from core.serialization import JsonMixin
+from core.settings import settings
 from core.tasks import MULTI, PRIMARY, SINGLE, Task
 
 T = TypeVar("T")
@@ -24,6 +30,8 @@ CARD_FORMAT = "fusion-checkpoint"
 CARD_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "card.json"
+MAX_CARD_BYTES = 5 * 1024 * 1024
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
 
 
 @dataclass
@@ -174,7 +182,7 @@ def check_weights_and_sections(card: dict, fail: Callable[[str], NoReturn], weig
 
 def _validate(card: Any, where: str) -> None:
     fail = check_card_header(card, f"Checkpoint {where}", CARD_FORMAT, CARD_VERSION)
-    if card.get("fusion") not in FUSIONS:
+    if card.get("fusion") not in FUSION_NAMES:
         fail(f"unknown fusion strategy {card.get('fusion')!r}.")
     classes = card.get("classes")
     if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes)):
@@ -236,3 +244,96 @@ def _validate_compression(compression: Any, fail) -> None:
         and isinstance(compression.get("parameters"), dict)
     ):
         fail("'compression' must be an object with a method, its parameters, a storage and the parent's name and sha256.")
+
+
+# --------------------------------------------------------------------------- reading and listing
+
+
+def read_card(path: str | Path) -> CheckpointCard:
+    """Read and validate ``card.json`` of checkpoint folder ``path`` without touching weights."""
+    path = Path(path)
+    return CheckpointCard.parse(read_card_json(path), path.name)
+
+
+def read_card_json(path: Path) -> Any:
+    """The parsed ``card.json`` of a checkpoint folder (not yet validated), refusing pickles,
+    missing or oversized cards and invalid JSON with a :class:`CheckpointError`."""
+    if not path.is_dir():
+        raise CheckpointError(f"{path} is not a checkpoint folder (expected a folder with {CARD_FILE} and {WEIGHTS_FILE}).")
+    card_path = path / CARD_FILE
+    if not card_path.is_file():
+        pickles = sorted(p.name for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+        if pickles:
+            raise CheckpointError(
+                f"{path.name} holds {', '.join(pickles)}: pickle-based checkpoints are refused because "
+                "loading them can run arbitrary code. Re-save the weights as safetensors with a card.json."
+            )
+        raise CheckpointError(f"{path.name} has no {CARD_FILE}.")
+    if card_path.stat().st_size > MAX_CARD_BYTES:
+        raise CheckpointError(f"{CARD_FILE} in {path.name} is larger than {MAX_CARD_BYTES // 1024 // 1024} MiB.")
+    try:
+        return json.loads(card_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{CARD_FILE} in {path.name} is not valid JSON ({err}).") from None
+    except RecursionError:
+        raise CheckpointError(f"{CARD_FILE} in {path.name} is nested too deeply to be a checkpoint card.") from None
+
+
+@dataclass
+class CheckpointInfo(JsonMixin):
+    """One row of a checkpoint listing; an unreadable folder has ``error`` set and little else."""
+
+    path: Path
+    name: str
+    fusion: str
+    kind: str
+    modalities: list[str]
+    encoders: dict[str, str]
+    classes: int
+    parameters: int
+    test_accuracy: float | None
+    val_accuracy: float | None
+    created_at: str
+    error: str | None = None
+    parent: str | None = None
+    compression: str | None = None
+
+
+def encoder_label(spec: dict[str, Any]) -> str:
+    """Short human name of an encoder spec, e.g. ``builtin`` or ``hf:bert-base``."""
+    kind = spec.get("kind", "?")
+    name = spec.get("name")
+    return f"{kind}:{name}" if name else kind
+
+
+def list_checkpoints(root: str | Path | None = None) -> list[CheckpointInfo]:
+    """Every checkpoint folder directly under ``root`` (default: the configured checkpoint
+    folder); unreadable ones are listed with ``error``."""
+    root = Path(root) if root is not None else settings().checkpoints
+    if not root.is_dir():
+        return []
+    infos = []
+    for path in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            card = read_card(path)
+        except CheckpointError as err:
+            infos.append(CheckpointInfo(path, path.name, "?", "?", [], {}, 0, 0, None, None, "", error=str(err)))
+            continue
+        infos.append(
+            CheckpointInfo(
+                path=path,
+                name=card.name or path.name,
+                fusion=card.fusion,
+                kind=card.kind,
+                modalities=list(card.modalities),
+                encoders={m: encoder_label(s) for m, s in card.encoders.items()},
+                classes=len(card.classes),
+                parameters=int(card.parameters.get("total", 0)),
+                test_accuracy=card.metric("test", "accuracy"),
+                val_accuracy=card.metric("val", "accuracy"),
+                created_at=card.created_at,
+                parent=card.compression.parent_name if card.compression else None,
+                compression=card.compression.method if card.compression else None,
+            )
+        )
+    return infos

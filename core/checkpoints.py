@@ -30,6 +30,7 @@ from core.card import (
     DatasetInfo,
     TrainingInfo,
     WeightsInfo,
+    read_card,
 )
 from core.encoders import build_encoder
 from core.errors import CheckpointError, EncoderLoadError
@@ -38,11 +39,7 @@ from core.hashing import sha256_file
 from core.model import MultimodalClassifier
 from core.roots import require_writable
 from core.serialization import JsonMixin
-from core.settings import settings
 from core.tasks import PRIMARY, SINGLE, Task
-
-MAX_CARD_BYTES = 5 * 1024 * 1024
-PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
 
 
 @dataclass
@@ -177,36 +174,6 @@ def write_weights_and_card(
     return path
 
 
-def read_card(path: str | Path) -> CheckpointCard:
-    """Read and validate ``card.json`` of checkpoint folder ``path`` without touching weights."""
-    path = Path(path)
-    return CheckpointCard.parse(read_card_json(path), path.name)
-
-
-def read_card_json(path: Path) -> Any:
-    """The parsed ``card.json`` of a checkpoint folder (not yet validated), refusing pickles,
-    missing or oversized cards and invalid JSON with a :class:`CheckpointError`."""
-    if not path.is_dir():
-        raise CheckpointError(f"{path} is not a checkpoint folder (expected a folder with {CARD_FILE} and {WEIGHTS_FILE}).")
-    card_path = path / CARD_FILE
-    if not card_path.is_file():
-        pickles = sorted(p.name for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
-        if pickles:
-            raise CheckpointError(
-                f"{path.name} holds {', '.join(pickles)}: pickle-based checkpoints are refused because "
-                "loading them can run arbitrary code. Re-save the weights as safetensors with a card.json."
-            )
-        raise CheckpointError(f"{path.name} has no {CARD_FILE}.")
-    if card_path.stat().st_size > MAX_CARD_BYTES:
-        raise CheckpointError(f"{CARD_FILE} in {path.name} is larger than {MAX_CARD_BYTES // 1024 // 1024} MiB.")
-    try:
-        return json.loads(card_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{CARD_FILE} in {path.name} is not valid JSON ({err}).") from None
-    except RecursionError:
-        raise CheckpointError(f"{CARD_FILE} in {path.name} is nested too deeply to be a checkpoint card.") from None
-
-
 def _check_declared_size(card: CheckpointCard, weights_size: int, where: str, storage: str = "float32") -> None:
     """Refuse a card whose stored parts (fusion head, built-in encoders) need more bytes than the
     weights file holds, before anything is allocated: a few edited numbers in a card must not make
@@ -308,66 +275,6 @@ def load_matching_state(
                 f"{where}: tensor {key} is {state[key].dtype} but the card's architecture needs {tensor.dtype}."
             )
     return state
-
-
-@dataclass
-class CheckpointInfo(JsonMixin):
-    """One row of a checkpoint listing; an unreadable folder has ``error`` set and little else."""
-
-    path: Path
-    name: str
-    fusion: str
-    kind: str
-    modalities: list[str]
-    encoders: dict[str, str]
-    classes: int
-    parameters: int
-    test_accuracy: float | None
-    val_accuracy: float | None
-    created_at: str
-    error: str | None = None
-    parent: str | None = None
-    compression: str | None = None
-
-
-def encoder_label(spec: dict[str, Any]) -> str:
-    """Short human name of an encoder spec, e.g. ``builtin`` or ``hf:bert-base``."""
-    kind = spec.get("kind", "?")
-    name = spec.get("name")
-    return f"{kind}:{name}" if name else kind
-
-
-def list_checkpoints(root: str | Path | None = None) -> list[CheckpointInfo]:
-    """Every checkpoint folder directly under ``root`` (default: the configured checkpoint
-    folder); unreadable ones are listed with ``error``."""
-    root = Path(root) if root is not None else settings().checkpoints
-    if not root.is_dir():
-        return []
-    infos = []
-    for path in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        try:
-            card = read_card(path)
-        except CheckpointError as err:
-            infos.append(CheckpointInfo(path, path.name, "?", "?", [], {}, 0, 0, None, None, "", error=str(err)))
-            continue
-        infos.append(
-            CheckpointInfo(
-                path=path,
-                name=card.name or path.name,
-                fusion=card.fusion,
-                kind=card.kind,
-                modalities=list(card.modalities),
-                encoders={m: encoder_label(s) for m, s in card.encoders.items()},
-                classes=len(card.classes),
-                parameters=int(card.parameters.get("total", 0)),
-                test_accuracy=card.metric("test", "accuracy"),
-                val_accuracy=card.metric("val", "accuracy"),
-                created_at=card.created_at,
-                parent=card.compression.parent_name if card.compression else None,
-                compression=card.compression.method if card.compression else None,
-            )
-        )
-    return infos
 
 
 # --------------------------------------------------------------------------- compressed checkpoints

@@ -23,7 +23,7 @@ from dashboard.errors import show_exception
 from dashboard.jobs import resume_training_queue, work_queue
 from dashboard.loaders import warm_explainers
 from dashboard.navigation import all_pages
-from dashboard.sidebar import render_sidebar
+from dashboard.sidebar import render_sidebar, render_status
 from dashboard.uploads import keep_uploads_in_memory
 
 st.set_page_config(page_title="Fusion Lens", page_icon=":material/blur_on:", layout="wide")
@@ -46,4 +46,7 @@ st.logo(
 render_sidebar()
 warm_explainers(work_queue())
 resume_training_queue()
-navigation.run()
+try:
+    navigation.run()
+finally:  # also when the page stops or reruns the script: every run draws the status lines
+    render_status()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.checkpoints import read_card
+from core.card import read_card
 from core.compress import COMPRESSORS, CompressOptions, default_name
 from core.compress.runs import CompressSpec
 from core.fusion import FUSIONS

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.checkpoints import CheckpointInfo, LoadedCheckpoint
+from core.card import CheckpointInfo
+from core.checkpoints import LoadedCheckpoint
 from core.data import Dataset
 from core.encoders.cache import EmbeddingCache
 from core.explore import (
@@ -58,7 +59,7 @@ def _table(paths: tuple[str, ...], weights: tuple[str, ...], root: str, fingerpr
     dataset = _dataset(root)
     cache = EmbeddingCache()
     return keep_for_the_process(
-        split_table(dataset, split, [split_predictions(load_model(p), dataset, split, cache=cache) for p in paths])
+        lambda: split_table(dataset, split, [split_predictions(load_model(p), dataset, split, cache=cache) for p in paths])
     )
 
 

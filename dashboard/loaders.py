@@ -1,6 +1,7 @@
 """Cached loaders: one dataset, model and evaluation per process, shared by every session.
 
-Models are cached with ``st.cache_resource`` and are read-only: nothing in the dashboard
+Datasets and checkpoint lists load without torch, which is imported (1.5 s) where a model is
+first loaded: the first page shows the dataset before it. Models are cached with ``st.cache_resource`` and are read-only: nothing in the dashboard
 moves, trains, hooks or otherwise mutates a cached model, because every user shares it.
 Keys include what makes a cached value stale: the manifest's mtime for a dataset, the
 weights' SHA-256 for a checkpoint, the folder's mtime for a checkpoint list.
@@ -12,31 +13,32 @@ import gc
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import streamlit as st
-import torch
 
 from core import roots
-from core.checkpoints import CheckpointInfo, LoadedCheckpoint, list_checkpoints, load_checkpoint, read_card
+from core.card import CheckpointInfo, list_checkpoints, read_card
 from core.data import Dataset, load_dataset
 from core.data.manifest import MANIFEST_NAMES
-from core.device import pick_device
-from core.encoders.cache import EmbeddingCache
 from core.errors import DatasetError
 from core.evaluate.results import EvaluationOptions
-from core.explain.attention_maps import AttentionMaps, split_attention
-from core.inference import Prediction, predict, predict_proba
 from core.io import SAMPLE_RATE
 from core.job_queue import JobQueue
 from core.sample import DecodedSample
 from core.settings import Limits, settings
 
-if TYPE_CHECKING:  # imported where used: the evaluation and explanation stacks take 3 s to import
+if TYPE_CHECKING:  # imported where used: torch and the model, evaluation and explanation stacks take seconds
+    import torch
+
+    from core.checkpoints import LoadedCheckpoint
     from core.evaluate import EvaluationReport, SplitInputs
     from core.explain import Explanation
+    from core.explain.attention_maps import AttentionMaps
+    from core.inference import Prediction
 
 T = TypeVar("T")
 
@@ -71,19 +73,27 @@ def warm_explainers(_queue: JobQueue) -> threading.Thread:
 @st.cache_resource(show_spinner=False)
 def compute_device() -> torch.device:
     """The device every model is loaded on (GPU when there is one; ``FUSION_DEVICE`` overrides)."""
+    from core.device import pick_device
+
     return pick_device()
 
 
-def keep_for_the_process(value: T) -> T:
-    """``value`` (a cached dataset, table or model: kept as long as the server runs), after moving
-    every object alive now out of the garbage collector's full passes (``gc.freeze``).
+def keep_for_the_process(build: Callable[[], T], *, makes_cycles: bool = True) -> T:
+    """``build()`` (a cached dataset, table or model: kept as long as the server runs), after which
+    every object alive is moved out of the garbage collector's full passes (``gc.freeze``).
 
     A loaded dataset of 30,000 rows is millions of objects; every full pass walked them all and
     paused a page change by 0.5-0.8 s. Frozen objects are still freed when nothing refers to
     them (reference counting); only reference cycles among them would stay, so garbage is
-    collected first.
+    collected first: before the build, and after it too when the build ``makes_cycles`` (a
+    table's pandas and torch work leaves a few hundred objects in cycles). A dataset load makes
+    none (tested), and a pass after it would walk every object it made: 0.3-0.6 s of the first
+    page at 100,000 rows.
     """
     gc.collect()
+    value = build()
+    if makes_cycles:
+        gc.collect()
     gc.freeze()
     return value
 
@@ -102,7 +112,7 @@ def _dataset(root: str, manifest_mtime: float, limits: Limits) -> Dataset | Data
     # the manifest itself, or no valid row at all, still refuses the dataset. The error is cached
     # too: re-validating a large broken dataset on every click is slow.
     try:
-        return keep_for_the_process(load_dataset(root, limits=limits, skip_invalid=True))
+        return keep_for_the_process(lambda: load_dataset(root, limits=limits, skip_invalid=True), makes_cycles=False)
     except DatasetError as err:
         return err
 
@@ -152,6 +162,9 @@ def _loaded_models() -> dict[str, str]:
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=32)
 def _checkpoint(path: str, sha256: str, device: str) -> LoadedCheckpoint:
+    from core.checkpoints import load_checkpoint
+    from core.inference import predict_proba
+
     loaded = load_checkpoint(path, device=device)
     # One throw-away prediction pays the one-time costs (kernel selection, lazy imports,
     # first-call allocations) here, so the user's first prediction is fast.
@@ -249,6 +262,8 @@ def evaluation_report(
 def prediction(path: str, weights: str, sample_key: str, _sample: DecodedSample) -> Prediction | None:
     """One checkpoint's prediction for one sample (:func:`core.inference.predict`), cached by
     the checkpoint's weights hash and the sample's content hash."""
+    from core.inference import predict
+
     return predict(load_model(path), _sample)
 
 
@@ -273,4 +288,7 @@ def split_attention_maps(path: str, weights: str, dataset_root: str, fingerprint
     dataset = dataset_or_error(dataset_root)
     if isinstance(dataset, DatasetError):
         raise dataset
+    from core.encoders.cache import EmbeddingCache
+    from core.explain.attention_maps import split_attention
+
     return split_attention(load_model(path).model, dataset, "test", cache=EmbeddingCache())

@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import html
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from core.data import Record, record_to_sample
 from core.explain import Explanation
-from core.explain.audio_highlights import top_audio_segments
 from core.figures import explanation as explanation_figures
 from core.figures.inputs import audio_preview_figure
 from core.io import encode_wav
-from core.model import MultimodalClassifier
 from core.settings import Limits
 from dashboard.markup import escape_markdown
 from dashboard.state import CurrentSample
+
+if TYPE_CHECKING:  # the Overview draws records before any model is loaded (torch: 1.5 s to import)
+    from core.model import MultimodalClassifier
 
 PLOTLY_CONFIG = {"displaylogo": False}
 
@@ -121,6 +123,8 @@ class AudioView(ModalityView):
                 key=f"{key}_topk",
                 help="How many of the most important time segments (for the explained class) to join into the clip below.",
             )
+        from core.explain.audio_highlights import top_audio_segments
+
         highlights = top_audio_segments(explanation, sample.decoded.audio, k=int(top_k), encoder=model.encoders["audio"])
         with right:
             if highlights.spans:

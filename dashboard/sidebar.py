@@ -13,8 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from core import roots
-from core.checkpoints import CheckpointInfo
-from core.device import describe_device
+from core.card import CheckpointInfo
 from core.errors import AccessError, DatasetError
 from core.settings import settings
 from dashboard import loaders
@@ -137,23 +136,6 @@ def render_sidebar() -> Selection:
                 for info in unreadable:
                     st.caption(f"**{escape_markdown(info.name)}**: {escape_markdown(info.error)}")
 
-        st.divider()
-        st.caption(f":material/memory: **Device:** {describe_device(loaders.compute_device())}")
-        dataset_line = (
-            f"{escape_markdown(dataset_root.name)} · {len(dataset.records):,} records"
-            if dataset is not None
-            else "no dataset loaded"
-        )
-        queue = work_queue()
-        st.caption(
-            f":material/database: {dataset_line}  \n"
-            f":material/deployed_code: models loaded: {loaders.loaded_model_count()}  \n"
-            f":material/cached: evaluations cached: {loaders.cached_evaluation_count()}  \n"
-            f":material/pending: heavy jobs: {len(queue.running())} running, {len(queue.waiting())} waiting "
-            f"(at most {queue.capacity} at once)"
-            + ("  \n:material/lock: read-only server" if config.read_only else "")
-        )
-
     selection = Selection(
         dataset_root=dataset_root,
         dataset=dataset,
@@ -165,3 +147,33 @@ def render_sidebar() -> Selection:
     )
     st.session_state[SELECTION] = selection
     return selection
+
+
+def render_status() -> None:
+    """The sidebar's last lines: device, dataset, models loaded, evaluations cached, heavy jobs.
+
+    Drawn after the page (``dashboard/app.py``), so the counts include what the page just
+    loaded, and the first page is drawn before the device is known: that imports torch (1.5 s),
+    which nothing else on the Overview needs.
+    """
+    from core.device import describe_device
+    
+    chosen = st.session_state.get(SELECTION)
+    dataset = chosen.dataset if chosen is not None else None
+    dataset_line = (
+        f"{escape_markdown(chosen.dataset_root.name)} · {len(dataset.records):,} records"
+        if dataset is not None
+        else "no dataset loaded"
+    )
+    queue = work_queue()
+    with st.sidebar:
+        st.divider()
+        st.caption(f":material/memory: **Device:** {describe_device(loaders.compute_device())}")
+        st.caption(
+            f":material/database: {dataset_line}  \n"
+            f":material/deployed_code: models loaded: {loaders.loaded_model_count()}  \n"
+            f":material/cached: evaluations cached: {loaders.cached_evaluation_count()}  \n"
+            f":material/pending: heavy jobs: {len(queue.running())} running, {len(queue.waiting())} waiting "
+            f"(at most {queue.capacity} at once)"
+            + ("  \n:material/lock: read-only server" if settings().read_only else "")
+        )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.checkpoints import CheckpointInfo
+from core.card import CheckpointInfo
 from core.data import Dataset, load_sample
 from core.errors import DatasetError, UsageError
 from core.hashing import content_hash

@@ -35,7 +35,7 @@ def print_json(obj: object) -> None:
 
 
 def print_checkpoint_table(root: Path) -> None:
-    from core.checkpoints import list_checkpoints
+    from core.card import list_checkpoints
 
     infos = list_checkpoints(root)
     if not infos:

@@ -43,7 +43,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _train_missing_demo_checkpoints(data_dir: Path, checkpoint_dir: Path, seed: int, force: bool) -> int:
-    from core.checkpoints import read_card
+    from core.card import read_card
     from core.data import load_dataset
     from core.encoders.cache import EmbeddingCache
     from core.errors import CheckpointError

@@ -38,7 +38,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_checkpoints(args: argparse.Namespace) -> int:
-    from core.checkpoints import list_checkpoints
+    from core.card import list_checkpoints
 
     root = Path(args.dir) if args.dir else settings().checkpoints
     if args.json:

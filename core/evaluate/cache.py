@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 
 from core.atomic import write_text_atomic
-from core.checkpoints import LoadedCheckpoint, read_card
+from core.card import read_card
+from core.checkpoints import LoadedCheckpoint
 from core.data import Dataset
 from core.encoders.cache import EmbeddingCache
 from core.evaluate.results import CheckpointEvaluation, EvaluationOptions, EvaluationReport

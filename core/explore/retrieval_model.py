@@ -22,15 +22,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.card import DatasetInfo, WeightsInfo, build_card, check_card_header, check_weights_and_sections
-from core.checkpoints import (
-    load_matching_state,
-    now_iso,
+from core.card import (
+    DatasetInfo,
+    WeightsInfo,
+    build_card,
+    check_card_header,
+    check_weights_and_sections,
     read_card_json,
-    verified_weights,
-    versions,
-    write_weights_and_card,
 )
+from core.checkpoints import load_matching_state, now_iso, verified_weights, versions, write_weights_and_card
 from core.errors import CheckpointError
 from core.sample import MODALITIES
 from core.serialization import JsonMixin

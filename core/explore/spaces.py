@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.checkpoints import LoadedCheckpoint, encoder_label
+from core.card import encoder_label
+from core.checkpoints import LoadedCheckpoint
 from core.data import Dataset, Record
 from core.data.manifest import SPLITS
 from core.embeddings import EmbeddedRecords, embed_records

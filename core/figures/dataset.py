@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from core.checkpoints import CheckpointInfo
+from core.card import CheckpointInfo
 from core.figures.theme import PALETTE, modality_bars, styled
 
 SPLIT_COLORS = {"train": PALETTE[0], "val": PALETTE[1], "test": PALETTE[2]}

@@ -1,26 +1,22 @@
-"""Fusion strategies, one module each, all with the signature of :class:`core.fusion.base.Fusion`."""
+"""Fusion strategies, one module each, all with the signature of :class:`core.fusion.base.Fusion`.
+
+Their names are known without importing torch (:data:`FUSION_NAMES`: a checkpoint card is
+checked against them, and the dashboard's first page lists checkpoints); the classes,
+``FUSIONS`` and ``build_fusion`` are imported when first read (:mod:`core.fusion.registry`).
+"""
 
 from __future__ import annotations
 
-from core.fusion.attention import AttentionFusion
-from core.fusion.base import Fusion
-from core.fusion.early import EarlyFusion
-from core.fusion.gated import GatedFusion
-from core.fusion.late import LateFusion
-from core.fusion.lowrank import LowRankFusion
-from core.fusion.tensor import TensorFusion
+from typing import TYPE_CHECKING
 
-FUSIONS: dict[str, type[Fusion]] = {
-    cls.name: cls for cls in (EarlyFusion, LateFusion, GatedFusion, AttentionFusion, TensorFusion, LowRankFusion)
-}
-"""Strategy name -> class, in the order they are presented to users."""
+from core.lazy import lazy_exports
 
+FUSION_NAMES = ("early", "late", "gated", "attention", "tensor", "lowrank")
+"""Strategy names, in the order they are presented to users."""
 
-def build_fusion(name: str, **config) -> Fusion:
-    """Instantiate a strategy by name from its ``config()``."""
-    if name not in FUSIONS:
-        raise ValueError(f"Unknown fusion strategy {name!r}; choose from {', '.join(FUSIONS)}.")
-    return FUSIONS[name](**config)
+if TYPE_CHECKING:
+    from core.fusion.base import Fusion
+    from core.fusion.registry import FUSIONS, build_fusion
 
-
-__all__ = ["FUSIONS", "Fusion", "build_fusion"]
+__getattr__, __dir__ = lazy_exports(__name__, {"base": ["Fusion"], "registry": ["FUSIONS", "build_fusion"]})
+__all__ = ["FUSIONS", "FUSION_NAMES", "Fusion", "build_fusion"]

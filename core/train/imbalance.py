@@ -9,11 +9,13 @@ equally often (with replacement, seeded by the run's seed and the epoch).
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-import torch
+from typing import TYPE_CHECKING
 
 from core.errors import TrainingError
 from core.tasks import Task
+
+if TYPE_CHECKING:  # imported where used: the Overview warns about imbalance before any model is loaded
+    import torch
 
 CLASS_WEIGHTINGS = ("none", "auto")
 IMBALANCE_WARNING = 5.0
@@ -33,6 +35,8 @@ def inverse_frequency_weights(tasks: list[Task], targets: Mapping[str, tuple[tor
     """Per task, ``n / (C * n_c)`` for each class ``c`` of a single-label task (1 for a class with
     no training row), and ``n_negative / n_positive`` per label of a multi-label one (its
     ``pos_weight``), from the training targets ``task -> (y, known)``."""
+    import torch
+
     out = {}
     for task in tasks:
         y, known = targets[task.name]
@@ -63,6 +67,8 @@ def balanced_order(targets: tuple[torch.Tensor, torch.Tensor], seed: int, epoch:
     ``(y, known)`` is drawn equally often; rows without a primary label are drawn at the
     average rate. As many rows as there are, rounded up to a ``multiple`` (the number of ranks,
     which each take every ``multiple``-th row)."""
+    import torch
+
     y, known = targets
     n = len(y)
     weights = torch.ones(n, dtype=torch.float64)

@@ -24,8 +24,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from core import distributed
-from core.card import DatasetInfo, TrainingInfo
-from core.checkpoints import load_checkpoint, read_card, save_checkpoint
+from core.card import DatasetInfo, TrainingInfo, read_card
+from core.checkpoints import load_checkpoint, save_checkpoint
 from core.data import Dataset, Record, load_modality
 from core.device import describe_device, pick_device
 from core.embeddings import EmbeddedRecords, embed_records

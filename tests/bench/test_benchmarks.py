@@ -6,7 +6,7 @@ import pytest
 
 from bench import dashboard, encode, explain, predict, train
 from bench.table import markdown_table
-from core.checkpoints import list_checkpoints
+from core.card import list_checkpoints
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ import shutil
 import pytest
 import torch
 
-from core.checkpoints import list_checkpoints, load_checkpoint, read_card, save_checkpoint
+from core.card import list_checkpoints, read_card
+from core.checkpoints import load_checkpoint, save_checkpoint
 from core.errors import CheckpointError
 
 

@@ -15,7 +15,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from core.checkpoints import list_checkpoints, load_checkpoint
+from core.card import list_checkpoints
+from core.checkpoints import load_checkpoint
 from core.errors import CheckpointError
 from core.hashing import sha256_file
 

@@ -40,3 +40,24 @@ def test_probabilities_and_blocks():
     np.testing.assert_allclose(sigmoid, 1 / (1 + np.exp(-logits)))
     slices = output_slices([Task("label", SINGLE, tuple("0123456789")), Task("pitch", SINGLE, ("high", "low"))])
     assert slices == {"label": slice(0, 10), "pitch": slice(10, 12)}
+
+
+def test_class_counts_of_single_and_multi_label_tasks():
+    from pathlib import Path
+
+    from core.data.records import Dataset, Record
+
+    rows = [("train", "low", ("big", "prime")), ("train", "high", ()), ("train", None, None), ("test", "low", ("big",))]
+    records = [
+        Record(row=i + 1, id=f"r{i}", label=pitch, split=split, image=None, audio=None, text="t",
+               targets={"pitch": pitch, "tags": tags})
+        for i, (split, pitch, tags) in enumerate(rows)
+    ]  # fmt: skip
+    dataset = Dataset(
+        root=Path("/"), records=records, classes=["high", "low"], fingerprint="f",
+        tasks=[Task("pitch", SINGLE, ("high", "low")), Task("tags", MULTI, ("big", "prime", "square"))],
+    )  # fmt: skip
+    assert dataset.class_counts() == {"high": 1, "low": 2}
+    assert dataset.class_counts("train", "pitch") == {"high": 1, "low": 1}
+    assert dataset.class_counts(task="tags") == {"big": 2, "prime": 1, "square": 0}
+    assert dataset.class_counts("test", "tags") == {"big": 1, "prime": 0, "square": 0}

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from core.checkpoints import read_card
+from core.card import read_card
 from core.compress import CompressOptions, compress_checkpoint
 from tests.dashboard.test_pages import assert_clean, open_page, plotly_charts
 

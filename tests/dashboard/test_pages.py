@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +56,37 @@ def test_overview_summarises_dataset_and_checkpoints(dashboard_env):
     table = at.dataframe[0].value
     assert {"early", "late", "image-only"} <= set(table["checkpoint"])  # training also keeps the other baselines
     assert len(plotly_charts(at)) >= 3  # class balance, coverage, metric by strategy
+
+
+OVERVIEW_BEFORE_TORCH = """
+import sys
+from streamlit.testing.v1 import AppTest
+import dashboard.sidebar as sidebar
+
+drawn_without_torch = []
+draw_status = sidebar.render_status
+def render_status():  # app.py calls it after the page
+    drawn_without_torch.append("torch" not in sys.modules)
+    draw_status()
+sidebar.render_status = render_status
+at = AppTest.from_file(sys.argv[1], default_timeout=120).run()
+assert not at.exception, [e.value for e in at.exception]
+assert at.title[0].value == "Overview" and "Checkpoints" in [h.value for h in at.subheader]
+assert any("Device:" in c.value for c in at.sidebar.caption)
+print("page drawn without torch:", drawn_without_torch)
+"""
+
+
+def test_the_first_page_is_drawn_before_torch_is_imported(small_demo_env):
+    """Importing torch takes 1.5 s of a 2-core server's first page. The Overview (dataset,
+    checkpoint cards, gallery) needs none of it; the sidebar's device line, drawn after the
+    page, imports it. A fresh interpreter, as the test process has torch already."""
+    result = subprocess.run(
+        [sys.executable, "-c", OVERVIEW_BEFORE_TORCH, APP],
+        env={**os.environ, **small_demo_env}, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "page drawn without torch: [True]" in result.stdout, result.stdout[-2000:]
 
 
 def test_upload_produces_predictions_of_every_chosen_checkpoint(dashboard_env):

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoints import list_checkpoints, load_checkpoint, read_card
+from core.card import list_checkpoints, read_card
+from core.checkpoints import load_checkpoint
 from core.cli import main
 from core.compress import CompressOptions, compress_checkpoint, default_name, parse_method
 from core.compress.storage import footprint

@@ -1,4 +1,5 @@
 import contextlib
+import gc
 import hashlib
 import json
 import shutil
@@ -280,6 +281,21 @@ def test_errors_refuse_the_dataset_unless_skipped(good_dataset: Path) -> None:
     dataset = load_dataset(good_dataset, skip_invalid=True)
     assert [r.id for r in dataset.records] == ["s1", "s2", "s3"]
     assert dataset.skipped.bad_rows == {4, 5}
+
+
+def test_a_load_leaves_no_reference_cycles(good_dataset: Path, tmp_path: Path) -> None:
+    """The dashboard freezes a loaded dataset without a garbage collection after the load
+    (``keep_for_the_process(..., makes_cycles=False)``): at 100,000 rows that pass walks every new
+    object. Cycles made by a load would stay in memory for good, so there must be none: cold
+    (files checked, scan remembered) or warm, with bad rows left out or not."""
+    manifest = good_dataset / "manifest.csv"
+    manifest.write_text(manifest.read_text() + "s4,,,img/none.png,,,\n")
+    for _ in range(2):  # cold, then from the remembered scan
+        gc.collect()
+        for skip_invalid in (True, False):
+            with contextlib.suppress(DatasetError):
+                load_dataset(good_dataset, skip_invalid=skip_invalid)
+        assert gc.collect() == 0
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoints import load_checkpoint, read_card
+from core.card import read_card
+from core.checkpoints import load_checkpoint
 from core.encoders.audio_cnn import BuiltinAudioEncoder
 from core.encoders.image_cnn import BuiltinImageEncoder
 from core.encoders.text_cnn import BuiltinTextEncoder

@@ -14,7 +14,8 @@ from bench.reliability import (
     resume_is_available,
     resume_training,
 )
-from core.checkpoints import load_checkpoint, read_card
+from core.card import read_card
+from core.checkpoints import load_checkpoint
 from core.embeddings import embed_records
 from core.encoders.cache import EmbeddingCache
 

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from core.checkpoints import list_checkpoints, load_checkpoint, read_card
+from core.card import list_checkpoints, read_card
+from core.checkpoints import load_checkpoint
 from core.settings import PROJECT_ROOT
 from core.train import TrainConfig, Trainer
 

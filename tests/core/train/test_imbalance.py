@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from core.checkpoints import read_card
+from core.card import read_card
 from core.errors import TrainingError
 from core.tasks import MULTI, SINGLE, Task
 from core.train import Trainer

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from core.checkpoints import load_checkpoint, read_card
+from core.card import read_card
+from core.checkpoints import load_checkpoint
 from core.data import load_sample
 from core.errors import TrainingError
 from core.inference import predict

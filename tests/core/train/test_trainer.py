@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from core.checkpoints import list_checkpoints, load_checkpoint, read_card
+from core.card import list_checkpoints, read_card
+from core.checkpoints import load_checkpoint
 from core.errors import TrainingError
 from core.fusion import FUSIONS
 from core.inference import predict_proba

@@ -157,7 +157,7 @@ def render_status() -> None:
     which nothing else on the Overview needs.
     """
     from core.device import describe_device
-    
+
     chosen = st.session_state.get(SELECTION)
     dataset = chosen.dataset if chosen is not None else None
     dataset_line = (

@@ -21,7 +21,7 @@ from core.data import load_dataset
 from core.device import describe_device, pick_device
 from core.encoders.cache import EmbeddingCache
 from core.evaluate import EvaluationOptions, evaluate, library_versions
-from core.fusion import FUSIONS
+from core.fusion import FUSION_NAMES
 from core.report import write_html_report
 from core.settings import settings
 
@@ -53,7 +53,7 @@ def run(options: dict[str, Any]) -> dict[str, Any]:
 
     data = Path(options.get("data") or settings().demo_data)
     root = Path(options.get("checkpoints") or settings().checkpoints)
-    names = list(options.get("names") or FUSIONS)
+    names = list(options.get("names") or FUSION_NAMES)
     split = options.get("split", "test")
     eval_options = EvaluationOptions(bootstrap=int(options.get("bootstrap", 1000)))
     out = Path(options.get("out") or tempfile.mkdtemp(prefix="bench-evaluate-"))

@@ -19,7 +19,7 @@ from core.checkpoints import LoadedCheckpoint, load_checkpoint
 from core.data import Dataset, load_sample
 from core.explain import EXPLAINERS, ExplainParams, explain
 from core.explain.trust import RANKED_METHODS, AssessmentOptions, assess_methods
-from core.fusion import FUSIONS
+from core.fusion import FUSION_NAMES
 from core.sample import DecodedSample
 from core.timing import timed
 
@@ -70,7 +70,7 @@ def ig_completeness(
     adaptive = replace(params, ig_delta_tolerance=COMPLETENESS_TOLERANCE)
     out = {}
     for info in list_checkpoints(checkpoint_dir):
-        if info.error is not None or info.fusion not in FUSIONS or len(info.modalities) < 2:
+        if info.error is not None or info.fusion not in FUSION_NAMES or len(info.modalities) < 2:
             continue
         loaded = load_checkpoint(info.path, device=device)
         fixed, refined = [], []

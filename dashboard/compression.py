@@ -11,7 +11,7 @@ import streamlit as st
 from core.card import read_card
 from core.compress import COMPRESSORS, CompressOptions, default_name
 from core.compress.runs import CompressSpec
-from core.fusion import FUSIONS
+from core.fusion import FUSION_NAMES
 from core.settings import settings
 from core.train.runs import create_run
 from dashboard.access import current_user
@@ -48,7 +48,7 @@ def render_compress_form(chosen: Selection) -> None:
         hidden = inner[0].number_input("Student width", 2, 4096, max(2, int(card.fusion_config.get("hidden", 128)) // 2),
                                        key=f"compress_hidden_{path}", help="The student fusion's hidden size (the teacher's is "
                                        f"{card.fusion_config.get('hidden')}).")  # fmt: skip
-        student = inner[1].selectbox("Student fusion", list(FUSIONS), index=list(FUSIONS).index(card.fusion),
+        student = inner[1].selectbox("Student fusion", list(FUSION_NAMES), index=list(FUSION_NAMES).index(card.fusion),
                                      key=f"compress_student_{path}", help="The student's strategy (default: the teacher's).")  # fmt: skip
         knobs = st.columns(3)
         options = CompressOptions(

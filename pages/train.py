@@ -16,7 +16,7 @@ from core.data import Dataset, validate_dataset
 from core.data.manifest import MANIFEST_NAMES
 from core.encoders import ENCODER_CHOICES
 from core.figures.training import training_curves_figure
-from core.fusion import FUSIONS
+from core.fusion import FUSION_NAMES
 from core.roots import READ_ONLY, folder_label
 from core.sample import MODALITIES
 from core.settings import settings
@@ -107,8 +107,8 @@ else:
         baselines = [f"{m}-only" for m in MODALITIES]
         models = st.multiselect(
             "Strategies",
-            list(FUSIONS) + baselines,
-            default=list(FUSIONS),
+            list(FUSION_NAMES) + baselines,
+            default=list(FUSION_NAMES),
             key="train_models",
             help="Fusion strategies share the same encoders, so they differ by fusion alone; "
             "<modality>-only baselines show what one modality achieves alone.",

@@ -98,7 +98,7 @@ def every_fusion_demo(small_demo_files: SmallDemo, tmp_path_factory: pytest.Temp
 
     from core.data import load_dataset
     from core.encoders.cache import EmbeddingCache
-    from core.fusion import FUSIONS
+    from core.fusion import FUSION_NAMES
     from core.train import Trainer
 
     root = tmp_path_factory.mktemp("every-fusion")
@@ -107,7 +107,7 @@ def every_fusion_demo(small_demo_files: SmallDemo, tmp_path_factory: pytest.Temp
     cache = EmbeddingCache(demo.cache / "embeddings")
     Trainer(
         load_dataset(demo.data), demo.checkpoints, fast_config(), cache=cache, show_progress=False, resume=True
-    ).run(list(FUSIONS))
+    ).run(list(FUSION_NAMES))
     return demo
 
 

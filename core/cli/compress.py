@@ -7,7 +7,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from core.cli.common import print_json
-from core.fusion import FUSIONS
+from core.fusion import FUSION_NAMES
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +22,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="the new checkpoint folder (default: beside the parent, e.g. early-int8)")
     p.add_argument("--data", default=None, help="dataset to fine-tune on and score with (default: the parent's)")
     p.add_argument("--student-hidden", type=int, default=None, help="distill: the student's width (default: half the teacher's)")
-    p.add_argument("--student-fusion", default=None, choices=list(FUSIONS), help="distill: the student's strategy (default: the teacher's)")
+    p.add_argument("--student-fusion", default=None, choices=list(FUSION_NAMES), help="distill: the student's strategy (default: the teacher's)")
     p.add_argument("--temperature", type=float, default=4.0, help="distill: softmax temperature (default 4)")
     p.add_argument("--alpha", type=float, default=0.7, help="distill: the teacher's share of the loss, the rest on true labels (default 0.7)")
     p.add_argument("--epochs", type=int, default=None, help="fine-tune epochs (prune: 10, distill: 60)")

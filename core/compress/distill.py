@@ -11,7 +11,7 @@ from torch import nn
 
 from core.compress.base import CompressionJob, CompressOptions, Compressor, copy_model
 from core.errors import CompressionError
-from core.fusion import FUSIONS, build_fusion
+from core.fusion import FUSION_NAMES, build_fusion
 from core.inference import classify_proba
 from core.model import MultimodalClassifier
 from core.tasks import Task
@@ -68,8 +68,8 @@ class Distill(Compressor):
 
     def parameters(self, argument: str | None, options: CompressOptions) -> dict[str, Any]:
         super().parameters(argument, options)
-        if options.student_fusion is not None and options.student_fusion not in FUSIONS:
-            raise CompressionError(f"Unknown student fusion {options.student_fusion!r}; choose from {', '.join(FUSIONS)}.")
+        if options.student_fusion is not None and options.student_fusion not in FUSION_NAMES:
+            raise CompressionError(f"Unknown student fusion {options.student_fusion!r}; choose from {', '.join(FUSION_NAMES)}.")
         if options.student_hidden is not None and options.student_hidden < 2:
             raise CompressionError(f"--student-hidden must be at least 2, got {options.student_hidden}.")
         if options.temperature <= 0:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import TrainingError
-from core.fusion import FUSIONS
+from core.fusion import FUSION_NAMES
 from core.tasks import SINGLE_TASK_SEPARATOR
 
 BASELINE_SUFFIX = "-only"
@@ -73,17 +73,17 @@ def parse_model_names(spec: str, modalities: list[str], tasks: list[str] | None 
         if not part:
             continue
         if part == "all":
-            names += list(FUSIONS)
+            names += list(FUSION_NAMES)
         elif part == "single-task":
             continue  # expanded below, once every fusion is known
-        elif SINGLE_TASK_SEPARATOR in part and part.split(SINGLE_TASK_SEPARATOR, 1)[0] in FUSIONS:
+        elif SINGLE_TASK_SEPARATOR in part and part.split(SINGLE_TASK_SEPARATOR, 1)[0] in FUSION_NAMES:
             fusion, task = part.split(SINGLE_TASK_SEPARATOR, 1)
             if task not in (tasks or []):
                 raise TrainingError(f"{part}: the dataset has no task {task!r} (its tasks: {', '.join(tasks or [])}).")
             names.append(part)
         elif part == "baselines":
             names += [f"{m}{BASELINE_SUFFIX}" for m in modalities]
-        elif part in FUSIONS or part.endswith(BASELINE_SUFFIX) and part[: -len(BASELINE_SUFFIX)] in modalities:
+        elif part in FUSION_NAMES or part.endswith(BASELINE_SUFFIX) and part[: -len(BASELINE_SUFFIX)] in modalities:
             names.append(part)
         elif part.endswith(BASELINE_SUFFIX):
             raise TrainingError(
@@ -91,11 +91,11 @@ def parse_model_names(spec: str, modalities: list[str], tasks: list[str] | None 
             )
         else:
             raise TrainingError(
-                f"Unknown model {part!r}: use all, baselines, {', '.join(FUSIONS)} or "
+                f"Unknown model {part!r}: use all, baselines, {', '.join(FUSION_NAMES)} or "
                 + ", ".join(f"{m}{BASELINE_SUFFIX}" for m in modalities)
             )
     if "single-task" in [p.strip() for p in spec.split(",")] and tasks and len(tasks) > 1:
-        names += [f"{n}{SINGLE_TASK_SEPARATOR}{t}" for n in list(names) if n in FUSIONS for t in tasks]
+        names += [f"{n}{SINGLE_TASK_SEPARATOR}{t}" for n in list(names) if n in FUSION_NAMES for t in tasks]
     if not names:
         raise TrainingError("Choose at least one strategy or baseline to train.")
     return list(dict.fromkeys(names))
@@ -104,4 +104,4 @@ def parse_model_names(spec: str, modalities: list[str], tasks: list[str] | None 
 def split_model_name(name: str) -> tuple[str, str | None]:
     """``(fusion or baseline, task)`` of a model name; the task is ``None`` for multi-task models."""
     base, sep, task = name.partition(SINGLE_TASK_SEPARATOR)
-    return (base, task) if sep and base in FUSIONS else (name, None)
+    return (base, task) if sep and base in FUSION_NAMES else (name, None)

@@ -35,7 +35,7 @@ from core.encoders.cache import EmbeddingCache
 from core.errors import CheckpointError, TrainingError
 from core.evaluate.metrics import headline_metrics
 from core.evaluate.multilabel import multilabel_metrics, tune_thresholds
-from core.fusion import FUSIONS, build_fusion
+from core.fusion import FUSION_NAMES, build_fusion
 from core.inference import classify_proba
 from core.io import SAMPLE_RATE
 from core.model import MultimodalClassifier
@@ -129,7 +129,7 @@ class Trainer:
                 if done is not None:
                     self._results[name] = done
                     self._emit(event="skipped", model=name, path=str(done.path), reason="already complete")
-        fusions = [n for n in names if split_model_name(n)[0] in FUSIONS and n not in self._results]
+        fusions = [n for n in names if split_model_name(n)[0] in FUSION_NAMES and n not in self._results]
         baselines = [n[: -len(BASELINE_SUFFIX)] for n in names if n.endswith(BASELINE_SUFFIX)]
         needed = self.modalities if fusions else [m for m in baselines if f"{m}{BASELINE_SUFFIX}" not in self._results]
         self._prepare_encoders(needed, embed_early=bool(fusions))  # stage 1: trains the built-in encoders

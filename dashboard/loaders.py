@@ -1,8 +1,9 @@
 """Cached loaders: one dataset, model and evaluation per process, shared by every session.
 
 Datasets and checkpoint lists load without torch, which is imported (1.5 s) where a model is
-first loaded: the first page shows the dataset before it. Models are cached with ``st.cache_resource`` and are read-only: nothing in the dashboard
-moves, trains, hooks or otherwise mutates a cached model, because every user shares it.
+first loaded: the first page shows the dataset before it. Models are cached with
+``st.cache_resource`` and are read-only: nothing in the dashboard moves, trains, hooks or
+otherwise mutates a cached model, because every user shares it.
 Keys include what makes a cached value stale: the manifest's mtime for a dataset, the
 weights' SHA-256 for a checkpoint, the folder's mtime for a checkpoint list.
 """

@@ -13,6 +13,7 @@ each runs it on one thread).
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
 import threading
@@ -104,7 +105,8 @@ def process_map(function: Callable[[Any], T], items: Sequence[Any], workers: int
     if workers <= 0:
         return [function(item) for item in items]
     context = _context()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    # gc.enable: a process forked while a dataset was being read inherits a disabled collector.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=gc.enable) as pool:
         with _launching(context):  # map submits every chunk now, so every process starts here
             results = pool.map(function, items, chunksize=chunksize)
         return list(results)

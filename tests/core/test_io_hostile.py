@@ -19,7 +19,7 @@ import pytest
 from bench.hostile_inputs import CASES, HOSTILE_INPUTS, HostileInput, cli_text_argument
 from core.cli import main
 from core.errors import InputError, InputTooLargeError
-from core.io import read_file
+from core.io import check_audio, decode_audio, encode_wav, read_file
 from core.settings import PROJECT_ROOT, Limits
 
 CLI_CASES = [case for case in HOSTILE_INPUTS if case.cli]
@@ -62,6 +62,32 @@ def test_decoder_answers_with_the_catalogued_error(case: HostileInput):
     with pytest.raises(case.expected, match=case.message) as caught:
         case.decode()
     assert isinstance(caught.value, InputError)
+
+
+AUDIO_CASES = [case for case in HOSTILE_INPUTS if case.modality == "audio"]
+
+
+@pytest.mark.parametrize("case", AUDIO_CASES, ids=_id)
+def test_validation_refuses_exactly_what_decoding_refuses(case: HostileInput):
+    """Validation checks audio without resampling it: the same verdict, the same message."""
+    if case.expected is None:
+        assert check_audio(case.payload(), case.limits) is None
+        return
+    with pytest.raises(case.expected, match=case.message):
+        check_audio(case.payload(), case.limits)
+
+
+def test_validation_does_not_resample_but_decoding_does(monkeypatch):
+    import librosa
+
+    clip = encode_wav(np.sin(np.linspace(0, 400, 44_100)).astype(np.float32), sample_rate=44_100)
+    calls = []
+    real = librosa.resample
+    monkeypatch.setattr(librosa, "resample", lambda *a, **k: calls.append(k["orig_sr"]) or real(*a, **k))
+    check_audio(clip)
+    assert calls == []
+    assert decode_audio(clip).shape == (16_000,)
+    assert calls == [44_100]
 
 
 @pytest.mark.timeout(120)

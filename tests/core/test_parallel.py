@@ -53,3 +53,20 @@ def test_jobs_that_read_files_start_two_workers_per_core_unless_told_how_many(mo
     assert parallel.worker_count(3, 1, per_core=2) == min(2 * cores, 3)  # never more than the items
     monkeypatch.setenv("FUSION_WORKERS", "3")
     assert parallel.worker_count(10_000, 1, per_core=2) == 3  # an explicit setting is kept as given
+
+
+def _collector_enabled(_: int) -> bool:
+    import gc
+
+    return gc.isenabled()
+
+
+def test_workers_collect_garbage_though_they_were_forked_while_the_parent_did_not():
+    """A dataset is read with the collector off; workers forked meanwhile must not inherit that."""
+    import gc
+
+    gc.disable()
+    try:
+        assert parallel.process_map(_collector_enabled, [0, 1], 2, 1) == [True, True]
+    finally:
+        gc.enable()

@@ -118,3 +118,16 @@ def test_from_a_server_thread_workers_start_from_a_fork_server(dataset, monkeypa
     thread.join()
     assert out["method"] == "forkserver"
     assert [(i.row, i.column) for i in out["report"].issues] == [(7, "image"), (8, "image")]
+
+
+def test_an_in_process_validation_leaves_the_collector_as_it_was(dataset, monkeypatch):
+    """Without workers the files are checked here, inside the load's collector-off window."""
+    import gc
+
+    monkeypatch.setenv("FUSION_WORKERS", "0")
+    gc.disable()
+    try:
+        validate_dataset(dataset)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

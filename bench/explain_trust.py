@@ -17,8 +17,8 @@ import torch
 from core.card import list_checkpoints
 from core.checkpoints import LoadedCheckpoint, load_checkpoint
 from core.data import Dataset, load_sample
-from core.explain import EXPLAINERS, ExplainParams, explain
-from core.explain.trust import RANKED_METHODS, AssessmentOptions, assess_methods
+from core.explain import EXPLAINERS, RANKED_METHODS, ExplainParams, explain
+from core.explain.trust import AssessmentOptions, assess_methods
 from core.fusion import FUSION_NAMES
 from core.sample import DecodedSample
 from core.timing import timed

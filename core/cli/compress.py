@@ -7,14 +7,13 @@ from dataclasses import fields
 from pathlib import Path
 
 from core.cli.common import print_json
+from core.compress import COMPRESSION_METHODS
 from core.fusion import FUSION_NAMES
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from core.compress import COMPRESSORS
-
     methods = "; ".join(
-        f"{'prune:<fraction>' if name == 'prune' else name}: {c.description}" for name, c in COMPRESSORS.items()
+        f"{'prune:<fraction>' if name == 'prune' else name}: {description}" for name, description in COMPRESSION_METHODS.items()
     )
     p = sub.add_parser("compress", help="a smaller checkpoint from a trained one: int8, fp16, prune:<fraction>, distill")
     p.add_argument("--checkpoint", required=True, help="the parent checkpoint folder")

@@ -10,16 +10,15 @@ from pathlib import Path
 
 from core.cli.common import add_sample_arguments, sample_from_arguments
 from core.errors import UsageError
+from core.explain import EXPLAINER_NAMES, RANKED_METHODS
 from core.explain.params import SHAP_ALGORITHMS, ExplainParams
-from core.explain.registry import EXPLAINERS
-from core.explain.trust import RANKED_METHODS, sample_checks
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("explain", help="modality Shapley, SHAP, LIME and gradient attributions for one sample")
     p.add_argument("--checkpoint", required=True)
     add_sample_arguments(p)
-    p.add_argument("--method", default="all", choices=[*EXPLAINERS, "all"])
+    p.add_argument("--method", default="all", choices=[*EXPLAINER_NAMES, "all"])
     p.add_argument("--task", default=None, help="the task to explain (default: the primary one, 'label')")
     p.add_argument("--target", default=None, help="class (or label) name or index to explain (default: the most probable)")
     p.add_argument("--samples", type=int, default=None, help="LIME samples per modality and SHAP evaluations")
@@ -75,6 +74,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from core.checkpoints import load_checkpoint
     from core.device import pick_device
     from core.explain import explain
+    from core.explain.trust import sample_checks
     from core.figures.explanation import explanation_png
 
     params = explain_params(args)

@@ -19,11 +19,34 @@ module         what it holds
 =============  ============================================================
 """
 
-from core.compress.base import CompressOptions, Compressor
-from core.compress.registry import COMPRESSORS
-from core.compress.run import CompressResult, compress_checkpoint, default_name, parse_method
+from typing import TYPE_CHECKING
 
+from core.lazy import lazy_exports
+
+COMPRESSION_METHODS = {
+    "int8": "dynamic int8 quantisation of the linear layers (CPU inference)",
+    "fp16": "float16 weights on disk (half the size; widened to float32 at load)",
+    "prune": "zero the smallest weights of the fusion and head, then fine-tune",
+    "distill": "train a smaller fusion head on the teacher's softened probabilities",
+}
+"""Method name -> one line for ``--help`` and the Train page, in the order they are offered; known
+without importing torch (the command line's help). :mod:`core.compress.registry` checks it."""
+
+if TYPE_CHECKING:
+    from core.compress.base import CompressOptions, Compressor
+    from core.compress.registry import COMPRESSORS
+    from core.compress.run import CompressResult, compress_checkpoint, default_name, parse_method
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "base": ["CompressOptions", "Compressor"],
+        "registry": ["COMPRESSORS"],
+        "run": ["CompressResult", "compress_checkpoint", "default_name", "parse_method"],
+    },
+)
 __all__ = [
+    "COMPRESSION_METHODS",
     "COMPRESSORS",
     "CompressOptions",
     "CompressResult",

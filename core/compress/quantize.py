@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from core.compress import COMPRESSION_METHODS
 from core.compress.base import CompressionJob, Compressor, copy_model
 from core.compress.storage import quantize_int8
 from core.model import MultimodalClassifier
@@ -18,7 +19,7 @@ class Int8(Compressor):
 
     name = "int8"
     storage = "int8"
-    description = "dynamic int8 quantisation of the linear layers (CPU inference)"
+    description = COMPRESSION_METHODS["int8"]
 
     def compress(self, job: CompressionJob) -> MultimodalClassifier:
         job.emit(event="stage", stage="quantising the linear layers to int8")
@@ -32,7 +33,7 @@ class Float16(Compressor):
 
     name = "fp16"
     storage = "float16"
-    description = "float16 weights on disk (half the size; widened to float32 at load)"
+    description = COMPRESSION_METHODS["fp16"]
 
     def compress(self, job: CompressionJob) -> MultimodalClassifier:
         job.emit(event="stage", stage="rounding the weights to float16")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.compress import COMPRESSION_METHODS
 from core.compress.base import Compressor
 from core.compress.distill import Distill
 from core.compress.prune import Prune
@@ -9,3 +10,6 @@ from core.compress.quantize import Float16, Int8
 
 COMPRESSORS: dict[str, Compressor] = {c.name: c for c in (Int8(), Float16(), Prune(), Distill())}
 """Method name -> compressor, in the order they are offered."""
+
+if {name: c.description for name, c in COMPRESSORS.items()} != COMPRESSION_METHODS:
+    raise ImportError("core.compress.COMPRESSION_METHODS does not list the compressors, in order, with their descriptions.")

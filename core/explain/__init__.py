@@ -14,6 +14,13 @@ from typing import TYPE_CHECKING
 
 from core.lazy import lazy_exports
 
+EXPLAINER_NAMES = ("modality", "shap", "lime", "integrated_gradients", "gradient_shap", "grad_cam")
+"""Every method's name, in the order ``"all"`` runs them, known without importing torch (the
+command line's choices); :mod:`core.explain.registry` checks it against the explainers."""
+
+RANKED_METHODS = ("shap", "lime", "integrated_gradients", "gradient_shap", "grad_cam")
+"""The methods the trust assessment (:mod:`core.explain.trust`) ranks: those scoring segments."""
+
 if TYPE_CHECKING:
     from core.explain.base import Explainer
     from core.explain.engine import PerturbationEngine
@@ -39,11 +46,13 @@ __getattr__, __dir__ = lazy_exports(
 )
 __all__ = [
     "EXPLAINERS",
+    "EXPLAINER_NAMES",
     "Explainer",
     "Explanation",
     "ExplainParams",
     "FaithfulnessCurves",
     "PerturbationEngine",
+    "RANKED_METHODS",
     "SEGMENTATIONS",
     "agreement",
     "explain",

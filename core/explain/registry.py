@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.explain import EXPLAINER_NAMES, RANKED_METHODS
 from core.explain.base import Explainer
 from core.explain.grad_cam import GradCamExplainer
 from core.explain.gradient_shap import GradientShapExplainer
@@ -21,7 +22,12 @@ EXPLAINERS: dict[str, Explainer] = {
         GradCamExplainer(),
     )
 }
-"""Method name -> explainer, in the order ``"all"`` runs them."""
+"""Method name -> explainer, in the order ``"all"`` runs them (:data:`~core.explain.EXPLAINER_NAMES`)."""
+
+if tuple(EXPLAINERS) != EXPLAINER_NAMES:
+    raise ImportError(f"core.explain.EXPLAINER_NAMES {EXPLAINER_NAMES} does not list the explainers {tuple(EXPLAINERS)}.")
+if not set(RANKED_METHODS) <= {name for name, e in EXPLAINERS.items() if e.segment_scores}:
+    raise ImportError(f"core.explain.RANKED_METHODS {RANKED_METHODS} names a method that scores no segments.")
 
 
 def method_label(method: str) -> str:

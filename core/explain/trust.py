@@ -40,6 +40,7 @@ from core.device import describe_device
 from core.embeddings import embed_records
 from core.encoders.cache import EmbeddingCache
 from core.errors import Cancelled, ExplanationError
+from core.explain import RANKED_METHODS
 from core.explain.base import Explainer
 from core.explain.engine import CancelFlag, PerturbationEngine, is_cancelled
 from core.explain.input_only import InputOnlyExplainer
@@ -58,7 +59,6 @@ from core.explain.stability import max_sensitivity, seed_variation
 from core.serialization import JsonMixin, read_cached
 from core.settings import settings
 
-RANKED_METHODS = ("shap", "lime", "integrated_gradients", "gradient_shap", "grad_cam")
 CONTROL = InputOnlyExplainer()
 CRITERIA = ("deletion_gain", "insertion_gain", "randomisation", "max_sensitivity")
 """What the ranking averages: gains over a random order (higher is better), the mean rank

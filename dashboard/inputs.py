@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import streamlit as st
 
 from core.data import Dataset, find_records
-from core.errors import SampleDecodeError
+from core.errors import SampleDecodeError, UsageError
 from core.io import decode_sample, is_blank
 from core.sample import Sample
 from dashboard.markup import escape_markdown
@@ -75,9 +76,10 @@ def pick_record_id(dataset: Dataset, key: str, split_column: Any, record_column:
     by_id = {r.id: r for r in shown}
     chosen = st.session_state.get(f"{key}_record")
     if isinstance(chosen, str) and chosen not in by_id:
-        earlier = next((r for r in records if r.id == chosen), None)
-        if earlier is not None:
-            by_id = {chosen: earlier, **by_id}
+        with contextlib.suppress(UsageError):
+            earlier = dataset.record(chosen)
+            if earlier.split == split:
+                by_id = {chosen: earlier, **by_id}
     record_id = pick_column.selectbox(
         "Sample",
         list(by_id),

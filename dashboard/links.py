@@ -71,7 +71,7 @@ def open_in_predict(dataset: Dataset, record_id: str) -> None:
     """Make a dataset record the current sample and show it on Predict, as its "Dataset sample" choice."""
     sample = sample_from_record(dataset, record_id)
     set_current_sample(sample)
-    record = next(r for r in dataset.records if r.id == record_id)
+    record = dataset.record(record_id)
     # Predict's own widgets (dashboard.inputs.pick_record_id keys) are set to this record before it runs.
     st.session_state.update({"predict_source": "Dataset sample", "predict_split": record.split, "predict_record": record.id})
     st.switch_page(page("predict"))

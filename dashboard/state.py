@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.card import CheckpointInfo
 from core.data import Dataset, load_sample
-from core.errors import DatasetError, UsageError
+from core.errors import DatasetError
 from core.hashing import content_hash
 from core.io import read_file
 from core.sample import MODALITIES, DecodedSample
@@ -99,9 +99,7 @@ class CurrentSample:
 
 def sample_from_record(dataset: Dataset, record_id: str) -> CurrentSample:
     """A dataset record as the current sample (decoded with the dataset's limits)."""
-    record = next((r for r in dataset.records if r.id == record_id), None)
-    if record is None:
-        raise UsageError(f"The dataset has no sample with id {record_id!r}.")
+    record = dataset.record(record_id)
     return CurrentSample(
         description=f"dataset sample {record.id} ({record.split}, label {record.label})",
         decoded=load_sample(record, dataset.limits),

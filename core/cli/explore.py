@@ -116,9 +116,7 @@ def cmd_neighbors(args: argparse.Namespace) -> int:
             print(f"note: {note}", file=sys.stderr)
         return 0
     if args.sample is not None:
-        record = next((r for r in dataset.records if r.id == args.sample), None)
-        if record is None:
-            raise UsageError(f"The dataset has no record with id {args.sample!r}.")
+        record = dataset.record(args.sample)
         sample, label, reference, query = load_sample(record, dataset.limits), record.label, "label", f"record {record.id}"
     else:
         sample, query = sample_from_arguments(args), "the given sample"

@@ -140,6 +140,7 @@ class Dataset:
     skipped: ValidationReport | None = None
     limits: Limits = field(default_factory=Limits)
     tasks: list[Task] = field(default_factory=list)
+    _by_id: dict[str, Record] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.tasks:
@@ -162,6 +163,19 @@ class Dataset:
         """Each record's target for ``task`` (default: the primary one)."""
         name = self.task(task).name
         return [r.targets.get(name) if r.targets else (r.label if name == PRIMARY else None) for r in records]
+
+    def record(self, record_id: str) -> Record:
+        """The record with this id (ids are unique in a dataset; the index is built on first use).
+
+        Raises:
+            UsageError: the dataset has no such record.
+        """
+        if self._by_id is None:
+            self._by_id = {r.id: r for r in self.records}
+        record = self._by_id.get(record_id)
+        if record is None:
+            raise UsageError(f"The dataset has no record with id {record_id!r}.")
+        return record
 
     def split(self, name: str) -> list[Record]:
         """Records of one split (``train``, ``val`` or ``test``), in manifest order."""

@@ -320,3 +320,14 @@ def test_find_records_by_part_of_an_id_or_a_label() -> None:
     shown, total = find_records(records, "2", 2)  # label "2": rows 2, 5, 8, 11 (row-2's id matches too)
     assert total == 4 and shown == [records[2], records[5]]
     assert find_records(records, "zzz", 5) == ([], 0)
+
+
+def test_a_record_by_its_id(good_dataset: Path) -> None:
+    from core.errors import UsageError
+
+    dataset = load_dataset(good_dataset)
+    last = dataset.records[-1]
+    assert dataset.record(last.id) is last
+    assert [dataset.record(r.id) for r in dataset.records] == dataset.records
+    with pytest.raises(UsageError, match="no record with id 'nope'"):
+        dataset.record("nope")

@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.card import read_card
-from core.compress import COMPRESSORS, CompressOptions, default_name
+from core.compress import COMPRESSION_METHODS, CompressOptions, default_name
 from core.compress.runs import CompressSpec
 from core.fusion import FUSION_NAMES
 from core.settings import settings
@@ -33,8 +33,8 @@ def render_compress_form(chosen: Selection) -> None:
         help="A finished checkpoint of the sidebar's folder (int8 ones cannot be compressed further).",
     )  # fmt: skip
     method = cols[1].selectbox(
-        "Method", list(COMPRESSORS), key="compress_method",
-        help="; ".join(f"{name}: {c.description}" for name, c in COMPRESSORS.items()),
+        "Method", list(COMPRESSION_METHODS), key="compress_method",
+        help="; ".join(f"{name}: {description}" for name, description in COMPRESSION_METHODS.items()),
     )  # fmt: skip
     card = read_card(path)
     options = CompressOptions()
@@ -60,7 +60,8 @@ def render_compress_form(chosen: Selection) -> None:
                                   help="The rest of the loss is on the true labels."),
         )  # fmt: skip
     else:
-        cols[2].caption(COMPRESSORS[method].description.capitalize() + "; no training, takes seconds.")
+        description = COMPRESSION_METHODS[method]  # str.capitalize would lower "CPU"
+        cols[2].caption(f"{description[:1].upper()}{description[1:]}; no training, takes seconds.")
     spec_method = method + argument
     suggested = default_name(candidates[path].name, spec_method, options)
     name_cols = st.columns([2, 1], vertical_alignment="bottom")

@@ -27,6 +27,7 @@ def private_checkpoints(small_demo_env, small_checkpoints, monkeypatch, tmp_path
 def test_train_page_starts_a_compression_whose_checkpoint_joins_the_sidebar(private_checkpoints):
     at = open_page("train")
     assert_clean(at)
+    assert "Dynamic int8 quantisation of the linear layers (CPU inference); no training" in " ".join(c.value for c in at.caption)
     at.selectbox(key="compress_checkpoint").set_value(str(private_checkpoints / "early"))
     at.selectbox(key="compress_method").set_value("distill")
     at.run()

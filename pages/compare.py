@@ -23,8 +23,8 @@ from dashboard.markup import escape_markdown
 from dashboard.renderers import PLOTLY_CONFIG
 from dashboard.state import selection
 
+# The comparison (its cache arguments) whose evaluation the user cancelled: not restarted until asked.
 CANCELLED = "compare_cancelled"
-"""The comparison (its cache arguments) whose evaluation the user cancelled: not restarted until asked."""
 
 
 def cancel(comparison: tuple) -> None:

@@ -42,7 +42,7 @@ infos = chosen.require_checkpoints()
 
 
 with friendly_errors("checking the checkpoints against the dataset"):
-    controls = st.columns([1, 1, 1, 1, 1])
+    controls = st.columns([1, 1, 1.35, 1.15, 0.5], vertical_alignment="bottom")  # wide enough for "Robustness analyses" beside its help icon
     task = controls[3].selectbox(
         "Task",
         [t.name for t in dataset.tasks],

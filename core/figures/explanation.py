@@ -16,6 +16,7 @@ from core.figures.theme import (
     MODALITY_COLORS,
     PALETTE,
     diverging_heatmap,
+    labelled_bar_range,
     modality_bars,
     styled,
     symmetric_range,
@@ -38,8 +39,12 @@ def modality_bar(explanation: Explanation) -> go.Figure:
     """Horizontal bars of each modality's total attribution (modality Shapley values or sums)."""
     names = list(explanation.modality_totals)
     fig = go.Figure(modality_bars(explanation.modality_totals, "{:+.3f}", "+.4f"))
+    fig.update_traces(textposition="outside", textangle=0, cliponaxis=False)  # readable on a short bar too
     label = "Shapley value" if explanation.method == "modality" else f"{method_label(explanation.method)} total"
-    fig.update_layout(xaxis_title=f"{label} of P({explanation.target_name})", yaxis={"autorange": "reversed"})
+    room = labelled_bar_range(list(explanation.modality_totals.values()))
+    fig.update_layout(
+        xaxis={"title": f"{label} of P({explanation.target_name})", "range": room}, yaxis={"autorange": "reversed"}
+    )
     return styled(fig, f"Which modality drove '{explanation.target_name}'", height=120 + 45 * len(names))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -55,6 +57,15 @@ def modality_bars(values: dict[str, float], text: str, hover: str) -> go.Bar:
         textposition="auto",
         hovertemplate=f"%{{y}}: %{{x:{hover}}}<extra></extra>",
     )
+
+
+def labelled_bar_range(values: Sequence[float], room: float = 0.5) -> list[float]:
+    """An axis range holding zero and every value, with ``room`` (a fraction of the span) beyond
+    the bars' ends for labels drawn outside them: inside a short bar plotly turns a label on its
+    side or cuts it."""
+    low, high = min(0.0, *values), max(0.0, *values)
+    pad = room * ((high - low) or 1.0)
+    return [low - pad if low < 0 else 0.0, high + pad if high > 0 or low == 0 else 0.0]
 
 
 def symmetric_range(values: np.ndarray) -> float:

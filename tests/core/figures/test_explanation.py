@@ -47,3 +47,21 @@ def test_methods_without_maps_say_so(results):
 def test_png_is_a_png(results):
     data = figures.explanation_png(list(results.values()), toy_sample().image)
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
+
+
+def test_modality_bars_keep_their_labels_upright_and_inside_the_plot():
+    """A short bar's label went on its side or was cut (seen on Explain); labels now sit beyond
+    the bars' ends, level, in room the axis range leaves for them."""
+    from types import SimpleNamespace
+
+    from core.figures.theme import labelled_bar_range
+
+    totals = {"audio": -0.162, "image": 0.804, "text": 0.0}
+    fig = figures.modality_bar(SimpleNamespace(modality_totals=totals, method="modality", target_name="4"))
+    bar = fig.data[0]
+    assert (bar.textposition, bar.textangle, bar.cliponaxis) == ("outside", 0, False)
+    low, high = fig.layout.xaxis.range
+    assert low == pytest.approx(-0.162 - 0.5 * 0.966) and high == pytest.approx(0.804 + 0.5 * 0.966)
+    assert labelled_bar_range([0.2, 0.5]) == pytest.approx([0.0, 0.75])  # no room on a side without bars
+    assert labelled_bar_range([-0.4]) == pytest.approx([-0.6, 0.0])
+    assert labelled_bar_range([0.0, 0.0]) == pytest.approx([0.0, 0.5])

@@ -114,7 +114,9 @@ def token_html(explanation: Explanation) -> str:
 
 
 def audio_overlay(explanation: Explanation, opacity: float = 0.6) -> go.Figure:
-    """The log-mel spectrogram (grey) with the time x frequency attribution on top; x in seconds."""
+    """The log-mel spectrogram (grey) with the time x frequency attribution on top; x in seconds.
+
+    Titled like the image's figure ("Audio regions (method)"): a longer title was cut in a third of a page."""
     if explanation.audio is None:
         raise ValueError("This explanation has no audio attributions.")
     times = np.asarray(explanation.audio_times)
@@ -144,7 +146,7 @@ def audio_overlay(explanation: Explanation, opacity: float = 0.6) -> go.Figure:
         )
     )
     fig.update_layout(xaxis_title="time (s)", yaxis_title="frequency (Hz, mel scale)")
-    return styled(fig, f"Audio time x frequency ({method_label(explanation.method)})", height=360)
+    return styled(fig, f"Audio regions ({method_label(explanation.method)})", height=360)
 
 
 def faithfulness_curves(explanations: list[Explanation]) -> go.Figure:

@@ -28,7 +28,7 @@ with friendly_errors("summarising the dataset"):
     cols[0].metric("Records", f"{len(dataset.records):,}", help="Rows of the manifest that passed validation.")
     cols[1].metric("Classes", len(dataset.classes), help="Distinct labels.")
     cols[2].metric("Modalities", " · ".join(dataset.modalities()), help="Modalities present in at least one record.")
-    cols[3].metric("Train · val · test", " · ".join(str(sizes[s]) for s in ("train", "val", "test")), help="Records per split.")
+    cols[3].metric("Train · val · test", " · ".join(f"{sizes[s]:,}" for s in ("train", "val", "test")), help="Records per split.")
     if dataset.skipped is not None:
         skipped = dataset.skipped
         st.warning(

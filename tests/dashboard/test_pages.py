@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.data import load_dataset
 from core.io import encode_wav
 from core.settings import PROJECT_ROOT
 
@@ -53,6 +54,8 @@ def test_overview_summarises_dataset_and_checkpoints(dashboard_env):
     assert_clean(at)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Classes"] == "10"
+    sizes = load_dataset(dashboard_env["FUSION_DEMO_DATA"]).split_sizes()
+    assert metrics["Train · val · test"] == " · ".join(f"{n:,}" for n in sizes.values())  # 4,313 and 3,234 alike
     table = at.dataframe[0].value
     assert {"early", "late", "image-only"} <= set(table["checkpoint"])  # training also keeps the other baselines
     assert len(plotly_charts(at)) >= 3  # class balance, coverage, metric by strategy

@@ -166,12 +166,12 @@ class Compressor:
     Attributes:
         name: what ``--method`` calls it (``prune:<fraction>`` passes ``<fraction>`` as its argument).
         storage: how its checkpoints store weights (see :mod:`core.compress.storage`).
-        description: one line for ``--help`` and the Train page.
+
+    Its one-line description (``--help``, the Train page) is in :data:`core.compress.COMPRESSION_METHODS`.
     """
 
     name: str = ""
     storage: str = "float32"
-    description: str = ""
 
     def parameters(self, argument: str | None, options: CompressOptions) -> dict[str, Any]:
         """The method's parameters from its ``--method`` argument and the options (validated)."""

@@ -9,7 +9,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.compress import COMPRESSION_METHODS
 from core.compress.base import CompressionJob, CompressOptions, Compressor, copy_model
 from core.errors import CompressionError
 from core.fusion import FUSION_NAMES, build_fusion
@@ -65,7 +64,6 @@ class Distill(Compressor):
     (``--temperature``) mixed with the true labels (``--alpha``: the teacher's share)."""
 
     name = "distill"
-    description = COMPRESSION_METHODS["distill"]
 
     def parameters(self, argument: str | None, options: CompressOptions) -> dict[str, Any]:
         super().parameters(argument, options)

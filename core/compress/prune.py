@@ -6,7 +6,6 @@ from typing import Any
 
 from torch.nn.utils import prune
 
-from core.compress import COMPRESSION_METHODS
 from core.compress.base import CompressionJob, CompressOptions, Compressor, copy_model, weight_tensors
 from core.errors import CompressionError
 from core.model import MultimodalClassifier
@@ -25,7 +24,6 @@ class Prune(Compressor):
     CPU kernels run no faster: pruning shows how many weights the model does without."""
 
     name = "prune"
-    description = COMPRESSION_METHODS["prune"]
 
     def parameters(self, argument: str | None, options: CompressOptions) -> dict[str, Any]:
         try:

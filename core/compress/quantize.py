@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from core.compress import COMPRESSION_METHODS
 from core.compress.base import CompressionJob, Compressor, copy_model
 from core.compress.storage import quantize_int8
 from core.model import MultimodalClassifier
@@ -19,7 +18,6 @@ class Int8(Compressor):
 
     name = "int8"
     storage = "int8"
-    description = COMPRESSION_METHODS["int8"]
 
     def compress(self, job: CompressionJob) -> MultimodalClassifier:
         job.emit(event="stage", stage="quantising the linear layers to int8")
@@ -33,7 +31,6 @@ class Float16(Compressor):
 
     name = "fp16"
     storage = "float16"
-    description = COMPRESSION_METHODS["fp16"]
 
     def compress(self, job: CompressionJob) -> MultimodalClassifier:
         job.emit(event="stage", stage="rounding the weights to float16")

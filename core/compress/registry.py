@@ -11,5 +11,5 @@ from core.compress.quantize import Float16, Int8
 COMPRESSORS: dict[str, Compressor] = {c.name: c for c in (Int8(), Float16(), Prune(), Distill())}
 """Method name -> compressor, in the order they are offered."""
 
-if {name: c.description for name, c in COMPRESSORS.items()} != COMPRESSION_METHODS:
-    raise ImportError("core.compress.COMPRESSION_METHODS does not list the compressors, in order, with their descriptions.")
+if tuple(COMPRESSORS) != tuple(COMPRESSION_METHODS):
+    raise ImportError(f"core.compress.COMPRESSION_METHODS {tuple(COMPRESSION_METHODS)} does not list the compressors {tuple(COMPRESSORS)}.")
